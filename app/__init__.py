@@ -1,0 +1,84 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, g
+
+from app import db, errors, observability
+from app.auth.keys import load_keyring
+from app.auth.tokens import TokenService
+from app.authz import AuthzEngine
+from app.config import Settings
+from app.services import audit
+
+
+def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
+    """Build the app from the environment, optionally overridden by `config`."""
+    settings = config if isinstance(config, Settings) else Settings.from_env()
+    if isinstance(config, dict):
+        settings = settings.with_overrides(config)
+    settings.check()
+    observability.configure_logging(settings.log_level)
+
+    app = Flask(__name__, instance_path=settings.instance_path)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_content_length,
+        API_TITLE="Tenant API",
+        API_VERSION="1.0.0",
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+    )
+    app.extensions["settings"] = settings
+
+    observability.init_app(app)
+    db.init_app(app, settings.database_url, settings.database_pool_size)
+    _init_authz(app, settings)
+    keys = load_keyring(settings)
+    app.extensions["keys"] = keys
+    app.extensions["tokens"] = TokenService(settings, keys)
+    errors.register(app)
+
+    from app import api, cli
+
+    api.init_app(app)
+    cli.init_app(app)
+    _init_unit_of_work(app)
+    return app
+
+
+def _init_authz(app: Flask, settings: Settings) -> None:
+    engine = AuthzEngine(settings.policy_dir)
+
+    def record(actor: Any, action: str, resource: Any, visible: bool) -> None:
+        g.setdefault("denials", []).append(
+            audit.denial(actor, action, resource, g.get("request_id"))
+        )
+
+    engine.on_denial = record
+    app.extensions["authz"] = engine
+
+
+def _init_unit_of_work(app: Flask) -> None:
+    """Commit the request's transaction when the view succeeded; write denials after it."""
+
+    @app.after_request
+    def _commit(response: Response) -> Response:
+        session = g.get("db_session")
+        if session is not None and response.status_code < 400:
+            session.commit()
+        return response
+
+    @app.teardown_request
+    def _write_denials(exc: BaseException | None) -> None:
+        denials = g.pop("denials", None)
+        if not denials:
+            return
+        db.end_request_session(exc)  # release SQLite's write lock before a second writer
+        with db.separate_session() as session:
+            audit.write(session, denials)

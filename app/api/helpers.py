@@ -1,0 +1,30 @@
+"""Small pieces every blueprint uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, request
+from sqlalchemy import Select
+
+from app import db
+from app.pagination import Page, paginate
+
+
+def settings() -> Any:
+    return current_app.extensions["settings"]
+
+
+def page(stmt: Select[Any], model: type, args: dict[str, Any], sortable: dict[str, Any]) -> Page:
+    """One page of `stmt`; cursors are bound to this list (the request path)."""
+    return paginate(
+        db.session(),
+        stmt,
+        model=model,
+        sort=args["sort"],
+        sortable=sortable,
+        limit=args["limit"],
+        cursor=args["cursor"],
+        secret=settings().secret_key,
+        scope=request.path,
+    )

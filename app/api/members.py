@@ -1,0 +1,124 @@
+"""Members of an organization and of a site."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from app import db
+from app.api.helpers import page
+from app.auth.current import actor
+from app.authz import authorize, authorized
+from app.models import OrgMembership, SiteMembership
+from app.pagination import Page
+from app.services import memberships, tenancy
+from schemas.tenancy import (
+    MemberListArgs,
+    MemberPageSchema,
+    MemberSchema,
+    OrgMemberAddSchema,
+    OrgMemberUpdateSchema,
+    SiteMemberAddSchema,
+    SiteMemberUpdateSchema,
+)
+
+blp = Blueprint("members", __name__, url_prefix="/v1/orgs/<uuid:org_id>", description="Members")
+
+
+def _page_with_users(result: Page) -> Page:
+    return Page(memberships.with_users(db.session(), result.items), result.next_cursor)
+
+
+@blp.route("/members")
+class OrgMembers(MethodView):
+    @blp.arguments(MemberListArgs, location="query")
+    @blp.response(200, MemberPageSchema)
+    def get(self, args: dict[str, Any], org_id: uuid.UUID) -> Page:
+        org = tenancy.get_org(db.session(), org_id)
+        authorize(actor(), "list_members", org)
+        stmt = authorized(memberships.org_members(org.id), actor(), "read", OrgMembership)
+        return _page_with_users(
+            page(stmt, OrgMembership, args, {"created_at": OrgMembership.created_at})
+        )
+
+    @blp.arguments(OrgMemberAddSchema)
+    @blp.response(201, MemberSchema)
+    def post(self, data: dict[str, Any], org_id: uuid.UUID) -> dict[str, Any]:
+        """Give an existing account a role on the organization (org_admin)."""
+        session = db.session()
+        org = tenancy.get_org(session, org_id)
+        authorize(actor(), "manage_members", org)
+        membership = memberships.add_org_member(session, org, data["email"], data["role"])
+        return memberships.with_users(session, [membership])[0]
+
+
+@blp.route("/members/<uuid:user_id>")
+class OrgMember(MethodView):
+    @blp.arguments(OrgMemberUpdateSchema)
+    @blp.response(200, MemberSchema)
+    @blp.alt_response(409, description="The organization would be left without an org_admin.")
+    def patch(self, data: dict[str, Any], org_id: uuid.UUID, user_id: uuid.UUID) -> Any:
+        session = db.session()
+        org = tenancy.get_org(session, org_id, lock=True)
+        authorize(actor(), "manage_members", org)
+        membership = memberships.get_org_member(session, org.id, user_id)
+        memberships.change_org_role(session, membership, data["role"])
+        return memberships.with_users(session, [membership])[0]
+
+    @blp.response(204)
+    @blp.alt_response(409, description="The organization would be left without an org_admin.")
+    def delete(self, org_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        """Remove a member, with the roles it held on the organization's sites."""
+        session = db.session()
+        org = tenancy.get_org(session, org_id, lock=True)
+        authorize(actor(), "manage_members", org)
+        memberships.remove_org_member(session, memberships.get_org_member(session, org.id, user_id))
+
+
+@blp.route("/sites/<uuid:site_id>/members")
+class SiteMembers(MethodView):
+    @blp.arguments(MemberListArgs, location="query")
+    @blp.response(200, MemberPageSchema)
+    def get(self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Page:
+        site = tenancy.get_site(db.session(), org_id, site_id)
+        authorize(actor(), "list_members", site)
+        stmt = authorized(memberships.site_members(site), actor(), "read", SiteMembership)
+        return _page_with_users(
+            page(stmt, SiteMembership, args, {"created_at": SiteMembership.created_at})
+        )
+
+    @blp.arguments(SiteMemberAddSchema)
+    @blp.response(201, MemberSchema)
+    def post(self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Any:
+        """Give an account a role on this site (site_admin; at most site_admin)."""
+        session = db.session()
+        site = tenancy.get_site(session, org_id, site_id)
+        authorize(actor(), "manage_members", site)
+        membership = memberships.add_site_member(session, site, data["email"], data["role"])
+        return memberships.with_users(session, [membership])[0]
+
+
+@blp.route("/sites/<uuid:site_id>/members/<uuid:user_id>")
+class SiteMember(MethodView):
+    @blp.arguments(SiteMemberUpdateSchema)
+    @blp.response(200, MemberSchema)
+    def patch(
+        self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID, user_id: uuid.UUID
+    ) -> Any:
+        session = db.session()
+        site = tenancy.get_site(session, org_id, site_id)
+        authorize(actor(), "manage_members", site)
+        membership = memberships.get_site_member(session, site, user_id)
+        membership.role = data["role"]
+        session.flush()
+        return memberships.with_users(session, [membership])[0]
+
+    @blp.response(204)
+    def delete(self, org_id: uuid.UUID, site_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        session = db.session()
+        site = tenancy.get_site(session, org_id, site_id)
+        authorize(actor(), "manage_members", site)
+        session.delete(memberships.get_site_member(session, site, user_id))

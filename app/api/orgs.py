@@ -1,0 +1,68 @@
+"""Organizations."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from app import db
+from app.api.helpers import page
+from app.auth.current import actor
+from app.authz import authorize, authorized
+from app.models import Organization
+from app.services import tenancy
+from schemas.tenancy import OrgCreateSchema, OrgListArgs, OrgPageSchema, OrgSchema, OrgUpdateSchema
+
+blp = Blueprint("orgs", __name__, url_prefix="/v1/orgs", description="Organizations")
+
+SORTABLE = {"created_at": Organization.created_at, "name": Organization.name}
+
+
+@blp.route("")
+class Orgs(MethodView):
+    @blp.arguments(OrgListArgs, location="query")
+    @blp.response(200, OrgPageSchema)
+    def get(self, args: dict[str, Any]) -> Any:
+        """Organizations the caller may read."""
+        stmt = authorized(tenancy.live_orgs(), actor(), "read", Organization)
+        return page(stmt, Organization, args, SORTABLE)
+
+    @blp.arguments(OrgCreateSchema)
+    @blp.response(201, OrgSchema)
+    def post(self, data: dict[str, Any]) -> Organization:
+        """Create an organization; the caller becomes its org_admin."""
+        return tenancy.create_org(db.session(), actor().id, data["name"])
+
+
+@blp.route("/<uuid:org_id>")
+class Org(MethodView):
+    @blp.etag
+    @blp.response(200, OrgSchema)
+    def get(self, org_id: uuid.UUID) -> Organization:
+        org = tenancy.get_org(db.session(), org_id)
+        authorize(actor(), "read", org)
+        return org
+
+    @blp.etag
+    @blp.arguments(OrgUpdateSchema)
+    @blp.response(200, OrgSchema)
+    def patch(self, data: dict[str, Any], org_id: uuid.UUID) -> Organization:
+        """Rename; needs `If-Match` with the current ETag."""
+        org = tenancy.get_org(db.session(), org_id)
+        authorize(actor(), "update", org)
+        blp.check_etag(org, OrgSchema)
+        tenancy.update(org, data)
+        db.session().flush()
+        return org
+
+    @blp.etag
+    @blp.response(204)
+    def delete(self, org_id: uuid.UUID) -> None:
+        """Soft-delete; needs `If-Match` with the current ETag."""
+        org = tenancy.get_org(db.session(), org_id)
+        authorize(actor(), "delete", org)
+        blp.check_etag(org, OrgSchema)
+        tenancy.soft_delete(org)

@@ -1,0 +1,1 @@
+"""Authentication: passwords, access tokens, and resolving the request's actor."""

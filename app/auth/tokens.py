@@ -1,0 +1,107 @@
+"""Signed JWT access tokens (RFC 9068 profile): issue and verify.
+
+Verification trusts nothing the token says about how to verify it: the algorithm must be
+in the configured allowlist, the key is chosen by `kid` among our own keys only, headers
+that point elsewhere (`jwk`, `jku`, `x5u`, `x5c`, `crit`) are refused, and `iss`, `aud`,
+`exp`, `iat`, `sub`, `sid` are required.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwt import JWTClaimsRegistry
+
+from app.auth.keys import KeyRing
+from app.config import Settings
+
+ACCESS_TOKEN_TYPE = "at+jwt"
+ALLOWED_HEADERS = {"alg", "kid", "typ"}
+MAX_TOKEN_LENGTH = 4096
+
+
+class InvalidToken(Exception):
+    """The token must be refused; the message is for logs, never for the client."""
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: uuid.UUID
+    session_id: uuid.UUID
+    expires_at: int
+
+
+class TokenService:
+    def __init__(self, settings: Settings, keys: KeyRing) -> None:
+        self.settings = settings
+        self.keys = keys
+        self.algorithms = list(settings.jwt_algorithms)
+        self.registry = JWTClaimsRegistry(
+            leeway=settings.jwt_leeway_seconds,
+            iss={"essential": True, "value": settings.jwt_issuer},
+            aud={"essential": True, "value": settings.jwt_audience},
+            exp={"essential": True},
+            iat={"essential": True},
+            sub={"essential": True},
+            sid={"essential": True},
+        )
+
+    def issue_access_token(self, user_id: uuid.UUID, session_id: uuid.UUID) -> tuple[str, int]:
+        now = int(time.time())
+        ttl = self.settings.jwt_access_ttl_seconds
+        key = self.keys.signing
+        header = {"alg": self.algorithms[0], "kid": key.kid, "typ": ACCESS_TOKEN_TYPE}
+        claims = {
+            "iss": self.settings.jwt_issuer,
+            "aud": self.settings.jwt_audience,
+            "sub": str(user_id),
+            "sid": str(session_id),
+            "iat": now,
+            "exp": now + ttl,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(header, claims, key, algorithms=self.algorithms), ttl
+
+    def verify_access_token(self, token: str) -> AccessClaims:
+        if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
+            raise InvalidToken("not a compact JWS")
+        header = _header(token)
+        if set(header) - ALLOWED_HEADERS:
+            raise InvalidToken(f"unexpected header parameters {sorted(set(header) - ALLOWED_HEADERS)}")
+        if header.get("typ") != ACCESS_TOKEN_TYPE:
+            raise InvalidToken("not an access token")
+        if header.get("alg") not in self.algorithms:
+            raise InvalidToken("algorithm not allowed")
+        key = self.keys.by_kid.get(header.get("kid")) if isinstance(header.get("kid"), str) else None
+        if key is None:
+            raise InvalidToken("unknown key id")
+        try:
+            decoded = jwt.decode(token, key, algorithms=self.algorithms)
+            self.registry.validate(decoded.claims)
+            claims = decoded.claims
+            return AccessClaims(
+                user_id=uuid.UUID(str(claims["sub"])),
+                session_id=uuid.UUID(str(claims["sid"])),
+                expires_at=int(claims["exp"]),
+            )
+        except (JoseError, ValueError, TypeError, KeyError) as exc:
+            raise InvalidToken(type(exc).__name__) from exc
+
+
+def _header(token: str) -> dict[str, Any]:
+    segment = token.split(".", 1)[0]
+    try:
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        header = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidToken("unreadable header") from exc
+    if not isinstance(header, dict):
+        raise InvalidToken("header is not an object")
+    return header

@@ -1,0 +1,45 @@
+"""Actors as Polar sees them: an identity plus the role grants loaded once per request."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+
+@dataclass(frozen=True, eq=False)
+class UserActor:
+    """A signed-in user. Polar reads its grants through `org_ids` / `site_ids`."""
+
+    id: uuid.UUID
+    email: str = ""
+    session_id: uuid.UUID | None = None
+    org_roles: Mapping[uuid.UUID, str] = field(default_factory=dict)
+    site_roles: Mapping[uuid.UUID, str] = field(default_factory=dict)
+    site_orgs: Mapping[uuid.UUID, uuid.UUID] = field(default_factory=dict)
+
+    kind = "user"
+
+    def org_ids(self, role: str) -> list[uuid.UUID]:
+        """Organizations on which this actor holds exactly `role`."""
+        return [org for org, granted in self.org_roles.items() if granted == role]
+
+    def site_ids(self, role: str) -> list[uuid.UUID]:
+        """Sites on which this actor holds exactly `role`."""
+        return [site for site, granted in self.site_roles.items() if granted == role]
+
+    def guest_org_ids(self) -> list[uuid.UUID]:
+        """Organizations where this actor holds a role on some site only."""
+        return [org for org in set(self.site_orgs.values()) if org not in self.org_roles]
+
+    @cached_property
+    def grants_key(self) -> tuple[object, ...]:
+        """Everything a compiled data filter may depend on: the filter cache key."""
+        return (
+            self.kind,
+            self.id,
+            frozenset(self.org_roles.items()),
+            frozenset(self.site_roles.items()),
+            frozenset(self.site_orgs.items()),
+        )

@@ -1,0 +1,218 @@
+"""Compile Oso's data filters into SQLAlchemy boolean expressions.
+
+Oso describes the allowed rows of a type as a disjunction of conjunctions of comparisons
+(`Field op Field|value`) over the root type and types joined to it by `Relation`s. The
+adapter shipped with oso turns that into a legacy `Query` with inner joins and
+`SELECT DISTINCT`, and compiles `In` with Python's `in`. This one returns a plain
+boolean expression over the root model, so endpoints compose it with `select()`:
+
+- a comparison on a related type's key is rewritten onto the foreign key of the row that
+  points at it (`organizations.id = X` via `sites.parent` becomes `sites.org_id = X`), so
+  the common role checks need no join at all;
+- what still needs a related row becomes a correlated `EXISTS`;
+- single-comparison disjuncts on one column collapse into one `IN (...)`;
+- comparisons keep Python's semantics for NULL (`IS DISTINCT FROM`, `NOT IN` or NULL);
+- anything else raises `UnsupportedFilter` instead of compiling to something silently wrong.
+
+Relations must be many-to-one over a non-nullable foreign key: then oso's inner join
+never drops a row, and disjuncts that do not mention the related type need no EXISTS.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from polar.data.adapter import DataAdapter
+from polar.data.filter import Condition, DataFilter, Projection
+from sqlalchemy import ColumnElement, and_, exists, false, inspect, or_, select, true
+from sqlalchemy.orm import aliased
+
+
+class UnsupportedFilter(RuntimeError):
+    """Oso produced a filter this adapter cannot compile faithfully."""
+
+
+class _Literal:
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class SqlFilterAdapter(DataAdapter):
+    def build_query(self, filter: DataFilter) -> ColumnElement[bool]:
+        return _Compiler(filter).compile()
+
+    def execute_query(self, query: Any) -> Any:
+        raise UnsupportedFilter("compose the expression with select() and execute that")
+
+
+class _Compiler:
+    def __init__(self, f: DataFilter) -> None:
+        self.root = f.model
+        self.types = f.types
+        # type -> (parent type, my_field on parent, other_field on type)
+        self.edges: dict[type, tuple[type, str, str]] = {}
+        for rel in f.relations:
+            spec = self.types[rel.left].fields[rel.name]
+            if spec.kind != "one":
+                raise UnsupportedFilter(f"relation {rel.name!r} must be many-to-one")
+            if rel.right is self.root or rel.right in self.edges:
+                raise UnsupportedFilter(f"type {rel.right.__name__} is joined more than once")
+            self.edges[rel.right] = (rel.left, spec.my_field, spec.other_field)
+        self.disjuncts = f.conditions
+
+    def compile(self) -> ColumnElement[bool]:
+        in_lists: dict[str, set[Any]] = defaultdict(set)
+        others: list[ColumnElement[bool]] = []
+        for conjunction in self.disjuncts:
+            conditions = [self._normalize(c) for c in conjunction]
+            if any(c is False for c in conditions):
+                continue
+            conditions = [c for c in conditions if c is not True]
+            if not conditions:
+                return true()
+            single = conditions[0] if len(conditions) == 1 else None
+            if single is not None and _is_root_equality(single):
+                column, value = single
+                in_lists[column].add(value)
+                continue
+            others.append(self._conjunction(conditions))
+        parts = [self._column(self.root, col).in_(sorted(vals, key=str)) for col, vals in
+                 sorted(in_lists.items())]
+        parts.extend(others)
+        if not parts:
+            return false()
+        return parts[0] if len(parts) == 1 else or_(*parts)
+
+    # -- conditions -------------------------------------------------------------------------
+
+    def _normalize(self, cond: Condition) -> Any:
+        """Rewrite a condition onto the root where possible; fold literal-only ones."""
+        left, right = self._side(cond.left), self._side(cond.right)
+        op = cond.cmp
+        if op not in ("Eq", "Neq", "In", "Nin"):
+            raise UnsupportedFilter(f"comparison {op!r}")
+        if isinstance(left, _Literal) and isinstance(right, _Literal):
+            return _evaluate(op, left.value, right.value)
+        if op in ("Eq", "Neq") and isinstance(left, _Literal):
+            left, right = right, left
+        if op in ("In", "Nin") and not isinstance(right, _Literal):
+            raise UnsupportedFilter(f"{op} against a field: only literal lists compile")
+        if op in ("In", "Nin") and not isinstance(right.value, list | tuple | set | frozenset):
+            raise UnsupportedFilter(f"{op} against a non-list literal")
+        if op == "Eq" and isinstance(right, _Literal) and left[0] is self.root:
+            return (left[1], right.value)  # root column = literal: the common, indexable case
+        return (op, left, right)
+
+    def _side(self, side: Any) -> Any:
+        if isinstance(side, Projection):
+            field = side.field or inspect(side.source).primary_key[0].name
+            return self._hoist(side.source, field)
+        mapper = inspect(type(side), raiseerr=False)
+        if mapper is not None and hasattr(mapper, "primary_key"):
+            return _Literal(getattr(side, mapper.primary_key[0].name))
+        if side is None or isinstance(side, str | int | float | bool | list | tuple):
+            return _Literal(side)
+        if type(side).__module__ in ("uuid", "datetime", "decimal"):
+            return _Literal(side)
+        raise UnsupportedFilter(f"cannot compile a literal of type {type(side).__name__}")
+
+    def _hoist(self, source: type, field: str) -> tuple[type, str]:
+        """Follow `related.key` back along foreign keys while the field is the join key."""
+        while source is not self.root:
+            parent, my_field, other_field = self._edge(source)
+            if field != other_field:
+                break
+            source, field = parent, my_field
+        return (source, field)
+
+    def _edge(self, source: type) -> tuple[type, str, str]:
+        if source not in self.edges:
+            raise UnsupportedFilter(f"type {source.__name__} is not related to the root")
+        return self.edges[source]
+
+    def _conjunction(self, conditions: list[Any]) -> ColumnElement[bool]:
+        related = {
+            proj[0]
+            for cond in conditions
+            for proj in _projections(cond)
+            if proj[0] is not self.root
+        }
+        if not related:
+            return and_(*(self._sql(c, {}) for c in conditions))
+        # Every type on the path from the root to a referenced type goes into one EXISTS.
+        path: set[type] = set()
+        for t in related:
+            while t is not self.root:
+                path.add(t)
+                t = self._edge(t)[0]
+        alias = {t: aliased(t) for t in path}
+        joins = [
+            self._column(child, other_field, alias) == self._column(parent, my_field, alias)
+            for child in path
+            for parent, my_field, other_field in [self.edges[child]]
+        ]
+        where = joins + [self._sql(c, alias) for c in conditions]
+        return exists(select(1).select_from(*alias.values()).where(*where).correlate(self.root))
+
+    def _sql(self, cond: Any, alias: dict[type, Any]) -> ColumnElement[bool]:
+        if len(cond) == 2:
+            column, value = cond
+            return self._column(self.root, column) == value
+        op, left, right = cond
+        lhs = self._column(left[0], left[1], alias)
+        nullable = _nullable(left[0], left[1])
+        if isinstance(right, _Literal):
+            value = right.value
+            if op == "Eq":
+                return lhs.is_(None) if value is None else lhs == value
+            if op == "Neq":
+                return lhs.is_not(None) if value is None else lhs.is_distinct_from(value)
+            values = sorted(value, key=str)
+            if op == "In":
+                return lhs.in_(values)
+            return or_(lhs.is_(None), lhs.not_in(values)) if nullable else lhs.not_in(values)
+        rhs = self._column(right[0], right[1], alias)
+        either_nullable = nullable or _nullable(right[0], right[1])
+        if op == "Eq":
+            return lhs.is_not_distinct_from(rhs) if either_nullable else lhs == rhs
+        if op == "Neq":
+            return lhs.is_distinct_from(rhs) if either_nullable else lhs != rhs
+        raise UnsupportedFilter(f"{op} between two fields")
+
+    def _column(self, model: type, field: str, alias: dict[type, Any] | None = None) -> Any:
+        target = model if model is self.root else (alias or {}).get(model)
+        if target is None:
+            raise UnsupportedFilter(f"{model.__name__}.{field} is outside the query")
+        try:
+            return getattr(target, field)
+        except AttributeError as exc:
+            raise UnsupportedFilter(f"{model.__name__} has no column {field!r}") from exc
+
+
+def _projections(cond: Any) -> list[tuple[type, str]]:
+    if len(cond) == 2:
+        return []
+    return [side for side in cond[1:] if isinstance(side, tuple)]
+
+
+def _is_root_equality(cond: Any) -> bool:
+    """`root.column = literal` (not NULL: `IN (NULL)` would never match)."""
+    return len(cond) == 2 and cond[1] is not None
+
+
+def _nullable(model: type, field: str) -> bool:
+    column = inspect(model).columns.get(field)
+    return column is None or bool(column.nullable)
+
+
+def _evaluate(op: str, left: Any, right: Any) -> bool:
+    if op == "Eq":
+        return bool(left == right)
+    if op == "Neq":
+        return bool(left != right)
+    if op == "In":
+        return left in right
+    return left not in right

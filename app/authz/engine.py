@@ -1,0 +1,126 @@
+"""Oso setup, class registration, the decision helpers, and the compiled-filter cache."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from flask import current_app
+from oso import Oso, Relation
+from sqlalchemy import ColumnElement, Select
+
+from app.authz.actors import UserActor
+from app.authz.adapter import SqlFilterAdapter
+from app.errors import Forbidden, NotFound
+from app.models import AuditEvent, Organization, OrgMembership, Site, SiteMembership
+
+S = TypeVar("S", bound=Select[Any])
+
+# Resource classes and the fields Polar may filter on. Relations are many-to-one.
+RESOURCES: dict[type, dict[str, Any]] = {
+    Organization: {"id": uuid.UUID},
+    Site: {
+        "id": uuid.UUID,
+        "org_id": uuid.UUID,
+        "parent": Relation("one", "Organization", "org_id", "id"),
+    },
+    OrgMembership: {
+        "id": uuid.UUID,
+        "user_id": uuid.UUID,
+        "organization": Relation("one", "Organization", "org_id", "id"),
+    },
+    SiteMembership: {
+        "id": uuid.UUID,
+        "user_id": uuid.UUID,
+        "site": Relation("one", "Site", "site_id", "id"),
+    },
+    AuditEvent: {
+        "id": uuid.UUID,
+        "organization": Relation("one", "Organization", "org_id", "id"),
+    },
+}
+ACTORS = {UserActor: "User"}
+
+# Called with each denial: (actor, action, resource, visible); set by the app (audit log).
+DenialHook = Callable[[Any, str, Any, bool], None]
+
+
+class _LRU:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.data: OrderedDict[Any, Any] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get_or_build(self, key: Any, build: Callable[[], Any]) -> Any:
+        with self.lock:
+            if key in self.data:
+                self.data.move_to_end(key)
+                return self.data[key]
+        value = build()
+        with self.lock:
+            self.data[key] = value
+            if len(self.data) > self.size:
+                self.data.popitem(last=False)
+        return value
+
+
+class AuthzEngine:
+    """One Oso instance loaded with every policy file; fails loudly on a bad policy."""
+
+    def __init__(self, policy_dir: str | Path, cache_size: int = 4096) -> None:
+        self.oso = Oso()
+        self.oso.register_class(uuid.UUID, name="Uuid")
+        for cls, name in ACTORS.items():
+            self.oso.register_class(cls, name=name)
+        for cls, fields in RESOURCES.items():
+            self.oso.register_class(cls, fields=fields)
+        files = sorted(Path(policy_dir).glob("*.polar"))
+        if not files:
+            raise RuntimeError(f"no policy files in {policy_dir}")
+        self.oso.load_files(files)
+        self.oso.set_data_filtering_adapter(SqlFilterAdapter())
+        self.filters = _LRU(cache_size)
+        self.on_denial: DenialHook | None = None
+
+    def is_allowed(self, actor: Any, action: str, resource: Any) -> bool:
+        return bool(self.oso.is_allowed(actor, action, resource))
+
+    def authorize(self, actor: Any, action: str, resource: Any) -> None:
+        if self.is_allowed(actor, action, resource):
+            return
+        visible = action != "read" and self.is_allowed(actor, "read", resource)
+        if self.on_denial is not None:
+            self.on_denial(actor, action, resource, visible)
+        if visible:
+            raise Forbidden(f"You may not {action.replace('_', ' ')} this resource.")
+        raise NotFound()
+
+    def filter(self, actor: Any, action: str, model: type) -> ColumnElement[bool]:
+        """The policy as a WHERE clause; compiled once per (grants, action, model)."""
+        key = (actor.grants_key, action, model)
+        return self.filters.get_or_build(
+            key, lambda: self.oso.authorized_query(actor, action, model)
+        )
+
+    def authorized(self, stmt: S, actor: Any, action: str, model: type) -> S:
+        return stmt.where(self.filter(actor, action, model))
+
+
+def engine() -> AuthzEngine:
+    return current_app.extensions["authz"]
+
+
+def is_allowed(actor: Any, action: str, resource: Any) -> bool:
+    return engine().is_allowed(actor, action, resource)
+
+
+def authorize(actor: Any, action: str, resource: Any) -> None:
+    engine().authorize(actor, action, resource)
+
+
+def authorized(stmt: S, actor: Any, action: str, model: type) -> S:
+    return engine().authorized(stmt, actor, action, model)

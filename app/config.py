@@ -1,0 +1,140 @@
+"""Settings read from the environment, with defaults that are safe for local use only.
+
+`APP_ENV=production` turns the defaults into errors: the app refuses to start with the
+development secret key, without signing keys, or on the embedded SQLite database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+DEV_SECRET_KEY = "dev-only-secret-key-change-me"  # noqa: S105 - rejected in production
+DEFAULT_INSTANCE = Path.cwd() / "instance"
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run safely; the message says which setting."""
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    try:
+        return int(raw) if raw not in (None, "") else default
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer") from exc
+
+
+def _env_list(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    secret_key: str = DEV_SECRET_KEY
+    database_url: str = f"sqlite:///{DEFAULT_INSTANCE / 'app.db'}"
+    database_pool_size: int = 5
+    instance_path: str = str(DEFAULT_INSTANCE)
+
+    # Access tokens: JWS signed with a key from `jwt_keys` (a JWK set with private keys).
+    jwt_issuer: str = "tenant-api"
+    jwt_audience: str = "tenant-api"
+    jwt_algorithms: tuple[str, ...] = ("Ed25519",)
+    jwt_access_ttl_seconds: int = 900
+    jwt_keys: dict[str, Any] | None = None
+    jwt_keys_file: str = ""
+    jwt_leeway_seconds: int = 30
+
+    session_idle_timeout_seconds: int = 14 * 24 * 3600
+    session_absolute_lifetime_seconds: int = 90 * 24 * 3600
+
+    s3_endpoint_url: str = ""
+    s3_bucket: str = "tenant-api"
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+
+    ratelimit_storage_uri: str = "memory://"
+    ratelimit_enabled: bool = True
+
+    page_default_limit: int = 20
+    page_max_limit: int = 100
+    max_content_length: int = 1024 * 1024
+    log_level: str = "INFO"
+    policy_dir: str = str(Path(__file__).resolve().parent.parent / "policies")
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        keys_raw = os.environ.get("JWT_KEYS")
+        try:
+            jwt_keys = json.loads(keys_raw) if keys_raw else None
+        except ValueError as exc:
+            raise ConfigError("JWT_KEYS must be a JSON Web Key Set") from exc
+        instance = _env("INSTANCE_PATH", str(DEFAULT_INSTANCE))
+        return cls(
+            env=_env("APP_ENV", "development"),
+            secret_key=_env("SECRET_KEY", DEV_SECRET_KEY),
+            database_url=_env("DATABASE_URL", f"sqlite:///{Path(instance) / 'app.db'}"),
+            database_pool_size=_env_int("DATABASE_POOL_SIZE", 5),
+            instance_path=instance,
+            jwt_issuer=_env("JWT_ISSUER", cls.jwt_issuer),
+            jwt_audience=_env("JWT_AUDIENCE", cls.jwt_audience),
+            jwt_algorithms=_env_list("JWT_ALGORITHMS", cls.jwt_algorithms),
+            jwt_access_ttl_seconds=_env_int("JWT_ACCESS_TTL_SECONDS", 900),
+            jwt_keys=jwt_keys,
+            jwt_keys_file=_env("JWT_KEYS_FILE", ""),
+            jwt_leeway_seconds=_env_int("JWT_LEEWAY_SECONDS", 30),
+            session_idle_timeout_seconds=_env_int("SESSION_IDLE_TIMEOUT_SECONDS", 14 * 24 * 3600),
+            session_absolute_lifetime_seconds=_env_int(
+                "SESSION_ABSOLUTE_LIFETIME_SECONDS", 90 * 24 * 3600
+            ),
+            s3_endpoint_url=_env("S3_ENDPOINT_URL", ""),
+            s3_bucket=_env("S3_BUCKET", cls.s3_bucket),
+            s3_region=_env("S3_REGION", cls.s3_region),
+            s3_access_key_id=_env("S3_ACCESS_KEY_ID", ""),
+            s3_secret_access_key=_env("S3_SECRET_ACCESS_KEY", ""),
+            ratelimit_storage_uri=_env("RATELIMIT_STORAGE_URI", "memory://"),
+            ratelimit_enabled=_env("RATELIMIT_ENABLED", "1") not in ("0", "false", "no"),
+            page_default_limit=_env_int("PAGE_DEFAULT_LIMIT", 20),
+            page_max_limit=_env_int("PAGE_MAX_LIMIT", 100),
+            max_content_length=_env_int("MAX_CONTENT_LENGTH", 1024 * 1024),
+            log_level=_env("LOG_LEVEL", "INFO"),
+        )
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Settings:
+        known = {f.name for f in fields(self)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
+        return replace(self, **overrides)
+
+    def check(self) -> None:
+        """Refuse configurations that are only acceptable on a developer's machine."""
+        if not self.is_production:
+            return
+        if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
+            raise ConfigError("SECRET_KEY must be set to at least 32 random characters")
+        if not (self.jwt_keys or self.jwt_keys_file):
+            raise ConfigError("JWT_KEYS or JWT_KEYS_FILE must provide the signing keys")
+        if self.database_url.startswith("sqlite"):
+            raise ConfigError("DATABASE_URL must point at PostgreSQL in production")
+        if "none" in {a.lower() for a in self.jwt_algorithms} or any(
+            a.startswith("HS") for a in self.jwt_algorithms
+        ):
+            raise ConfigError("JWT_ALGORITHMS must list asymmetric algorithms only")

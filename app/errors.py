@@ -1,0 +1,147 @@
+"""problem+json (RFC 9457) rendering, and the exceptions services raise.
+
+Every error leaves the app through `problem()`: HTTP exceptions from werkzeug and
+flask-smorest (with their validation messages and headers), the app's own `ApiError`s,
+and anything unexpected, which becomes an opaque 500 and is logged with its stack.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask, Response, g, json
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+log = logging.getLogger("app.errors")
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://errors.tenant-api.dev/"
+
+
+class ApiError(Exception):
+    """An error a client can act on. `detail` must never carry secrets or internals."""
+
+    status = 400
+    title: str | None = None
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        type_: str | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers or {}
+        self.type_ = type_
+
+    @classmethod
+    def of(cls, status: int, detail: str, **kw: Any) -> ApiError:
+        error = cls(detail, **kw)
+        error.status = status
+        return error
+
+
+class BadRequest(ApiError):
+    status = 400
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+    def __init__(self, detail: str = "Missing or invalid credentials.", **kw: Any) -> None:
+        kw.setdefault("headers", {"WWW-Authenticate": 'Bearer realm="api"'})
+        super().__init__(detail, **kw)
+
+
+class Forbidden(ApiError):
+    status = 403
+
+
+class NotFound(ApiError):
+    status = 404
+
+    def __init__(self, detail: str = "The resource does not exist.", **kw: Any) -> None:
+        super().__init__(detail, **kw)
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+class Unprocessable(ApiError):
+    status = 422
+
+
+def problem(
+    status: int,
+    detail: str | None = None,
+    *,
+    title: str | None = None,
+    errors: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    type_: str | None = None,
+) -> Response:
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + (type_ or phrase.lower().replace(" ", "-").replace("'", "")),
+        "title": title or phrase,
+        "status": status,
+        "detail": detail or phrase + ".",
+        "request_id": g.get("request_id"),
+    }
+    if errors:
+        body["errors"] = errors
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _http_detail(exc: HTTPException) -> str | None:
+    data = getattr(exc, "data", None) or {}
+    if "message" in data:
+        return str(data["message"])
+    if exc.code == 422:
+        return "The request is invalid; see `errors`."
+    if exc.code == 400 and "messages" in data:
+        return "The request is malformed."
+    return exc.description if exc.code and exc.code < 500 else None
+
+
+def handle_http_exception(exc: HTTPException) -> Response:
+    """flask-smorest's Api calls this for every HTTPException (422 included)."""
+    status = exc.code or 500
+    data = getattr(exc, "data", None) or {}
+    errors = data.get("errors") or data.get("messages")
+    # webargs nests messages by location ({"json": {...}}); clients want field -> messages.
+    if isinstance(errors, dict) and len(errors) == 1:
+        (location, inner), = errors.items()
+        if location in ("json", "query", "headers", "files", "form", "view_args", "path"):
+            errors = inner
+    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+    headers.update(data.get("headers") or {})
+    if status == 400 and errors and "_schema" in errors:
+        errors = None  # body that is not a JSON object: say malformed, don't echo internals
+    return problem(status, _http_detail(exc), errors=errors, headers=headers)
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> Response:
+        return problem(
+            exc.status, exc.detail, title=exc.title, errors=exc.errors, headers=exc.headers,
+            type_=exc.type_,
+        )
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        if isinstance(exc, HTTPException):
+            return handle_http_exception(exc)
+        log.exception("unhandled error", exc_info=exc)
+        return handle_http_exception(InternalServerError())

@@ -1,0 +1,32 @@
+"""The audit log: append-only records of security-relevant events, denials first."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import JSON, Index, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import Entity
+from app.models.tenancy import Organization
+
+
+class AuditEvent(Entity):
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_org_id_created_at", "org_id", "created_at", "id"),)
+
+    # No foreign keys: the log outlives what it talks about.
+    org_id: Mapped[uuid.UUID | None]
+    event: Mapped[str] = mapped_column(String(64))
+    actor_type: Mapped[str] = mapped_column(String(32))
+    actor_id: Mapped[uuid.UUID | None]
+    action: Mapped[str] = mapped_column(String(64))
+    resource_type: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str | None] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    organization: Mapped[Organization | None] = relationship(
+        viewonly=True, primaryjoin="foreign(AuditEvent.org_id) == Organization.id"
+    )

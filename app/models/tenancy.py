@@ -1,0 +1,91 @@
+"""Organizations own sites; memberships grant a role on one of them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import Entity, UTCDateTime
+
+# Highest last. The hierarchy itself lives in policies/, these are only the valid names.
+ORG_ROLES = ("viewer", "member", "site_admin", "org_admin")
+SITE_ROLES = ("viewer", "member", "site_admin")
+
+
+def _role_check(roles: tuple[str, ...]) -> CheckConstraint:
+    names = ", ".join(f"'{r}'" for r in roles)
+    return CheckConstraint(f"role IN ({names})", name="role")
+
+
+class Organization(Entity):
+    __tablename__ = "organizations"
+
+    name: Mapped[str] = mapped_column(String(200))
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Site(Entity):
+    __tablename__ = "sites"
+    __table_args__ = (
+        # Target of the composite foreign keys that pin site-owned rows to one organization.
+        UniqueConstraint("id", "org_id", name="uq_sites_id_org_id"),
+        Index("ix_sites_org_id_created_at", "org_id", "created_at", "id"),
+    )
+
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    domain: Mapped[str | None] = mapped_column(String(253))
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # Polar's `parent` relation. Many-to-one: served from the identity map once loaded.
+    parent: Mapped[Organization] = relationship(viewonly=True)
+
+
+class OrgMembership(Entity):
+    __tablename__ = "org_memberships"
+    __table_args__ = (
+        UniqueConstraint("org_id", "user_id", name="uq_org_memberships_org_id_user_id"),
+        Index("ix_org_memberships_user_id", "user_id"),
+        _role_check(ORG_ROLES),
+    )
+
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(32))
+
+    organization: Mapped[Organization] = relationship(viewonly=True)
+
+
+class SiteMembership(Entity):
+    __tablename__ = "site_memberships"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["site_id", "org_id"],
+            ["sites.id", "sites.org_id"],
+            name="fk_site_memberships_site_org",
+            ondelete="CASCADE",
+        ),
+        UniqueConstraint("site_id", "user_id", name="uq_site_memberships_site_id_user_id"),
+        Index("ix_site_memberships_user_id", "user_id"),
+        Index("ix_site_memberships_org_id", "org_id"),
+        _role_check(SITE_ROLES),
+    )
+
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    site_id: Mapped[uuid.UUID]
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(32))
+
+    site: Mapped[Site] = relationship(
+        viewonly=True, primaryjoin="and_(Site.id == foreign(SiteMembership.site_id))"
+    )

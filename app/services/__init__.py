@@ -1,0 +1,1 @@
+"""The work itself: plain functions over a SQLAlchemy session, no Flask globals."""

@@ -1,0 +1,45 @@
+"""Audit log: authorization denials and other security events.
+
+Denials are collected during the request and written by their own transaction after the
+request's transaction has ended, so they survive its rollback (the usual fate of a
+request that was denied).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models import AuditEvent, Organization
+
+
+def org_of(resource: Any) -> uuid.UUID | None:
+    if isinstance(resource, Organization):
+        return resource.id
+    return getattr(resource, "org_id", None)
+
+
+def denial(actor: Any, action: str, resource: Any, request_id: str | None) -> AuditEvent:
+    resource_id = getattr(resource, "id", None)
+    return AuditEvent(
+        org_id=org_of(resource),
+        event="authz.denied",
+        actor_type=getattr(actor, "kind", "anonymous"),
+        actor_id=getattr(actor, "id", None),
+        action=action,
+        resource_type=type(resource).__name__,
+        resource_id=str(resource_id) if resource_id is not None else None,
+        request_id=request_id,
+        data={},
+    )
+
+
+def write(session: Session, events: list[AuditEvent]) -> None:
+    session.add_all(events)
+
+
+def org_events(org_id: uuid.UUID) -> Any:
+    return select(AuditEvent).where(AuditEvent.org_id == org_id)

@@ -1,0 +1,113 @@
+"""Accounts, logins and the actor behind an access token."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Uuid, null, select, union_all
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.auth.passwords import hash_password, needs_rehash, verify_password
+from app.authz.actors import UserActor
+from app.db import utcnow
+from app.errors import Conflict, Unauthorized
+from app.models import AuthSession, Organization, OrgMembership, Site, SiteMembership, User
+
+INVALID_LOGIN = "Invalid email or password."
+
+
+@dataclass(frozen=True)
+class Grant:
+    org_id: uuid.UUID
+    site_id: uuid.UUID | None
+    role: str
+
+
+def register(session: Session, email: str, password: str, display_name: str = "") -> User:
+    user = User(email=email, password_hash=hash_password(password), display_name=display_name)
+    session.add(user)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict("An account with this email already exists.") from exc
+    return user
+
+
+def login(
+    session: Session,
+    email: str,
+    password: str,
+    *,
+    lifetime: timedelta,
+    user_agent: str = "",
+    ip: str = "",
+) -> tuple[User, AuthSession]:
+    """Check the password and open a session. Unknown email and wrong password cost and
+    answer the same."""
+    user = session.scalar(select(User).where(User.email == email, User.deleted_at.is_(None)))
+    if not verify_password(user.password_hash if user else None, password) or user is None:
+        raise Unauthorized(INVALID_LOGIN)
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    now = utcnow()
+    auth_session = AuthSession(
+        user_id=user.id,
+        last_used_at=now,
+        expires_at=now + lifetime,
+        user_agent=user_agent[:512],
+        ip=ip[:64],
+    )
+    session.add(auth_session)
+    session.flush()
+    return user, auth_session
+
+
+def load_actor(session: Session, user_id: uuid.UUID, session_id: uuid.UUID) -> UserActor | None:
+    """The actor for a verified access token, or None when its session or user is gone."""
+    row = session.execute(
+        select(User.id, User.email)
+        .join(AuthSession, AuthSession.user_id == User.id)
+        .where(
+            AuthSession.id == session_id,
+            AuthSession.user_id == user_id,
+            AuthSession.revoked_at.is_(None),
+            AuthSession.expires_at > utcnow(),
+            User.deleted_at.is_(None),
+        )
+    ).first()
+    if row is None:
+        return None
+    grants = list_grants(session, user_id)
+    return UserActor(
+        id=row.id,
+        email=row.email,
+        session_id=session_id,
+        org_roles={g.org_id: g.role for g in grants if g.site_id is None},
+        site_roles={g.site_id: g.role for g in grants if g.site_id is not None},
+        site_orgs={g.site_id: g.org_id for g in grants if g.site_id is not None},
+    )
+
+
+def list_grants(session: Session, user_id: uuid.UUID) -> list[Grant]:
+    """Every role the user holds on a live organization or site, in one query."""
+    on_orgs = (
+        select(OrgMembership.org_id, null().cast(Uuid).label("site_id"), OrgMembership.role)
+        .join(Organization, Organization.id == OrgMembership.org_id)
+        .where(OrgMembership.user_id == user_id, Organization.deleted_at.is_(None))
+    )
+    on_sites = (
+        select(SiteMembership.org_id, SiteMembership.site_id, SiteMembership.role)
+        .join(Site, Site.id == SiteMembership.site_id)
+        .join(Organization, Organization.id == Site.org_id)
+        .where(
+            SiteMembership.user_id == user_id,
+            Site.deleted_at.is_(None),
+            Organization.deleted_at.is_(None),
+        )
+    )
+    rows = session.execute(union_all(on_orgs, on_sites))
+    return [Grant(org_id, site_id, role) for org_id, site_id, role in rows]

@@ -1,0 +1,125 @@
+"""Who holds which role on an organization or a site."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from app.errors import Conflict, NotFound
+from app.models import Organization, OrgMembership, Site, SiteMembership, User
+
+
+def member_view(membership: OrgMembership | SiteMembership, user: User) -> dict[str, Any]:
+    return {
+        "user_id": user.id,
+        "email": user.email,
+        "display_name": user.display_name,
+        "role": membership.role,
+        "created_at": membership.created_at,
+        "updated_at": membership.updated_at,
+    }
+
+
+def with_users(session: Session, memberships: list[Any]) -> list[dict[str, Any]]:
+    """Attach each membership's user with one query for the whole page."""
+    ids = {m.user_id for m in memberships}
+    users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(ids)))} if ids else {}
+    return [member_view(m, users[m.user_id]) for m in memberships]
+
+
+def _user_by_email(session: Session, email: str) -> User:
+    user = session.scalar(select(User).where(User.email == email, User.deleted_at.is_(None)))
+    if user is None:
+        raise NotFound("No account uses this email address.")
+    return user
+
+
+# -- organizations ---------------------------------------------------------------------------
+
+
+def org_members(org_id: uuid.UUID) -> Any:
+    return select(OrgMembership).where(OrgMembership.org_id == org_id)
+
+
+def get_org_member(session: Session, org_id: uuid.UUID, user_id: uuid.UUID) -> OrgMembership:
+    membership = session.scalar(
+        org_members(org_id).where(OrgMembership.user_id == user_id)
+    )
+    if membership is None:
+        raise NotFound()
+    return membership
+
+
+def add_org_member(session: Session, org: Organization, email: str, role: str) -> OrgMembership:
+    user = _user_by_email(session, email)
+    if session.scalar(org_members(org.id).where(OrgMembership.user_id == user.id)):
+        raise Conflict("This user is already a member of the organization.")
+    membership = OrgMembership(org_id=org.id, user_id=user.id, role=role)
+    session.add(membership)
+    session.flush()
+    return membership
+
+
+def _other_admins(session: Session, membership: OrgMembership) -> int:
+    return session.scalar(
+        select(func.count())
+        .select_from(OrgMembership)
+        .where(
+            OrgMembership.org_id == membership.org_id,
+            OrgMembership.role == "org_admin",
+            OrgMembership.id != membership.id,
+        )
+    ) or 0
+
+
+def change_org_role(session: Session, membership: OrgMembership, role: str) -> None:
+    """Change a role; the caller holds the organization's row lock (see `get_org(lock=True)`)."""
+    if membership.role == "org_admin" and role != "org_admin" and not _other_admins(
+        session, membership
+    ):
+        raise Conflict("An organization must keep at least one org_admin.")
+    membership.role = role
+    session.flush()
+
+
+def remove_org_member(session: Session, membership: OrgMembership) -> None:
+    """Remove a member and the site roles it held in the organization."""
+    if membership.role == "org_admin" and not _other_admins(session, membership):
+        raise Conflict("An organization must keep at least one org_admin.")
+    session.execute(
+        delete(SiteMembership).where(
+            SiteMembership.org_id == membership.org_id,
+            SiteMembership.user_id == membership.user_id,
+        )
+    )
+    session.delete(membership)
+    session.flush()
+
+
+# -- sites ------------------------------------------------------------------------------------
+
+
+def site_members(site: Site) -> Any:
+    return select(SiteMembership).where(
+        SiteMembership.org_id == site.org_id, SiteMembership.site_id == site.id
+    )
+
+
+def get_site_member(session: Session, site: Site, user_id: uuid.UUID) -> SiteMembership:
+    membership = session.scalar(site_members(site).where(SiteMembership.user_id == user_id))
+    if membership is None:
+        raise NotFound()
+    return membership
+
+
+def add_site_member(session: Session, site: Site, email: str, role: str) -> SiteMembership:
+    user = _user_by_email(session, email)
+    if session.scalar(site_members(site).where(SiteMembership.user_id == user.id)):
+        raise Conflict("This user already holds a role on the site.")
+    membership = SiteMembership(org_id=site.org_id, site_id=site.id, user_id=user.id, role=role)
+    session.add(membership)
+    session.flush()
+    return membership

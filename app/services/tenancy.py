@@ -1,0 +1,68 @@
+"""Organizations and sites. Lookups are scoped by the ids in the URL and hide deleted rows."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.db import utcnow
+from app.errors import NotFound
+from app.models import Organization, OrgMembership, Site
+
+
+def create_org(session: Session, creator_id: uuid.UUID, name: str) -> Organization:
+    """Create an organization; its creator becomes its first org_admin."""
+    org = Organization(name=name)
+    session.add(org)
+    session.flush()
+    session.add(OrgMembership(org_id=org.id, user_id=creator_id, role="org_admin"))
+    session.flush()
+    return org
+
+
+def get_org(session: Session, org_id: uuid.UUID, *, lock: bool = False) -> Organization:
+    stmt = select(Organization).where(Organization.id == org_id, Organization.deleted_at.is_(None))
+    if lock:
+        stmt = stmt.with_for_update()
+    org = session.scalar(stmt)
+    if org is None:
+        raise NotFound()
+    return org
+
+
+def live_orgs() -> Any:
+    return select(Organization).where(Organization.deleted_at.is_(None))
+
+
+def update(entity: Any, changes: dict[str, Any]) -> None:
+    for name, value in changes.items():
+        setattr(entity, name, value)
+
+
+def soft_delete(entity: Any) -> None:
+    entity.deleted_at = utcnow()
+
+
+def create_site(session: Session, org: Organization, name: str, domain: str | None) -> Site:
+    site = Site(org_id=org.id, name=name, domain=domain)
+    session.add(site)
+    session.flush()
+    return site
+
+
+def get_site(session: Session, org_id: uuid.UUID, site_id: uuid.UUID) -> Site:
+    """A live site of a live organization, or 404."""
+    org = get_org(session, org_id)
+    site = session.scalar(
+        select(Site).where(Site.id == site_id, Site.org_id == org.id, Site.deleted_at.is_(None))
+    )
+    if site is None:
+        raise NotFound()
+    return site
+
+
+def live_sites(org_id: uuid.UUID) -> Any:
+    return select(Site).where(Site.org_id == org_id, Site.deleted_at.is_(None))

@@ -1,0 +1,47 @@
+# Sites belong to one organization. Site roles stop at site_admin: deleting a site is
+# an organization decision.
+
+resource Site {
+  roles = ["viewer", "member", "site_admin"];
+  permissions = [
+    "read",
+    "update",
+    "delete",
+    "list_members",
+    "manage_members"   # grant, change or remove site roles (at most site_admin)
+  ];
+  relations = { parent: Organization };
+
+  "viewer" if "member";
+  "member" if "site_admin";
+
+  # Organization roles flow down to every site of the organization.
+  "viewer" if "viewer" on "parent";
+  "member" if "member" on "parent";
+  "site_admin" if "site_admin" on "parent";
+
+  "read" if "viewer";
+  "list_members" if "viewer";
+  "update" if "site_admin";
+  "manage_members" if "site_admin";
+  "delete" if "org_admin" on "parent";
+}
+
+has_role(user: User, role: String, site: Site) if
+  site.id in user.site_ids(role);
+
+has_relation(org: Organization, "parent", site: Site) if
+  site.parent = org;
+
+
+# Site memberships are readable by whoever may list the site's members.
+
+resource SiteMembership {
+  permissions = ["read"];
+  relations = { site: Site };
+
+  "read" if "list_members" on "site";
+}
+
+has_relation(site: Site, "site", membership: SiteMembership) if
+  membership.site = site;

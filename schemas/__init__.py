@@ -1,0 +1,1 @@
+"""marshmallow schemas: the API contract, rendered into OpenAPI by flask-smorest."""

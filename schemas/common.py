@@ -1,0 +1,95 @@
+"""Building blocks shared by every resource family's schemas."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class StrictSchema(Schema):
+    """Unknown fields are an error on input, and documented as forbidden on output."""
+
+    class Meta:
+        ordered = True
+
+
+class Text(fields.String):
+    """A single line of human text: trimmed, non-empty, no control characters."""
+
+    def __init__(self, max_length: int = 200, min_length: int = 1, **kwargs: Any) -> None:
+        super().__init__(validate=validate.Length(min=min_length, max=max_length), **kwargs)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if CONTROL_CHARS.search(text):
+            raise ValidationError("Control characters are not allowed.")
+        return text.strip()
+
+
+class Email(fields.Email):
+    """An email address, compared case-insensitively: stored lower-cased."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(validate=validate.Length(max=320), **kwargs)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, str):
+            value = value.strip()
+        return super()._deserialize(value, attr, data, **kwargs).lower()
+
+
+def list_args(sortable: tuple[str, ...], default_sort: str, max_limit: int = 100) -> type[Schema]:
+    """Query arguments of a list endpoint: `limit`, `cursor`, `sort` (`field` or `-field`)."""
+    choices = [*sortable, *(f"-{name}" for name in sortable)]
+
+    class ListArgs(StrictSchema):
+        limit = fields.Integer(
+            load_default=20,
+            validate=validate.Range(min=1, max=max_limit),
+            metadata={"description": f"Page size, 1 to {max_limit}."},
+        )
+        cursor = fields.String(
+            load_default=None,
+            validate=validate.Length(max=1024),
+            metadata={"description": "`next_cursor` of the previous page."},
+        )
+        sort = fields.String(
+            load_default=default_sort,
+            validate=validate.OneOf(choices),
+            metadata={"description": "Sort key; a leading `-` sorts descending."},
+        )
+
+    return ListArgs
+
+
+def page_of(item: type[Schema], name: str) -> type[Schema]:
+    """`{"items": [...], "next_cursor": ...}` around an item schema."""
+    return type(
+        name,
+        (StrictSchema,),
+        {
+            "items": fields.List(fields.Nested(item), required=True),
+            "next_cursor": fields.String(
+                allow_none=True,
+                required=True,
+                metadata={"description": "Pass as `cursor` for the next page; null at the end."},
+            ),
+        },
+    )
+
+
+class ProblemSchema(StrictSchema):
+    """application/problem+json (RFC 9457)."""
+
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    request_id = fields.String(required=True)
+    errors = fields.Dict(
+        keys=fields.String(), metadata={"description": "Field name -> messages (422)."}
+    )

@@ -1,0 +1,111 @@
+"""Test harness.
+
+The suite runs against PostgreSQL (`TEST_DATABASE_URL`, default the local server): each run
+creates a throwaway database, migrates it with Alembic, and drops it at the end. With
+`TEST_DATABASE_URL=sqlite` it runs against a SQLite file instead (the `portable` part).
+Every test starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, make_url, text
+
+from app import create_app
+from app.auth.keys import KeyRing
+from app.migrate import upgrade
+from app.models import Base
+from tests.support import World
+
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _throwaway_postgres() -> Iterator[str]:
+    base = make_url(os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL") or DEFAULT_PG)
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    # The maintenance database exists on every server, even where `test` does not.
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if os.environ.get("TEST_DATABASE_URL", "").startswith("sqlite"):
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+        upgrade(url)
+        yield url
+        return
+    gen = _throwaway_postgres()
+    url = next(gen)
+    upgrade(url)
+    yield url
+    gen.close()
+
+
+@pytest.fixture(scope="session")
+def is_postgres(database_url: str) -> bool:
+    return database_url.startswith("postgresql")
+
+
+@pytest.fixture(scope="session")
+def app(database_url: str, tmp_path_factory: pytest.TempPathFactory):
+    instance: Path = tmp_path_factory.mktemp("instance")
+    application = create_app(
+        {
+            "database_url": database_url,
+            "instance_path": str(instance),
+            "jwt_keys": {"keys": [KeyRing.generate_key()]},
+            "ratelimit_enabled": False,
+            "log_level": "WARNING",
+        }
+    )
+    application.config["TESTING"] = True
+    yield application
+    application.extensions["db.engine"].dispose()
+
+
+@pytest.fixture(autouse=True)
+def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "app" not in request.fixturenames:
+        return
+    app = request.getfixturevalue("app")
+    engine = app.extensions["db.engine"]
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def world(app) -> World:
+    return World(app)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("TEST_DATABASE_URL", "").startswith("sqlite"):
+        skip = pytest.mark.skip(reason="PostgreSQL only")
+        for item in items:
+            if "portable" not in item.keywords:
+                item.add_marker(skip)
