@@ -110,7 +110,9 @@ def _http_detail(exc: HTTPException) -> str | None:
     if exc.code == 422:
         return "The request is invalid; see `errors`."
     if exc.code == 400 and "messages" in data:
-        return "The request is malformed."
+        return "The request body is not valid JSON."
+    if exc.code == 404:
+        return "The resource does not exist."
     return exc.description if exc.code and exc.code < 500 else None
 
 
@@ -126,8 +128,8 @@ def handle_http_exception(exc: HTTPException) -> Response:
             errors = inner
     headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
     headers.update(data.get("headers") or {})
-    if status == 400 and errors and "_schema" in errors:
-        errors = None  # body that is not a JSON object: say malformed, don't echo internals
+    if status == 400 or not isinstance(errors, dict):
+        errors = None  # unparseable body: `errors` is only ever field -> messages
     return problem(status, _http_detail(exc), errors=errors, headers=headers)
 
 
