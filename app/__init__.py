@@ -28,11 +28,11 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=settings.max_content_length,
         API_TITLE="Tenant API",
         API_VERSION="1.0.0",
-        OPENAPI_VERSION="3.1.0",
+        OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        OPENAPI_SWAGGER_UI_URL="/docs/assets/",  # served from swagger-ui-bundle: works offline
     )
     app.extensions["settings"] = settings
 
@@ -53,7 +53,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
 
 
 def _init_authz(app: Flask, settings: Settings) -> None:
-    engine = AuthzEngine(settings.policy_dir)
+    engine = AuthzEngine(settings.policy_dir, session=db.session)
 
     def record(actor: Any, action: str, resource: Any, visible: bool) -> None:
         g.setdefault("denials", []).append(

@@ -1,9 +1,167 @@
-"""flask commands: database migrations, demo data, authorization matrix."""
+"""flask commands: database, demo data and server, authorization matrix and explain."""
 
 from __future__ import annotations
 
-from flask import Flask
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from app import migrate
+from app.authz.matrix import render_markdown
+
+db_cli = AppGroup("db", help="Database schema (Alembic).")
+docs_cli = AppGroup("docs", help="Generated documents in docs/.")
+authz_cli = AppGroup("authz", help="Inspect the authorization policy.")
+
+DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - printed demo credentials, dev only
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    return current_app.extensions["settings"]
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    url = _settings().database_url
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(url, revision)
+    click.echo(f"database at {revision}")
+
+
+@db_cli.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION."""
+    migrate.downgrade(_settings().database_url, revision)
+
+
+@click.command("seed-demo")
+def seed_demo() -> None:
+    """Create a demo organization, site and one user per role (idempotent); print them."""
+    from app.auth.passwords import hash_password
+    from app.models import Organization, OrgMembership, Site, SiteMembership, User
+
+    maker = current_app.extensions["db.sessionmaker"]
+    with maker() as session, session.begin():
+        admin_email = "admin@demo.test"
+        if session.scalar(select(User).where(User.email == admin_email)) is None:
+            password_hash = hash_password(DEMO_PASSWORD)
+            org = Organization(name="Demo Org")
+            session.add(org)
+            session.flush()
+            site = Site(org_id=org.id, name="Demo Site", domain="demo.example.com")
+            session.add(site)
+            session.flush()
+            for role in ("org_admin", "site_admin", "member", "viewer"):
+                user = User(
+                    email=admin_email if role == "org_admin" else f"{role}@demo.test",
+                    password_hash=password_hash,
+                    display_name=role.replace("_", " ").title(),
+                )
+                session.add(user)
+                session.flush()
+                if role == "org_admin":
+                    session.add(OrgMembership(org_id=org.id, user_id=user.id, role=role))
+                else:
+                    session.add(SiteMembership(
+                        org_id=org.id, site_id=site.id, user_id=user.id, role=role
+                    ))
+        org = session.scalar(select(Organization).where(Organization.name == "Demo Org"))
+        site = session.scalar(select(Site).where(Site.name == "Demo Site"))
+    click.echo(f"demo organization {org.id}, site {site.id}")
+    click.echo(f"users (password {DEMO_PASSWORD!r}): admin@demo.test (org_admin), "
+               "site_admin@demo.test, member@demo.test, viewer@demo.test (site roles)")
+
+
+@click.command("demo")
+@click.option("--bind", default=lambda: os.environ.get("BIND", "127.0.0.1:8000"))
+@click.pass_context
+def demo(ctx: click.Context, bind: str) -> None:
+    """Migrate, seed the demo data, and serve the API under gunicorn."""
+    ctx.invoke(db_upgrade)
+    ctx.invoke(seed_demo)
+    click.echo(f"serving on http://{bind} (OpenAPI at /openapi.json, UI at /docs)")
+    root = Path(__file__).resolve().parent.parent
+    gunicorn = [sys.executable, "-m", "gunicorn", "-c", str(root / "gunicorn.conf.py"),
+                "--bind", bind, "wsgi:app"]
+    os.chdir(root)
+    os.execv(sys.executable, gunicorn)  # noqa: S606 - replaces this process with gunicorn
+
+
+@authz_cli.command("matrix")
+@click.option("--output", type=click.Path(dir_okay=False), help="Write to a file.")
+def authz_matrix(output: str | None) -> None:
+    """Render the role x permission matrix of the policy as Markdown."""
+    text = render_markdown(_settings().policy_dir)
+    if output:
+        Path(output).write_text(text)
+    else:
+        click.echo(text, nl=False)
+
+
+@authz_cli.command("explain")
+@click.argument("email")
+@click.argument("action")
+@click.argument("resource", type=click.Choice(["org", "site"]))
+@click.argument("resource_id", type=click.UUID)
+def authz_explain(email: str, action: str, resource: str, resource_id: uuid.UUID) -> None:
+    """Say whether the user EMAIL may ACTION on the org or site RESOURCE_ID, and why."""
+    from app import db
+    from app.authz import engine
+    from app.models import Organization, Site, User
+    from app.services.identity import actor_for
+
+    session = db.session()
+    user = session.scalar(select(User).where(User.email == email.lower()))
+    target = session.get(Organization if resource == "org" else Site, resource_id)
+    if user is None or target is None:
+        raise click.ClickException("no such user or resource")
+    actor = actor_for(session, user)
+    click.echo(f"org roles: {dict(actor.org_roles)}\nsite roles: {dict(actor.site_roles)}")
+    click.echo(f"allowed: {engine().is_allowed(actor, action, target)}")
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def generated_docs() -> dict[Path, str]:
+    """docs/ file -> the content the code and policy generate for it now."""
+    return {
+        DOCS / "openapi.yaml": current_app.extensions["api"].spec.to_yaml(),
+        DOCS / "permissions.md": render_markdown(_settings().policy_dir),
+    }
+
+
+@docs_cli.command("write")
+def docs_write() -> None:
+    """Regenerate docs/openapi.yaml and docs/permissions.md."""
+    for path, text in generated_docs().items():
+        path.write_text(text)
+        click.echo(f"wrote {path.name}")
+
+
+@docs_cli.command("check")
+def docs_check() -> None:
+    """Fail when a generated document is stale."""
+    stale = [
+        path.name
+        for path, text in generated_docs().items()
+        if not path.exists() or path.read_text() != text
+    ]
+    if stale:
+        raise click.ClickException(f"stale: {', '.join(stale)}; run `flask docs write`")
+    click.echo("docs are up to date")
 
 
 def init_app(app: Flask) -> None:
-    pass
+    for command in (db_cli, docs_cli, authz_cli, seed_demo, demo):
+        app.cli.add_command(command)

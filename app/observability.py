@@ -41,6 +41,7 @@ def configure_logging(level: str) -> None:
         handler.setFormatter(JsonFormatter())
         root.handlers = [handler]
     root.setLevel(level)
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
 
 
 def init_app(app: Flask) -> None:

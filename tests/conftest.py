@@ -1,6 +1,6 @@
 """Test harness.
 
-The suite runs against PostgreSQL (`TEST_DATABASE_URL`, default the local server): each run
+The suite runs against PostgreSQL (`DATABASE_URL`, default the local server): each run
 creates a throwaway database, migrates it with Alembic, and drops it at the end. With
 `TEST_DATABASE_URL=sqlite` it runs against a SQLite file instead (the `portable` part).
 Every test starts from empty tables.
@@ -26,7 +26,8 @@ DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def _throwaway_postgres() -> Iterator[str]:
-    base = make_url(os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL") or DEFAULT_PG)
+    configured = os.environ.get("DATABASE_URL", "")
+    base = make_url(configured if configured.startswith("postgresql") else DEFAULT_PG)
     name = f"t_{uuid.uuid4().hex[:12]}"
     # The maintenance database exists on every server, even where `test` does not.
     admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")

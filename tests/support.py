@@ -93,7 +93,9 @@ class World:
         self._save(OrgMembership(org_id=org.id, user_id=person.id, role=role))
 
     def grant_site(self, person: Person, site: Site, role: str) -> None:
-        self._save(SiteMembership(org_id=site.org_id, site_id=site.id, user_id=person.id, role=role))
+        self._save(
+            SiteMembership(org_id=site.org_id, site_id=site.id, user_id=person.id, role=role)
+        )
 
     def tenant(self, name: str = "Acme") -> Tenant:
         """org_admin, site_admin, member and viewer on the org; site_* roles on the site only;

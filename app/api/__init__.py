@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g, request, send_from_directory
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Blueprint
 
@@ -20,7 +20,12 @@ from schemas.common import ProblemSchema
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Endpoints that are not MethodViews of ours: the OpenAPI document and its UI.
-PUBLIC_ENDPOINTS = {"static", "api-docs.openapi_json", "api-docs.openapi_swagger_ui"}
+PUBLIC_ENDPOINTS = {
+    "static",
+    "api-docs.openapi_json",
+    "api-docs.openapi_swagger_ui",
+    "swagger_ui_assets",
+}
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
@@ -57,6 +62,12 @@ def _is_public(app: Flask) -> bool:
     return handler is None or getattr(handler, "_public", False)
 
 
+def _swagger_asset(filename: str) -> Response:
+    from swagger_ui_bundle import swagger_ui_path
+
+    return send_from_directory(swagger_ui_path, filename, max_age=86400)
+
+
 def init_app(app: Flask) -> Api:
     from app.api import audit, auth, members, ops, orgs, sites
 
@@ -70,7 +81,10 @@ def init_app(app: Flask) -> Api:
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )
-    for blueprint in (ops.blp, auth.blp, auth.wellknown, orgs.blp, sites.blp, members.blp, audit.blp):
+    app.extensions["api"] = api
+    app.add_url_rule("/docs/assets/<path:filename>", "swagger_ui_assets", _swagger_asset)
+    blueprints = (ops.blp, auth.blp, auth.wellknown, orgs.blp, sites.blp, members.blp, audit.blp)
+    for blueprint in blueprints:
         api.register_blueprint(blueprint)
 
     @app.before_request

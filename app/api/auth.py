@@ -27,7 +27,9 @@ class Register(MethodView):
     @blp.alt_response(409, description="The email is taken.")
     def post(self, data: dict[str, Any]) -> Any:
         """Create an account."""
-        return identity.register(db.session(), data["email"], data["password"], data["display_name"])
+        return identity.register(
+            db.session(), data["email"], data["password"], data["display_name"]
+        )
 
 
 @blp.route("/auth/login")

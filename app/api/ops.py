@@ -38,5 +38,7 @@ class Ready(MethodView):
             with db.engine().connect() as conn:
                 conn.execute(text("SELECT 1"))
         except Exception as exc:
-            raise ApiError.of(503, "The database is unavailable.", headers={"Retry-After": "5"}) from exc
+            raise ApiError.of(
+                503, "The database is unavailable.", headers={"Retry-After": "5"}
+            ) from exc
         return {"status": "ready"}

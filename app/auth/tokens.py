@@ -22,7 +22,7 @@ from joserfc.jwt import JWTClaimsRegistry
 from app.auth.keys import KeyRing
 from app.config import Settings
 
-ACCESS_TOKEN_TYPE = "at+jwt"
+ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type, not a secret
 ALLOWED_HEADERS = {"alg", "kid", "typ"}
 MAX_TOKEN_LENGTH = 4096
 
@@ -73,13 +73,15 @@ class TokenService:
         if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
             raise InvalidToken("not a compact JWS")
         header = _header(token)
-        if set(header) - ALLOWED_HEADERS:
-            raise InvalidToken(f"unexpected header parameters {sorted(set(header) - ALLOWED_HEADERS)}")
+        unexpected = set(header) - ALLOWED_HEADERS
+        if unexpected:
+            raise InvalidToken(f"unexpected header parameters {sorted(unexpected)}")
         if header.get("typ") != ACCESS_TOKEN_TYPE:
             raise InvalidToken("not an access token")
         if header.get("alg") not in self.algorithms:
             raise InvalidToken("algorithm not allowed")
-        key = self.keys.by_kid.get(header.get("kid")) if isinstance(header.get("kid"), str) else None
+        kid = header.get("kid")
+        key = self.keys.by_kid.get(kid) if isinstance(kid, str) else None
         if key is None:
             raise InvalidToken("unknown key id")
         try:

@@ -16,17 +16,23 @@ boolean expression over the root model, so endpoints compose it with `select()`:
 
 Relations must be many-to-one over a non-nullable foreign key: then oso's inner join
 never drops a row, and disjuncts that do not mention the related type need no EXISTS.
+
+Oso also calls the adapter while deciding `is_allowed` on one object, to follow a
+relation (`site.parent`): that filter is a primary-key lookup, answered by
+`Session.get`, so an object the request already loaded costs no query.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from polar.data.adapter import DataAdapter
 from polar.data.filter import Condition, DataFilter, Projection
 from sqlalchemy import ColumnElement, and_, exists, false, inspect, or_, select, true
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 
 class UnsupportedFilter(RuntimeError):
@@ -40,12 +46,42 @@ class _Literal:
         self.value = value
 
 
-class SqlFilterAdapter(DataAdapter):
-    def build_query(self, filter: DataFilter) -> ColumnElement[bool]:
-        return _Compiler(filter).compile()
+@dataclass(frozen=True)
+class CompiledFilter:
+    model: type
+    where: ColumnElement[bool]
+    key: Any = None  # the primary key, when the filter is exactly `pk = literal`
 
-    def execute_query(self, query: Any) -> Any:
-        raise UnsupportedFilter("compose the expression with select() and execute that")
+
+class SqlFilterAdapter(DataAdapter):
+    def __init__(self, session: Callable[[], Session]) -> None:
+        self.session = session
+
+    def build_query(self, filter: DataFilter) -> CompiledFilter:
+        return CompiledFilter(filter.model, _Compiler(filter).compile(), _primary_key(filter))
+
+    def execute_query(self, query: CompiledFilter) -> list[Any]:
+        session = self.session()
+        if query.key is not None:
+            row = session.get(query.model, query.key)
+            return [] if row is None else [row]
+        return list(session.scalars(select(query.model).where(query.where)))
+
+
+def _primary_key(f: DataFilter) -> Any:
+    if f.relations or len(f.conditions) != 1 or len(f.conditions[0]) != 1:
+        return None
+    cond = f.conditions[0][0]
+    key = inspect(f.model).primary_key[0].name
+    if (
+        cond.cmp == "Eq"
+        and isinstance(cond.left, Projection)
+        and cond.left.source is f.model
+        and (cond.left.field or key) == key
+        and not isinstance(cond.right, Projection)
+    ):
+        return cond.right
+    return None
 
 
 class _Compiler:

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from flask import current_app
 from oso import Oso, Relation
 from sqlalchemy import ColumnElement, Select
+from sqlalchemy.orm import Session
 
 from app.authz.actors import UserActor
 from app.authz.adapter import SqlFilterAdapter
@@ -71,7 +72,12 @@ class _LRU:
 class AuthzEngine:
     """One Oso instance loaded with every policy file; fails loudly on a bad policy."""
 
-    def __init__(self, policy_dir: str | Path, cache_size: int = 4096) -> None:
+    def __init__(
+        self,
+        policy_dir: str | Path,
+        session: Callable[[], Session],
+        cache_size: int = 4096,
+    ) -> None:
         self.oso = Oso()
         self.oso.register_class(uuid.UUID, name="Uuid")
         for cls, name in ACTORS.items():
@@ -82,7 +88,8 @@ class AuthzEngine:
         if not files:
             raise RuntimeError(f"no policy files in {policy_dir}")
         self.oso.load_files(files)
-        self.oso.set_data_filtering_adapter(SqlFilterAdapter())
+        # `session` serves the relation lookups of is_allowed (see adapter.py).
+        self.oso.set_data_filtering_adapter(SqlFilterAdapter(session))
         self.filters = _LRU(cache_size)
         self.on_denial: DenialHook | None = None
 
@@ -103,7 +110,7 @@ class AuthzEngine:
         """The policy as a WHERE clause; compiled once per (grants, action, model)."""
         key = (actor.grants_key, action, model)
         return self.filters.get_or_build(
-            key, lambda: self.oso.authorized_query(actor, action, model)
+            key, lambda: self.oso.authorized_query(actor, action, model).where
         )
 
     def authorized(self, stmt: S, actor: Any, action: str, model: type) -> S:

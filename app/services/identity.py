@@ -81,10 +81,21 @@ def load_actor(session: Session, user_id: uuid.UUID, session_id: uuid.UUID) -> U
     ).first()
     if row is None:
         return None
+    return _actor(session, row.id, row.email, session_id)
+
+
+def actor_for(session: Session, user: User) -> UserActor:
+    """The actor of a user outside any login (CLI, tests)."""
+    return _actor(session, user.id, user.email, None)
+
+
+def _actor(
+    session: Session, user_id: uuid.UUID, email: str, session_id: uuid.UUID | None
+) -> UserActor:
     grants = list_grants(session, user_id)
     return UserActor(
-        id=row.id,
-        email=row.email,
+        id=user_id,
+        email=email,
         session_id=session_id,
         org_roles={g.org_id: g.role for g in grants if g.site_id is None},
         site_roles={g.site_id: g.role for g in grants if g.site_id is not None},

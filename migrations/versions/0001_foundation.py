@@ -1,7 +1,7 @@
 """foundation: users, sessions, tenancy, audit
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-25
 """
 
@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from alembic import op
 
 import app.db
-
 
 revision: str = '0001'
 down_revision: str | None = None
