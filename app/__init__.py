@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, g
+from sqlalchemy import make_url
 
 from app import db, errors, observability
-from app.auth.keys import load_keyring
+from app.auth.invalidation import ActorCache
+from app.auth.keys import KeyStore
 from app.auth.tokens import TokenService
 from app.authz import AuthzEngine
 from app.config import Settings
@@ -39,17 +41,29 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     observability.init_app(app)
     db.init_app(app, settings.database_url, settings.database_pool_size)
     _init_authz(app, settings)
-    keys = load_keyring(settings)
+    app.extensions["actor_cache"] = ActorCache(
+        _listen_conninfo(settings.database_url), settings.auth_cache_ttl_seconds
+    )
+    keys = KeyStore(settings)
     app.extensions["keys"] = keys
     app.extensions["tokens"] = TokenService(settings, keys)
     errors.register(app)
 
-    from app import api, cli
+    from app import api, cli, ratelimit
 
+    ratelimit.init_app(app)
     api.init_app(app)
     cli.init_app(app)
     _init_unit_of_work(app)
     return app
+
+
+def _listen_conninfo(database_url: str) -> str | None:
+    """libpq connection string for the cache's LISTEN connection (PostgreSQL only)."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        return None
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _init_authz(app: Flask, settings: Settings) -> None:

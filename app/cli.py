@@ -17,6 +17,7 @@ from app.authz.matrix import render_markdown
 
 db_cli = AppGroup("db", help="Database schema (Alembic).")
 docs_cli = AppGroup("docs", help="Generated documents in docs/.")
+keys_cli = AppGroup("keys", help="Access-token signing keys (rotation).")
 authz_cli = AppGroup("authz", help="Inspect the authorization policy.")
 
 DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - printed demo credentials, dev only
@@ -162,6 +163,73 @@ def docs_check() -> None:
     click.echo("docs are up to date")
 
 
+def _key_file() -> Path:
+    from app.auth.keys import key_file
+
+    settings = _settings()
+    if settings.jwt_keys:
+        raise click.ClickException("keys come from JWT_KEYS; edit that variable instead")
+    return key_file(settings)
+
+
+@keys_cli.command("list")
+def keys_list() -> None:
+    """Show the keys; the signing one is marked."""
+    from app.auth.keys import read_key_file
+
+    data = read_key_file(_key_file())
+    for key in data["keys"]:
+        mark = "signing" if key["kid"] == data["signing_kid"] else "verify-only"
+        click.echo(f"{key['kid']}  {key.get('crv', key['kty'])}  {mark}")
+
+
+@keys_cli.command("add")
+@click.option("--activate", is_flag=True, help="Sign with it at once (skip the publish step).")
+def keys_add(activate: bool) -> None:
+    """Publish a new Ed25519 key; it signs only once activated."""
+    from app.auth.keys import KeyRing, read_key_file, write_key_file
+
+    path = _key_file()
+    data = read_key_file(path)
+    key = KeyRing.generate_key()
+    data["keys"].append(key)
+    if activate:
+        data["signing_kid"] = key["kid"]
+    write_key_file(path, data)
+    click.echo(key["kid"])
+
+
+@keys_cli.command("activate")
+@click.argument("kid")
+def keys_activate(kid: str) -> None:
+    """Sign new tokens with KID."""
+    from app.auth.keys import read_key_file, write_key_file
+
+    path = _key_file()
+    data = read_key_file(path)
+    if kid not in {k["kid"] for k in data["keys"]}:
+        raise click.ClickException(f"no key {kid}")
+    data["signing_kid"] = kid
+    write_key_file(path, data)
+
+
+@keys_cli.command("retire")
+@click.argument("kid")
+def keys_retire(kid: str) -> None:
+    """Remove KID: tokens it signed stop verifying. The signing key cannot be retired."""
+    from app.auth.keys import read_key_file, write_key_file
+
+    path = _key_file()
+    data = read_key_file(path)
+    if kid == data["signing_kid"]:
+        raise click.ClickException("activate another key before retiring the signing key")
+    remaining = [k for k in data["keys"] if k["kid"] != kid]
+    if len(remaining) == len(data["keys"]):
+        raise click.ClickException(f"no key {kid}")
+    data["keys"] = remaining
+    write_key_file(path, data)
+
+
 def init_app(app: Flask) -> None:
-    for command in (db_cli, docs_cli, authz_cli, seed_demo, demo):
+    for command in (db_cli, docs_cli, keys_cli, authz_cli, seed_demo, demo):
         app.cli.add_command(command)

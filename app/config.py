@@ -56,6 +56,7 @@ class Settings:
     jwt_keys_file: str = ""
     jwt_leeway_seconds: int = 30
 
+    auth_cache_ttl_seconds: int = 60
     session_idle_timeout_seconds: int = 14 * 24 * 3600
     session_absolute_lifetime_seconds: int = 90 * 24 * 3600
 
@@ -67,6 +68,8 @@ class Settings:
 
     ratelimit_storage_uri: str = "memory://"
     ratelimit_enabled: bool = True
+    ratelimit_per_ip: str = "30 per minute"
+    ratelimit_per_account: str = "10 per minute"
 
     page_default_limit: int = 20
     page_max_limit: int = 100
@@ -100,6 +103,7 @@ class Settings:
             jwt_keys=jwt_keys,
             jwt_keys_file=_env("JWT_KEYS_FILE", ""),
             jwt_leeway_seconds=_env_int("JWT_LEEWAY_SECONDS", 30),
+            auth_cache_ttl_seconds=_env_int("AUTH_CACHE_TTL_SECONDS", 60),
             session_idle_timeout_seconds=_env_int("SESSION_IDLE_TIMEOUT_SECONDS", 14 * 24 * 3600),
             session_absolute_lifetime_seconds=_env_int(
                 "SESSION_ABSOLUTE_LIFETIME_SECONDS", 90 * 24 * 3600
@@ -111,6 +115,8 @@ class Settings:
             s3_secret_access_key=_env("S3_SECRET_ACCESS_KEY", ""),
             ratelimit_storage_uri=_env("RATELIMIT_STORAGE_URI", "memory://"),
             ratelimit_enabled=_env("RATELIMIT_ENABLED", "1") not in ("0", "false", "no"),
+            ratelimit_per_ip=_env("RATELIMIT_PER_IP", cls.ratelimit_per_ip),
+            ratelimit_per_account=_env("RATELIMIT_PER_ACCOUNT", cls.ratelimit_per_account),
             page_default_limit=_env_int("PAGE_DEFAULT_LIMIT", 20),
             page_max_limit=_env_int("PAGE_MAX_LIMIT", 100),
             max_content_length=_env_int("MAX_CONTENT_LENGTH", 1024 * 1024),

@@ -8,7 +8,10 @@ resource Site {
     "update",
     "delete",
     "list_members",
-    "manage_members"   # grant, change or remove site roles (at most site_admin)
+    "manage_members",  # grant, change or remove site roles (at most site_admin)
+    "manage_ingest_keys", # users only: see has_permission below
+    # Role ceilings, as on organizations.
+    "grant_viewer", "grant_member", "grant_site_admin"
   ];
   relations = { parent: Organization };
 
@@ -25,10 +28,20 @@ resource Site {
   "update" if "site_admin";
   "manage_members" if "site_admin";
   "delete" if "org_admin" on "parent";
+
+  "grant_viewer" if "viewer";
+  "grant_member" if "member";
+  "grant_site_admin" if "site_admin";
 }
 
 has_role(user: User, role: String, site: Site) if
   site.id in user.site_ids(role);
+
+has_role(client: ApiClient, role: String, site: Site) if
+  site.id in client.site_ids(role);
+
+has_permission(user: User, "manage_ingest_keys", site: Site) if
+  has_role(user, "site_admin", site);
 
 has_relation(org: Organization, "parent", site: Site) if
   site.parent = org;

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from schemas.common import Email, StrictSchema, Text
+from schemas.common import Email, StrictSchema, Text, list_args, page_of
 
 PASSWORD = validate.Length(min=10, max=256)
 
@@ -23,6 +23,35 @@ class TokenSchema(StrictSchema):
     access_token = fields.String(required=True)
     token_type = fields.String(required=True, metadata={"example": "Bearer"})
     expires_in = fields.Integer(required=True, metadata={"description": "Seconds."})
+    refresh_token = fields.String(
+        required=True,
+        metadata={"description": "Opaque, single use: `POST /v1/auth/refresh` spends it."},
+    )
+
+
+class RefreshSchema(StrictSchema):
+    refresh_token = fields.String(required=True, validate=validate.Length(min=1, max=256))
+
+
+class PasswordChangeSchema(StrictSchema):
+    current_password = fields.String(
+        required=True, load_only=True, validate=validate.Length(max=256)
+    )
+    new_password = fields.String(required=True, load_only=True, validate=PASSWORD)
+
+
+class SessionSchema(StrictSchema):
+    id = fields.UUID(required=True)
+    created_at = fields.DateTime(required=True)
+    last_used_at = fields.DateTime(required=True)
+    expires_at = fields.DateTime(required=True)
+    user_agent = fields.String(required=True)
+    ip = fields.String(required=True)
+    current = fields.Boolean(required=True, metadata={"description": "The caller's session."})
+
+
+SessionListArgs = list_args(("created_at",), "-created_at")
+SessionPageSchema = page_of(SessionSchema, "SessionPage")
 
 
 class UserSchema(StrictSchema):

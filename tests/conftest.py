@@ -75,6 +75,7 @@ def app(database_url: str, tmp_path_factory: pytest.TempPathFactory):
     )
     application.config["TESTING"] = True
     yield application
+    application.extensions["actor_cache"].close()
     application.extensions["db.engine"].dispose()
 
 
@@ -86,6 +87,7 @@ def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     app = request.getfixturevalue("app")
     engine = app.extensions["db.engine"]
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    app.extensions["actor_cache"].invalidate("*")
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))

@@ -63,6 +63,8 @@ class World:
     def _save(self, *rows: Any) -> None:
         with self.maker() as session, session.begin():
             session.add_all(rows)
+        # Written behind the app's back: drop the actors it may have cached.
+        self.app.extensions["actor_cache"].invalidate("*")
 
     def user(self, email: str | None = None) -> Person:
         user = User(

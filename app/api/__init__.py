@@ -69,7 +69,7 @@ def _swagger_asset(filename: str) -> Response:
 
 
 def init_app(app: Flask) -> Api:
-    from app.api import audit, auth, members, ops, orgs, sites
+    from app.api import audit, auth, keys, members, ops, orgs, sites
 
     api = Api(
         app,
@@ -83,7 +83,9 @@ def init_app(app: Flask) -> Api:
     )
     app.extensions["api"] = api
     app.add_url_rule("/docs/assets/<path:filename>", "swagger_ui_assets", _swagger_asset)
-    blueprints = (ops.blp, auth.blp, auth.wellknown, orgs.blp, sites.blp, members.blp, audit.blp)
+    blueprints = (
+        ops.blp, auth.blp, auth.wellknown, orgs.blp, sites.blp, members.blp, keys.blp, audit.blp
+    )
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
 
@@ -95,6 +97,7 @@ def init_app(app: Flask) -> Api:
                 raise errors.ApiError.of(415, "Send the body as application/json.")
         g.actor = None
         if not _is_public(app):
-            g.actor = authenticate()
+            ingest = getattr(_handler(app), "_accepts_ingest_keys", False)
+            g.actor = authenticate(ingest_keys=ingest)
 
     return api

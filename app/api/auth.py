@@ -1,30 +1,65 @@
-"""Accounts and logins."""
+"""Accounts, logins and sessions."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from app import db
 from app.api import public
-from app.api.helpers import settings
-from app.auth.current import actor, tokens
-from app.services import identity
-from schemas.auth import LoginSchema, MeSchema, RegisterSchema, TokenSchema, UserSchema
+from app.api.helpers import page, settings
+from app.auth.current import tokens, user
+from app.errors import NotFound, Unauthorized
+from app.models import AuthSession
+from app.ratelimit import limit_by_account, limit_by_ip
+from app.services import identity, sessions
+from schemas.auth import (
+    LoginSchema,
+    MeSchema,
+    PasswordChangeSchema,
+    RefreshSchema,
+    RegisterSchema,
+    SessionListArgs,
+    SessionPageSchema,
+    TokenSchema,
+    UserSchema,
+)
 
 blp = Blueprint("auth", __name__, url_prefix="/v1", description="Accounts and sessions")
 
 
+def _lifetimes() -> sessions.Lifetimes:
+    s = settings()
+    return sessions.Lifetimes(
+        idle=timedelta(seconds=s.session_idle_timeout_seconds),
+        absolute=timedelta(seconds=s.session_absolute_lifetime_seconds),
+    )
+
+
+def _token_pair(auth_session: AuthSession, refresh_token: str) -> dict[str, Any]:
+    token, ttl = tokens().issue_access_token(auth_session.user_id, auth_session.id)
+    return {
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "refresh_token": refresh_token,
+    }
+
+
 @blp.route("/auth/register")
 class Register(MethodView):
+    decorators = [limit_by_ip("register")]
+
     @public(blp)
     @blp.arguments(RegisterSchema)
     @blp.response(201, UserSchema)
     @blp.alt_response(409, description="The email is taken.")
+    @blp.alt_response(429, description="Too many attempts; see `Retry-After`.")
     def post(self, data: dict[str, Any]) -> Any:
         """Create an account."""
         return identity.register(
@@ -34,22 +69,103 @@ class Register(MethodView):
 
 @blp.route("/auth/login")
 class Login(MethodView):
+    decorators = [limit_by_ip("login"), limit_by_account("login")]
+
     @public(blp)
     @blp.arguments(LoginSchema)
     @blp.response(200, TokenSchema)
     @blp.alt_response(401, description="Unknown email or wrong password (the same answer).")
+    @blp.alt_response(429, description="Too many attempts; see `Retry-After`.")
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Exchange email and password for an access token."""
-        _user, auth_session = identity.login(
-            db.session(),
-            data["email"],
-            data["password"],
-            lifetime=timedelta(seconds=settings().session_absolute_lifetime_seconds),
+        """Exchange email and password for an access token and a refresh token."""
+        session = db.session()
+        account = identity.check_password(session, data["email"], data["password"])
+        auth_session, refresh_token = sessions.open_session(
+            session,
+            account,
+            _lifetimes(),
             user_agent=request.headers.get("User-Agent", ""),
             ip=request.remote_addr or "",
         )
-        token, ttl = tokens().issue_access_token(auth_session.user_id, auth_session.id)
-        return {"access_token": token, "token_type": "Bearer", "expires_in": ttl}
+        return _token_pair(auth_session, refresh_token)
+
+
+@blp.route("/auth/refresh")
+class Refresh(MethodView):
+    decorators = [limit_by_ip("refresh")]
+
+    @public(blp)
+    @blp.arguments(RefreshSchema)
+    @blp.response(200, TokenSchema)
+    @blp.alt_response(401, description="Unknown, spent or expired refresh token.")
+    def post(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Spend a refresh token for a new token pair. Presenting a spent refresh token
+        again revokes its whole session."""
+        session = db.session()
+        try:
+            auth_session, refresh_token = sessions.refresh(
+                session, data["refresh_token"], _lifetimes()
+            )
+        except sessions.RefreshReuse as reuse:
+            sessions.revoke_reused(session, reuse, g.get("request_id"))
+            raise Unauthorized(sessions.SESSION_ENDED) from None
+        return _token_pair(auth_session, refresh_token)
+
+
+@blp.route("/auth/logout")
+class Logout(MethodView):
+    @blp.response(204)
+    def post(self) -> None:
+        """End this session: its access and refresh tokens stop working at once."""
+        me = user()
+        sessions.revoke(db.session(), me.id, me.session_id)
+
+
+@blp.route("/auth/logout-all")
+class LogoutAll(MethodView):
+    @blp.response(204)
+    def post(self) -> None:
+        """End every session of the caller, this one included."""
+        sessions.revoke_all(db.session(), user().id)
+
+
+@blp.route("/auth/password")
+class Password(MethodView):
+    decorators = [limit_by_ip("password")]
+
+    @blp.arguments(PasswordChangeSchema)
+    @blp.response(204)
+    def post(self, data: dict[str, Any]) -> None:
+        """Change the password; every other session ends."""
+        me = user()
+        sessions.change_password(
+            db.session(), me.id, data["current_password"], data["new_password"], me.session_id
+        )
+
+
+@blp.route("/auth/sessions")
+class Sessions(MethodView):
+    @blp.arguments(SessionListArgs, location="query")
+    @blp.response(200, SessionPageSchema)
+    def get(self, args: dict[str, Any]) -> Any:
+        """The caller's live sessions."""
+        me = user()
+        result = page(
+            sessions.live_sessions(me.id), AuthSession, args,
+            {"created_at": AuthSession.created_at},
+        )
+        for item in result.items:
+            item.current = item.id == me.session_id
+        return result
+
+
+@blp.route("/auth/sessions/<uuid:session_id>")
+class SessionItem(MethodView):
+    @blp.response(204)
+    def delete(self, session_id: uuid.UUID) -> None:
+        """Revoke one of the caller's sessions."""
+        if not sessions.revoke(db.session(), user().id, session_id):
+            raise NotFound()
 
 
 @blp.route("/me")
@@ -57,16 +173,15 @@ class Me(MethodView):
     @blp.response(200, MeSchema)
     def get(self) -> dict[str, Any]:
         """The signed-in user and every role it holds."""
-        me = actor()
         session = db.session()
-        user = session.get(identity.User, me.id)
-        grants = identity.list_grants(session, me.id)
+        account = session.get(identity.User, user().id)
+        grants = identity.list_grants(session, account.id)
         return {
-            "id": user.id,
-            "email": user.email,
-            "display_name": user.display_name,
-            "created_at": user.created_at,
-            "memberships": [g.__dict__ for g in grants],
+            "id": account.id,
+            "email": account.email,
+            "display_name": account.display_name,
+            "created_at": account.created_at,
+            "memberships": [grant.__dict__ for grant in grants],
         }
 
 
@@ -79,4 +194,4 @@ class Jwks(MethodView):
     @wellknown.response(200)
     def get(self) -> dict[str, Any]:
         """Public keys that verify access tokens, by `kid`."""
-        return current_app.extensions["keys"].public_jwks()
+        return current_app.extensions["keys"].ring().public_jwks()

@@ -51,6 +51,7 @@ class OrgMembers(MethodView):
         session = db.session()
         org = tenancy.get_org(session, org_id)
         authorize(actor(), "manage_members", org)
+        authorize(actor(), f"grant_{data['role']}", org)
         membership = memberships.add_org_member(session, org, data["email"], data["role"])
         return memberships.with_users(session, [membership])[0]
 
@@ -64,6 +65,7 @@ class OrgMember(MethodView):
         session = db.session()
         org = tenancy.get_org(session, org_id, lock=True)
         authorize(actor(), "manage_members", org)
+        authorize(actor(), f"grant_{data['role']}", org)
         membership = memberships.get_org_member(session, org.id, user_id)
         memberships.change_org_role(session, membership, data["role"])
         return memberships.with_users(session, [membership])[0]
@@ -97,6 +99,7 @@ class SiteMembers(MethodView):
         session = db.session()
         site = tenancy.get_site(session, org_id, site_id)
         authorize(actor(), "manage_members", site)
+        authorize(actor(), f"grant_{data['role']}", site)
         membership = memberships.add_site_member(session, site, data["email"], data["role"])
         return memberships.with_users(session, [membership])[0]
 
@@ -111,9 +114,9 @@ class SiteMember(MethodView):
         session = db.session()
         site = tenancy.get_site(session, org_id, site_id)
         authorize(actor(), "manage_members", site)
+        authorize(actor(), f"grant_{data['role']}", site)
         membership = memberships.get_site_member(session, site, user_id)
-        membership.role = data["role"]
-        session.flush()
+        memberships.change_site_role(session, membership, data["role"])
         return memberships.with_users(session, [membership])[0]
 
     @blp.response(204)
@@ -121,4 +124,4 @@ class SiteMember(MethodView):
         session = db.session()
         site = tenancy.get_site(session, org_id, site_id)
         authorize(actor(), "manage_members", site)
-        session.delete(memberships.get_site_member(session, site, user_id))
+        memberships.remove_site_member(session, memberships.get_site_member(session, site, user_id))

@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 
 from app import db
 from app.api.helpers import page
-from app.auth.current import actor
+from app.auth.current import actor, user
 from app.authz import authorize, authorized
 from app.models import Organization
 from app.services import tenancy
@@ -34,7 +34,7 @@ class Orgs(MethodView):
     @blp.response(201, OrgSchema)
     def post(self, data: dict[str, Any]) -> Organization:
         """Create an organization; the caller becomes its org_admin."""
-        return tenancy.create_org(db.session(), actor().id, data["name"])
+        return tenancy.create_org(db.session(), user().id, data["name"])
 
 
 @blp.route("/<uuid:org_id>")
@@ -65,4 +65,4 @@ class Org(MethodView):
         org = tenancy.get_org(db.session(), org_id)
         authorize(actor(), "delete", org)
         blp.check_etag(org, OrgSchema)
-        tenancy.soft_delete(org)
+        tenancy.soft_delete(db.session(), org)

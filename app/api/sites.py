@@ -74,4 +74,4 @@ class SiteItem(MethodView):
         site = tenancy.get_site(db.session(), org_id, site_id)
         authorize(actor(), "delete", site)
         blp.check_etag(site, SiteSchema)
-        tenancy.soft_delete(site)
+        tenancy.soft_delete(db.session(), site)

@@ -1,14 +1,20 @@
-"""Signing keys for access tokens: a JWK set, the first key signs, all of them verify.
+"""Signing keys for access tokens: a JWK set; one key signs, all of them verify.
 
-Several keys can be live at once so a new key can start signing while tokens signed by
-the old one stay valid until they expire. Production reads the set from `JWT_KEYS` or
-`JWT_KEYS_FILE`; development generates one Ed25519 key into the instance folder.
+Several keys are live at once so keys rotate without logging anyone out:
+1. `flask keys add` publishes a new key (JWKS, verification) without signing with it;
+2. `flask keys activate KID`, once every verifier has it, makes it the signing key;
+3. `flask keys retire KID` removes the old key after its last tokens expired.
+The key file is `{"signing_kid": ..., "keys": [JWK with private part, ...]}`; processes
+reload it when it changes. `JWT_KEYS` (a JWK set in the environment) is fixed instead.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
+import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,6 +22,8 @@ from typing import Any
 from joserfc.jwk import KeySet, OKPKey
 
 from app.config import ConfigError, Settings
+
+RELOAD_EVERY = 2.0  # seconds between checks of the key file
 
 
 class KeyRing:
@@ -25,9 +33,12 @@ class KeyRing:
             raise ConfigError("the JWT key set holds no key")
         if any("kid" not in k or "d" not in k for k in keys):
             raise ConfigError("every JWT key needs a `kid` and its private part")
-        self.keyset = KeySet.import_key_set(jwks)
+        self.keyset = KeySet.import_key_set({"keys": keys})
         self.by_kid = {k.kid: k for k in self.keyset.keys}
-        self.signing = self.keyset.keys[0]
+        signing_kid = jwks.get("signing_kid") or keys[0]["kid"]
+        if signing_kid not in self.by_kid:
+            raise ConfigError(f"signing key {signing_kid!r} is not in the key set")
+        self.signing = self.by_kid[signing_kid]
 
     def public_jwks(self) -> dict[str, Any]:
         return {"keys": [k.as_dict(private=False) for k in self.keyset.keys]}
@@ -38,15 +49,63 @@ class KeyRing:
         return key.as_dict(private=True)
 
 
-def load_keyring(settings: Settings) -> KeyRing:
-    if settings.jwt_keys:
-        return KeyRing(settings.jwt_keys)
-    path = Path(settings.jwt_keys_file or Path(settings.instance_path) / "jwt-keys.json")
-    if not path.exists():
-        if settings.is_production:
-            raise ConfigError(f"JWT key file {path} does not exist")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"keys": [KeyRing.generate_key()]}, fh)
-    return KeyRing(json.loads(path.read_text()))
+class KeyStore:
+    """The current KeyRing, re-read when the key file changes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.path: Path | None = None
+        self.stamp: float | None = None
+        self.checked = 0.0
+        self.lock = threading.Lock()
+        if settings.jwt_keys:
+            self._ring = KeyRing(settings.jwt_keys)
+            return
+        self.path = key_file(settings)
+        if not self.path.exists():
+            if settings.is_production:
+                raise ConfigError(f"JWT key file {self.path} does not exist")
+            create_key_file(self.path)
+        self._ring = self._load()
+
+    def _load(self) -> KeyRing:
+        assert self.path is not None
+        self.stamp = self.path.stat().st_mtime_ns
+        return KeyRing(json.loads(self.path.read_text()))
+
+    def ring(self) -> KeyRing:
+        if self.path is None or time.monotonic() - self.checked < RELOAD_EVERY:
+            return self._ring
+        with self.lock:
+            self.checked = time.monotonic()
+            try:
+                if self.path.stat().st_mtime_ns != self.stamp:
+                    self._ring = self._load()
+            except (OSError, ValueError, ConfigError):
+                pass  # keep serving with the last good key set
+        return self._ring
+
+
+def key_file(settings: Settings) -> Path:
+    return Path(settings.jwt_keys_file or Path(settings.instance_path) / "jwt-keys.json")
+
+
+def read_key_file(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text())
+    data.setdefault("signing_kid", data["keys"][0]["kid"])
+    return data
+
+
+def write_key_file(path: Path, data: dict[str, Any]) -> None:
+    """Validate, then replace atomically with owner-only permissions."""
+    KeyRing(data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".jwt-keys-")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def create_key_file(path: Path) -> None:
+    key = KeyRing.generate_key()
+    write_key_file(path, {"signing_kid": key["kid"], "keys": [key]})

@@ -19,7 +19,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwt import JWTClaimsRegistry
 
-from app.auth.keys import KeyRing
+from app.auth.keys import KeyStore
 from app.config import Settings
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type, not a secret
@@ -39,7 +39,7 @@ class AccessClaims:
 
 
 class TokenService:
-    def __init__(self, settings: Settings, keys: KeyRing) -> None:
+    def __init__(self, settings: Settings, keys: KeyStore) -> None:
         self.settings = settings
         self.keys = keys
         self.algorithms = list(settings.jwt_algorithms)
@@ -56,7 +56,7 @@ class TokenService:
     def issue_access_token(self, user_id: uuid.UUID, session_id: uuid.UUID) -> tuple[str, int]:
         now = int(time.time())
         ttl = self.settings.jwt_access_ttl_seconds
-        key = self.keys.signing
+        key = self.keys.ring().signing
         header = {"alg": self.algorithms[0], "kid": key.kid, "typ": ACCESS_TOKEN_TYPE}
         claims = {
             "iss": self.settings.jwt_issuer,
@@ -81,7 +81,7 @@ class TokenService:
         if header.get("alg") not in self.algorithms:
             raise InvalidToken("algorithm not allowed")
         kid = header.get("kid")
-        key = self.keys.by_kid.get(kid) if isinstance(kid, str) else None
+        key = self.keys.ring().by_kid.get(kid) if isinstance(kid, str) else None
         if key is None:
             raise InvalidToken("unknown key id")
         try:
@@ -102,7 +102,8 @@ def _header(token: str) -> dict[str, Any]:
     try:
         raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
         header = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    # RecursionError: a deeply nested JSON header; it must be a 401, not a 500.
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidToken("unreadable header") from exc
     if not isinstance(header, dict):
         raise InvalidToken("header is not an object")

@@ -5,21 +5,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 
 
 @dataclass(frozen=True, eq=False)
-class UserActor:
-    """A signed-in user. Polar reads its grants through `org_ids` / `site_ids`."""
+class Principal:
+    """Grants of an actor. Polar reads them through `org_ids` / `site_ids`."""
 
     id: uuid.UUID
-    email: str = ""
-    session_id: uuid.UUID | None = None
     org_roles: Mapping[uuid.UUID, str] = field(default_factory=dict)
     site_roles: Mapping[uuid.UUID, str] = field(default_factory=dict)
     site_orgs: Mapping[uuid.UUID, uuid.UUID] = field(default_factory=dict)
 
-    kind = "user"
+    kind = "principal"
 
     def org_ids(self, role: str) -> list[uuid.UUID]:
         """Organizations on which this actor holds exactly `role`."""
@@ -43,3 +42,34 @@ class UserActor:
             frozenset(self.site_roles.items()),
             frozenset(self.site_orgs.items()),
         )
+
+
+@dataclass(frozen=True, eq=False)
+class UserActor(Principal):
+    """A signed-in user (Polar: `User`)."""
+
+    email: str = ""
+    session_id: uuid.UUID | None = None
+
+    kind = "user"
+
+
+@dataclass(frozen=True, eq=False)
+class ApiClientActor(Principal):
+    """A machine client authenticated by an API key (Polar: `ApiClient`): it holds the
+    one role its key was created with, on the key's organization or site."""
+
+    expires_at: datetime | None = None
+
+    kind = "api_key"
+
+
+@dataclass(frozen=True, eq=False)
+class IngestClientActor(Principal):
+    """A browser sending events with an ingest key (Polar: `IngestClient`): it holds no
+    role, only the right to write events to one site."""
+
+    site_id: uuid.UUID | None = None
+    allowed_origins: tuple[str, ...] = ()
+
+    kind = "ingest_key"

@@ -14,10 +14,18 @@ from oso import Oso, Relation
 from sqlalchemy import ColumnElement, Select
 from sqlalchemy.orm import Session
 
-from app.authz.actors import UserActor
+from app.authz.actors import ApiClientActor, IngestClientActor, UserActor
 from app.authz.adapter import SqlFilterAdapter
 from app.errors import Forbidden, NotFound
-from app.models import AuditEvent, Organization, OrgMembership, Site, SiteMembership
+from app.models import (
+    ApiKey,
+    AuditEvent,
+    IngestKey,
+    Organization,
+    OrgMembership,
+    Site,
+    SiteMembership,
+)
 
 S = TypeVar("S", bound=Select[Any])
 
@@ -43,8 +51,16 @@ RESOURCES: dict[type, dict[str, Any]] = {
         "id": uuid.UUID,
         "organization": Relation("one", "Organization", "org_id", "id"),
     },
+    ApiKey: {
+        "id": uuid.UUID,
+        "organization": Relation("one", "Organization", "org_id", "id"),
+    },
+    IngestKey: {
+        "id": uuid.UUID,
+        "site": Relation("one", "Site", "site_id", "id"),
+    },
 }
-ACTORS = {UserActor: "User"}
+ACTORS = {UserActor: "User", ApiClientActor: "ApiClient", IngestClientActor: "IngestClient"}
 
 # Called with each denial: (actor, action, resource, visible); set by the app (audit log).
 DenialHook = Callable[[Any, str, Any, bool], None]

@@ -11,12 +11,14 @@ import re
 import uuid
 from pathlib import Path
 
-from app.authz.actors import UserActor
+from app.authz.actors import ApiClientActor, Principal, UserActor
 from app.authz.engine import AuthzEngine
 from app.models import (
     ORG_ROLES,
     SITE_ROLES,
+    ApiKey,
     AuditEvent,
+    IngestKey,
     Organization,
     OrgMembership,
     Site,
@@ -50,26 +52,32 @@ def _samples() -> dict[str, object]:
     site_member.site = site
     event = AuditEvent(id=uuid.uuid4(), org_id=org.id)
     event.organization = org
+    api_key = ApiKey(id=uuid.uuid4(), org_id=org.id)
+    api_key.organization = org
+    ingest_key = IngestKey(id=uuid.uuid4(), org_id=org.id, site_id=site.id)
+    ingest_key.site = site
     return {
         "Organization": org,
         "Site": site,
         "OrgMembership": org_member,
         "SiteMembership": site_member,
         "AuditEvent": event,
+        "ApiKey": api_key,
+        "IngestKey": ingest_key,
     }
 
 
-def holders(org: Organization, site: Site) -> dict[str, UserActor]:
-    """Column label -> an actor holding that role ("org:" on the organization, "site:" on
-    the site only)."""
-    actors = {
-        f"org:{role}": UserActor(uuid.uuid4(), org_roles={org.id: role}) for role in ORG_ROLES
-    }
+def holders(
+    org: Organization, site: Site, kind: type[Principal] = UserActor
+) -> dict[str, Principal]:
+    """Column label -> an actor of `kind` holding that role ("org:" on the organization,
+    "site:" on the site only)."""
+    actors = {f"org:{role}": kind(uuid.uuid4(), org_roles={org.id: role}) for role in ORG_ROLES}
     for role in SITE_ROLES:
-        actors[f"site:{role}"] = UserActor(
+        actors[f"site:{role}"] = kind(
             uuid.uuid4(), site_roles={site.id: role}, site_orgs={site.id: org.id}
         )
-    actors["none"] = UserActor(uuid.uuid4())
+    actors["none"] = kind(uuid.uuid4())
     return actors
 
 
@@ -83,12 +91,14 @@ class _Samples:
         return self.by_key.get((model, key))
 
 
-def compute(policy_dir: str | Path) -> dict[str, dict[str, set[str]]]:
-    """Resource -> permission -> the set of role labels allowed."""
+def compute(
+    policy_dir: str | Path, kind: type[Principal] = UserActor
+) -> dict[str, dict[str, set[str]]]:
+    """Resource -> permission -> the role labels whose holder (a `kind`) is allowed."""
     samples = _samples()
     lookup = _Samples(samples)
     engine = AuthzEngine(policy_dir, session=lambda: lookup)  # type: ignore[arg-type,return-value]
-    actors = holders(samples["Organization"], samples["Site"])  # type: ignore[arg-type]
+    actors = holders(samples["Organization"], samples["Site"], kind)  # type: ignore[arg-type]
     matrix: dict[str, dict[str, set[str]]] = {}
     for resource_name, permissions in declared_permissions(policy_dir).items():
         resource = samples[resource_name]
@@ -103,22 +113,28 @@ def compute(policy_dir: str | Path) -> dict[str, dict[str, set[str]]]:
 
 
 def render_markdown(policy_dir: str | Path) -> str:
-    matrix = compute(policy_dir)
+    users = compute(policy_dir, UserActor)
+    keys = compute(policy_dir, ApiClientActor)
     labels = list(holders(*list(_samples().values())[:2]).keys())  # type: ignore[arg-type]
     lines = [
         "# Permissions",
         "",
         "Generated from `policies/*.polar` by `flask authz matrix`; do not edit by hand.",
         "`org:ROLE` holds ROLE on the organization; `site:ROLE` holds ROLE on the site only;",
-        "`none` holds nothing. A resource an actor may not `read` answers 404, an action it",
-        "may not take on a resource it can read answers 403.",
+        "`none` holds nothing. `yes`: a user or an API key with that role may; `user`: only",
+        "a user may. A resource an actor may not `read` answers 404, an action it may not",
+        "take on a resource it can read answers 403. Ingest keys may only send events.",
         "",
     ]
-    for resource, permissions in matrix.items():
+    for resource, permissions in users.items():
         lines += [f"## {resource}", "", "| permission | " + " | ".join(labels) + " |"]
         lines.append("|---" * (len(labels) + 1) + "|")
         for permission, allowed in permissions.items():
-            cells = ["yes" if label in allowed else "" for label in labels]
+            by_key = keys[resource][permission]
+            cells = [
+                ("yes" if label in by_key else "user") if label in allowed else ""
+                for label in labels
+            ]
             lines.append(f"| `{permission}` | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)

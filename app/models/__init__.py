@@ -2,7 +2,8 @@
 
 from app.db import Base
 from app.models.audit import AuditEvent
-from app.models.identity import AuthSession, User
+from app.models.credentials import ApiKey, IngestKey
+from app.models.identity import AuthSession, RefreshToken, User
 from app.models.tenancy import (
     ORG_ROLES,
     SITE_ROLES,
@@ -15,11 +16,14 @@ from app.models.tenancy import (
 __all__ = [
     "ORG_ROLES",
     "SITE_ROLES",
+    "ApiKey",
     "AuditEvent",
     "AuthSession",
     "Base",
+    "IngestKey",
     "OrgMembership",
     "Organization",
+    "RefreshToken",
     "Site",
     "SiteMembership",
     "User",

@@ -32,3 +32,19 @@ class AuthSession(Entity):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     user_agent: Mapped[str] = mapped_column(String(512), default="")
     ip: Mapped[str] = mapped_column(String(64), default="")
+
+
+class RefreshToken(Entity):
+    """One link of a session's refresh chain. Only the SHA-256 of the token is stored.
+
+    Spending it sets `used_at` atomically; presenting a spent token again is reuse, and
+    revokes the whole session (every token of the chain shares `session_id`).
+    """
+
+    __tablename__ = "refresh_tokens"
+
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("auth_sessions.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 
 from sqlalchemy import Uuid, null, select, union_all
 from sqlalchemy.exc import IntegrityError
@@ -37,33 +36,15 @@ def register(session: Session, email: str, password: str, display_name: str = ""
     return user
 
 
-def login(
-    session: Session,
-    email: str,
-    password: str,
-    *,
-    lifetime: timedelta,
-    user_agent: str = "",
-    ip: str = "",
-) -> tuple[User, AuthSession]:
-    """Check the password and open a session. Unknown email and wrong password cost and
-    answer the same."""
+def check_password(session: Session, email: str, password: str) -> User:
+    """The user with these credentials. Unknown email and wrong password cost and answer
+    the same; the hash is upgraded when the hashing parameters changed."""
     user = session.scalar(select(User).where(User.email == email, User.deleted_at.is_(None)))
     if not verify_password(user.password_hash if user else None, password) or user is None:
         raise Unauthorized(INVALID_LOGIN)
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-    now = utcnow()
-    auth_session = AuthSession(
-        user_id=user.id,
-        last_used_at=now,
-        expires_at=now + lifetime,
-        user_agent=user_agent[:512],
-        ip=ip[:64],
-    )
-    session.add(auth_session)
-    session.flush()
-    return user, auth_session
+    return user
 
 
 def load_actor(session: Session, user_id: uuid.UUID, session_id: uuid.UUID) -> UserActor | None:

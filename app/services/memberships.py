@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from app.auth import invalidation
 from app.errors import Conflict, NotFound
 from app.models import Organization, OrgMembership, Site, SiteMembership, User
 
@@ -60,6 +61,7 @@ def add_org_member(session: Session, org: Organization, email: str, role: str) -
     membership = OrgMembership(org_id=org.id, user_id=user.id, role=role)
     session.add(membership)
     session.flush()
+    invalidation.user_changed(session, user.id)
     return membership
 
 
@@ -83,6 +85,7 @@ def change_org_role(session: Session, membership: OrgMembership, role: str) -> N
         raise Conflict("An organization must keep at least one org_admin.")
     membership.role = role
     session.flush()
+    invalidation.user_changed(session, membership.user_id)
 
 
 def remove_org_member(session: Session, membership: OrgMembership) -> None:
@@ -97,6 +100,7 @@ def remove_org_member(session: Session, membership: OrgMembership) -> None:
     )
     session.delete(membership)
     session.flush()
+    invalidation.user_changed(session, membership.user_id)
 
 
 # -- sites ------------------------------------------------------------------------------------
@@ -122,4 +126,17 @@ def add_site_member(session: Session, site: Site, email: str, role: str) -> Site
     membership = SiteMembership(org_id=site.org_id, site_id=site.id, user_id=user.id, role=role)
     session.add(membership)
     session.flush()
+    invalidation.user_changed(session, user.id)
     return membership
+
+
+def change_site_role(session: Session, membership: SiteMembership, role: str) -> None:
+    membership.role = role
+    session.flush()
+    invalidation.user_changed(session, membership.user_id)
+
+
+def remove_site_member(session: Session, membership: SiteMembership) -> None:
+    session.delete(membership)
+    session.flush()
+    invalidation.user_changed(session, membership.user_id)

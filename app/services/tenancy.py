@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.auth import invalidation
 from app.db import utcnow
 from app.errors import NotFound
 from app.models import Organization, OrgMembership, Site
@@ -20,6 +21,7 @@ def create_org(session: Session, creator_id: uuid.UUID, name: str) -> Organizati
     session.flush()
     session.add(OrgMembership(org_id=org.id, user_id=creator_id, role="org_admin"))
     session.flush()
+    invalidation.user_changed(session, creator_id)
     return org
 
 
@@ -42,8 +44,10 @@ def update(entity: Any, changes: dict[str, Any]) -> None:
         setattr(entity, name, value)
 
 
-def soft_delete(entity: Any) -> None:
+def soft_delete(session: Session, entity: Organization | Site) -> None:
+    """Hide an organization or site; every grant on it stops counting at once."""
     entity.deleted_at = utcnow()
+    invalidation.everyone_changed(session)
 
 
 def create_site(session: Session, org: Organization, name: str, domain: str | None) -> Site:

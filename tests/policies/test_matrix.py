@@ -6,44 +6,83 @@ fresh), so this table, the policy and the document cannot drift apart.
 
 import pytest
 
+from app.authz.actors import ApiClientActor, UserActor
 from app.authz.matrix import compute
 from app.config import Settings
 
 pytestmark = pytest.mark.portable
 
-ORG_VIEWER_UP = {"org:viewer", "org:member", "org:site_admin", "org:org_admin"}
-SITE_VIEWER_UP = {"site:viewer", "site:member", "site:site_admin"}
-ORG_ADMIN = {"org:org_admin"}
-SITE_ADMINS = {"org:site_admin", "org:org_admin", "site:site_admin"}
+ORG = {"viewer": {"org:viewer", "org:member", "org:site_admin", "org:org_admin"}}
+ORG["member"] = ORG["viewer"] - {"org:viewer"}
+ORG["site_admin"] = ORG["member"] - {"org:member"}
+ORG["org_admin"] = {"org:org_admin"}
+SITE = {"viewer": {"site:viewer", "site:member", "site:site_admin"}}
+SITE["member"] = SITE["viewer"] - {"site:viewer"}
+SITE["site_admin"] = {"site:site_admin"}
+ON_SITE = {role: ORG[role] | SITE[role] for role in SITE}  # org roles flow down to sites
 
+# What a user holding each role may do.
 EXPECTED = {
     "Organization": {
-        "read": ORG_VIEWER_UP,
-        "update": ORG_ADMIN,
-        "delete": ORG_ADMIN,
-        "create_site": ORG_ADMIN,
-        "list_sites": ORG_VIEWER_UP | SITE_VIEWER_UP,
-        "list_members": ORG_VIEWER_UP,
-        "manage_members": ORG_ADMIN,
-        "read_audit": ORG_ADMIN,
+        "read": ORG["viewer"],
+        "update": ORG["org_admin"],
+        "delete": ORG["org_admin"],
+        "create_site": ORG["org_admin"],
+        "list_sites": ORG["viewer"] | SITE["viewer"],
+        "list_members": ORG["viewer"],
+        "manage_members": ORG["org_admin"],
+        "read_audit": ORG["org_admin"],
+        "manage_api_keys": ORG["org_admin"],
+        "grant_viewer": ORG["viewer"],
+        "grant_member": ORG["member"],
+        "grant_site_admin": ORG["site_admin"],
+        "grant_org_admin": ORG["org_admin"],
     },
-    "OrgMembership": {"read": ORG_VIEWER_UP},
+    "OrgMembership": {"read": ORG["viewer"]},
     "Site": {
-        "read": ORG_VIEWER_UP | SITE_VIEWER_UP,
-        "update": SITE_ADMINS,
-        "delete": ORG_ADMIN,
-        "list_members": ORG_VIEWER_UP | SITE_VIEWER_UP,
-        "manage_members": SITE_ADMINS,
+        "read": ON_SITE["viewer"],
+        "update": ON_SITE["site_admin"],
+        "delete": ORG["org_admin"],
+        "list_members": ON_SITE["viewer"],
+        "manage_members": ON_SITE["site_admin"],
+        "manage_ingest_keys": ON_SITE["site_admin"],
+        "grant_viewer": ON_SITE["viewer"],
+        "grant_member": ON_SITE["member"],
+        "grant_site_admin": ON_SITE["site_admin"],
     },
-    "SiteMembership": {"read": ORG_VIEWER_UP | SITE_VIEWER_UP},
-    "AuditEvent": {"read": ORG_ADMIN},
+    "SiteMembership": {"read": ON_SITE["viewer"]},
+    "AuditEvent": {"read": ORG["org_admin"]},
+    "ApiKey": {"read": ORG["org_admin"], "revoke": ORG["org_admin"]},
+    "IngestKey": {"read": ON_SITE["site_admin"], "revoke": ON_SITE["site_admin"]},
+}
+
+# Key management stays with people: an API key with the same role may not.
+USER_ONLY = {
+    ("Organization", "manage_api_keys"),
+    ("Site", "manage_ingest_keys"),
+    ("ApiKey", "read"),
+    ("ApiKey", "revoke"),
+    ("IngestKey", "read"),
+    ("IngestKey", "revoke"),
 }
 
 
-def test_policy_matches_the_permission_table():
-    assert compute(Settings().policy_dir) == EXPECTED
+def test_users_get_exactly_the_table():
+    assert compute(Settings().policy_dir, UserActor) == EXPECTED
+
+
+def test_api_keys_get_the_table_minus_key_management():
+    expected = {
+        resource: {
+            perm: set() if (resource, perm) in USER_ONLY else allowed
+            for perm, allowed in perms.items()
+        }
+        for resource, perms in EXPECTED.items()
+    }
+    assert compute(Settings().policy_dir, ApiClientActor) == expected
 
 
 def test_nobody_without_a_role_gets_anything():
-    matrix = compute(Settings().policy_dir)
-    assert all("none" not in allowed for perms in matrix.values() for allowed in perms.values())
+    for kind in (UserActor, ApiClientActor):
+        matrix = compute(Settings().policy_dir, kind)
+        assert all("none" not in allowed for perms in matrix.values() for allowed in perms.values())

@@ -1,0 +1,118 @@
+"""API keys of an organization and ingest keys of a site. Secrets are shown once."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from app import db
+from app.api.helpers import page
+from app.auth.current import user
+from app.authz import authorize, authorized
+from app.models import ApiKey, IngestKey
+from app.ratelimit import limit_by_account
+from app.services import credentials, tenancy
+from schemas.keys import (
+    ApiKeyCreatedSchema,
+    ApiKeyCreateSchema,
+    ApiKeyPageSchema,
+    IngestKeyCreatedSchema,
+    IngestKeyCreateSchema,
+    IngestKeyPageSchema,
+    KeyListArgs,
+)
+
+blp = Blueprint("keys", __name__, url_prefix="/v1/orgs/<uuid:org_id>", description="Keys")
+
+
+def _with_secret(key: Any, secret: str) -> dict[str, Any]:
+    return {**{c.key: getattr(key, c.key) for c in key.__table__.columns}, "secret": secret}
+
+
+@blp.route("/api-keys")
+class ApiKeys(MethodView):
+    @blp.arguments(KeyListArgs, location="query")
+    @blp.response(200, ApiKeyPageSchema)
+    def get(self, args: dict[str, Any], org_id: uuid.UUID) -> Any:
+        """Live API keys of the organization (org_admin). Secrets are never shown again."""
+        org = tenancy.get_org(db.session(), org_id)
+        authorize(user(), "manage_api_keys", org)
+        stmt = authorized(credentials.api_keys(org.id), user(), "read", ApiKey)
+        return page(stmt, ApiKey, args, {"created_at": ApiKey.created_at})
+
+    @limit_by_account("api-keys")
+    @blp.arguments(ApiKeyCreateSchema)
+    @blp.response(201, ApiKeyCreatedSchema)
+    @blp.alt_response(429, description="Too many keys created; see `Retry-After`.")
+    def post(self, data: dict[str, Any], org_id: uuid.UUID) -> dict[str, Any]:
+        """Create an API key with a role no higher than the caller's, for the whole
+        organization or one of its sites."""
+        session = db.session()
+        org = tenancy.get_org(session, org_id)
+        me = user()
+        authorize(me, "manage_api_keys", org)
+        site = None
+        if data["site_id"] is not None:
+            site = tenancy.get_site(session, org.id, data["site_id"])
+            authorize(me, f"grant_{data['role']}", site)
+        else:
+            authorize(me, f"grant_{data['role']}", org)
+        key, secret = credentials.create_api_key(
+            session, org, name=data["name"], role=data["role"], site=site,
+            expires_at=data["expires_at"], created_by=me.id,
+        )
+        return _with_secret(key, secret)
+
+
+@blp.route("/api-keys/<uuid:key_id>")
+class ApiKeyItem(MethodView):
+    @blp.response(204)
+    def delete(self, org_id: uuid.UUID, key_id: uuid.UUID) -> None:
+        """Revoke: the key stops working at once."""
+        session = db.session()
+        tenancy.get_org(session, org_id)
+        key = credentials.get_api_key(session, org_id, key_id)
+        authorize(user(), "revoke", key)
+        credentials.revoke(session, key)
+
+
+@blp.route("/sites/<uuid:site_id>/ingest-keys")
+class IngestKeys(MethodView):
+    @blp.arguments(KeyListArgs, location="query")
+    @blp.response(200, IngestKeyPageSchema)
+    def get(self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Any:
+        """Live ingest keys of the site (site_admin)."""
+        site = tenancy.get_site(db.session(), org_id, site_id)
+        authorize(user(), "manage_ingest_keys", site)
+        stmt = authorized(credentials.ingest_keys(site), user(), "read", IngestKey)
+        return page(stmt, IngestKey, args, {"created_at": IngestKey.created_at})
+
+    @limit_by_account("ingest-keys")
+    @blp.arguments(IngestKeyCreateSchema)
+    @blp.response(201, IngestKeyCreatedSchema)
+    @blp.alt_response(429, description="Too many keys created; see `Retry-After`.")
+    def post(self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Any:
+        """Create an ingest key: it can only send events to this site."""
+        session = db.session()
+        site = tenancy.get_site(session, org_id, site_id)
+        authorize(user(), "manage_ingest_keys", site)
+        key, secret = credentials.create_ingest_key(
+            session, site, name=data["name"], allowed_origins=data["allowed_origins"],
+            created_by=user().id,
+        )
+        return _with_secret(key, secret)
+
+
+@blp.route("/sites/<uuid:site_id>/ingest-keys/<uuid:key_id>")
+class IngestKeyItem(MethodView):
+    @blp.response(204)
+    def delete(self, org_id: uuid.UUID, site_id: uuid.UUID, key_id: uuid.UUID) -> None:
+        """Revoke: the key stops working at once."""
+        session = db.session()
+        site = tenancy.get_site(session, org_id, site_id)
+        key = credentials.get_ingest_key(session, site, key_id)
+        authorize(user(), "revoke", key)
+        credentials.revoke(session, key)

@@ -1,0 +1,135 @@
+"""Cached actors, and telling every process when they change.
+
+Resolving an actor (session still live? which roles?) costs queries; doing it on every
+request is what a cache avoids. Correctness comes from invalidation, not expiry: whatever
+revokes a session or changes a grant calls `user_changed()` (or `everyone_changed()`) in
+the same transaction. On PostgreSQL that is a `NOTIFY`, delivered at commit to a
+listener thread in every process, which drops the entries. The process that made the
+change drops them at once. A process whose listener is not connected does not cache.
+SQLite has no such channel, so there the cache stays off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+log = logging.getLogger("app.auth.cache")
+
+CHANNEL = "auth_changed"
+EVERYONE = "*"
+_caches: weakref.WeakSet[ActorCache] = weakref.WeakSet()
+
+
+def user_changed(session: Session, subject_id: object) -> None:
+    """The sessions, grants or key of `subject_id` (a user or key id) changed."""
+    _notify(session, str(subject_id))
+
+
+def everyone_changed(session: Session) -> None:
+    """Grants of many actors changed at once (an organization or site was deleted)."""
+    _notify(session, EVERYONE)
+
+
+def _notify(session: Session, payload: str) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_notify(CHANNEL, payload)))
+    for cache in list(_caches):
+        cache.invalidate(payload)
+
+
+class ActorCache:
+    """subject id -> {credential id -> (actor, expiry)}, per process."""
+
+    def __init__(self, conninfo: str | None, ttl: float, max_entries: int = 50_000) -> None:
+        self.conninfo = conninfo  # None: no notification channel, so no caching
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.entries: dict[str, dict[Any, tuple[Any, float]]] = {}
+        self.size = 0
+        self.generation = 0
+        self.lock = threading.Lock()
+        self.listening = False
+        self.pid: int | None = None
+        self.stopped = threading.Event()
+        _caches.add(self)
+
+    @property
+    def enabled(self) -> bool:
+        return self.conninfo is not None and self.ttl > 0
+
+    def get(self, subject: object, credential: object) -> Any:
+        if not self.enabled:
+            return None
+        self._ensure_listener()
+        if not self.listening:
+            return None
+        entry = self.entries.get(str(subject), {}).get(credential)
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, subject: object, credential: object, actor: Any, generation: int) -> None:
+        """Cache `actor` unless an invalidation happened since `generation` was read."""
+        if not self.enabled:
+            return
+        with self.lock:
+            if not self.listening or generation != self.generation:
+                return
+            if self.size >= self.max_entries:
+                self.entries.clear()
+                self.size = 0
+            self.entries.setdefault(str(subject), {})[credential] = (
+                actor, time.monotonic() + self.ttl
+            )
+            self.size += 1
+
+    def invalidate(self, payload: str) -> None:
+        with self.lock:
+            self.generation += 1
+            if payload == EVERYONE:
+                self.entries.clear()
+                self.size = 0
+            else:
+                self.size -= len(self.entries.pop(payload, {}))
+
+    def _ensure_listener(self) -> None:
+        # Started lazily, and again in a forked child: threads do not survive fork.
+        if self.pid == os.getpid():
+            return
+        with self.lock:
+            if self.pid == os.getpid():
+                return
+            self.pid = os.getpid()
+            self.listening = False
+            threading.Thread(target=self._listen, name="actor-cache", daemon=True).start()
+
+    def _listen(self) -> None:
+        import psycopg
+
+        pid = os.getpid()
+        while not self.stopped.is_set() and self.pid == pid:
+            try:
+                with psycopg.connect(self.conninfo, autocommit=True) as conn:  # type: ignore[arg-type]
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self.invalidate(EVERYONE)  # anything may have changed while deaf
+                    self.listening = True
+                    while not self.stopped.is_set():
+                        for note in conn.notifies(timeout=1.0):
+                            self.invalidate(note.payload)
+            except Exception:
+                log.warning("actor cache listener disconnected", exc_info=True)
+            finally:
+                self.listening = False
+                self.invalidate(EVERYONE)
+            self.stopped.wait(1.0)
+
+    def close(self) -> None:
+        self.stopped.set()

@@ -1,0 +1,160 @@
+"""API keys and ingest keys: create (secret shown once), list, revoke, authenticate."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.auth import invalidation
+from app.auth.secrets import (
+    API_KEY_PREFIX,
+    INGEST_KEY_PREFIX,
+    digest,
+    format_key,
+    matches,
+    new_secret,
+)
+from app.authz.actors import ApiClientActor, IngestClientActor
+from app.db import utcnow
+from app.errors import NotFound
+from app.models import ApiKey, IngestKey, Organization, Site
+
+TOUCH_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often
+
+
+def create_api_key(
+    session: Session,
+    org: Organization,
+    *,
+    name: str,
+    role: str,
+    site: Site | None,
+    expires_at: datetime | None,
+    created_by: uuid.UUID,
+) -> tuple[ApiKey, str]:
+    secret = new_secret()
+    key = ApiKey(
+        id=uuid.uuid4(),
+        org_id=org.id,
+        site_id=site.id if site else None,
+        name=name,
+        role=role,
+        secret_hash=digest(secret),
+        expires_at=expires_at,
+        created_by=created_by,
+    )
+    session.add(key)
+    session.flush()
+    return key, format_key(API_KEY_PREFIX, key.id, secret)
+
+
+def create_ingest_key(
+    session: Session, site: Site, *, name: str, allowed_origins: list[str], created_by: uuid.UUID
+) -> tuple[IngestKey, str]:
+    secret = new_secret()
+    key = IngestKey(
+        id=uuid.uuid4(),
+        org_id=site.org_id,
+        site_id=site.id,
+        name=name,
+        secret_hash=digest(secret),
+        allowed_origins=allowed_origins,
+        created_by=created_by,
+    )
+    session.add(key)
+    session.flush()
+    return key, format_key(INGEST_KEY_PREFIX, key.id, secret)
+
+
+def api_keys(org_id: uuid.UUID) -> object:
+    return select(ApiKey).where(ApiKey.org_id == org_id, ApiKey.revoked_at.is_(None))
+
+
+def ingest_keys(site: Site) -> object:
+    return select(IngestKey).where(
+        IngestKey.org_id == site.org_id,
+        IngestKey.site_id == site.id,
+        IngestKey.revoked_at.is_(None),
+    )
+
+
+def get_api_key(session: Session, org_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey:
+    key = session.scalar(api_keys(org_id).where(ApiKey.id == key_id))  # type: ignore[attr-defined]
+    if key is None:
+        raise NotFound()
+    return key
+
+
+def get_ingest_key(session: Session, site: Site, key_id: uuid.UUID) -> IngestKey:
+    key = session.scalar(ingest_keys(site).where(IngestKey.id == key_id))  # type: ignore[attr-defined]
+    if key is None:
+        raise NotFound()
+    return key
+
+
+def revoke(session: Session, key: ApiKey | IngestKey) -> None:
+    key.revoked_at = utcnow()
+    invalidation.user_changed(session, key.id)
+
+
+def api_client(session: Session, key_id: uuid.UUID, secret: str) -> ApiClientActor | None:
+    """The actor of a live API key whose secret matches, else None."""
+    now = utcnow()
+    row = session.execute(
+        select(ApiKey)
+        .join(Organization, Organization.id == ApiKey.org_id)
+        .outerjoin(Site, Site.id == ApiKey.site_id)
+        .where(
+            ApiKey.id == key_id,
+            ApiKey.revoked_at.is_(None),
+            Organization.deleted_at.is_(None),
+            Site.deleted_at.is_(None),
+        )
+    ).scalar_one_or_none()
+    if row is None or not matches(secret, row.secret_hash):
+        return None
+    if row.expires_at is not None and row.expires_at <= now:
+        return None
+    _touch(session, ApiKey, row.id, row.last_used_at, now)
+    if row.site_id is None:
+        return ApiClientActor(
+            id=row.id, org_roles={row.org_id: row.role}, expires_at=row.expires_at
+        )
+    return ApiClientActor(
+        id=row.id,
+        site_roles={row.site_id: row.role},
+        site_orgs={row.site_id: row.org_id},
+        expires_at=row.expires_at,
+    )
+
+
+def ingest_client(session: Session, key_id: uuid.UUID, secret: str) -> IngestClientActor | None:
+    """The actor of a live ingest key whose secret matches, else None."""
+    row = session.execute(
+        select(IngestKey)
+        .join(Site, Site.id == IngestKey.site_id)
+        .join(Organization, Organization.id == IngestKey.org_id)
+        .where(
+            IngestKey.id == key_id,
+            IngestKey.revoked_at.is_(None),
+            Site.deleted_at.is_(None),
+            Organization.deleted_at.is_(None),
+        )
+    ).scalar_one_or_none()
+    if row is None or not matches(secret, row.secret_hash):
+        return None
+    _touch(session, IngestKey, row.id, row.last_used_at, utcnow())
+    return IngestClientActor(
+        id=row.id, site_id=row.site_id, site_orgs={row.site_id: row.org_id},
+        allowed_origins=tuple(row.allowed_origins or ()),
+    )
+
+
+def _touch(
+    session: Session, model: type, key_id: uuid.UUID, last: datetime | None, now: datetime
+) -> None:
+    if last is None or now - last > TOUCH_EVERY:
+        session.execute(update(model).where(model.id == key_id).values(last_used_at=now))  # type: ignore[attr-defined]

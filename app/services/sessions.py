@@ -1,0 +1,168 @@
+"""Login sessions: refresh-token rotation with reuse detection, revocation, passwords.
+
+A session is one login. Its refresh tokens form a chain: each refresh spends the
+presented token (an atomic `UPDATE ... WHERE used_at IS NULL`) and issues the next one.
+A spent token presented again means it was copied: the whole session is revoked.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.auth import invalidation
+from app.auth.passwords import hash_password, verify_password
+from app.auth.secrets import digest, new_secret
+from app.db import utcnow
+from app.errors import Unauthorized, Unprocessable
+from app.models import AuditEvent, AuthSession, RefreshToken, User
+
+SESSION_ENDED = "The session has ended; sign in again."
+
+
+@dataclass(frozen=True)
+class Lifetimes:
+    idle: timedelta
+    absolute: timedelta
+
+
+class RefreshReuse(Exception):
+    """A spent refresh token was presented again."""
+
+    def __init__(self, session_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        self.session_id = session_id
+        self.user_id = user_id
+
+
+def open_session(
+    session: Session, user: User, lifetimes: Lifetimes, user_agent: str, ip: str
+) -> tuple[AuthSession, str]:
+    now = utcnow()
+    auth_session = AuthSession(
+        user_id=user.id,
+        last_used_at=now,
+        expires_at=now + lifetimes.absolute,
+        user_agent=user_agent[:512],
+        ip=ip[:64],
+    )
+    session.add(auth_session)
+    session.flush()
+    return auth_session, _issue_refresh(session, auth_session.id)
+
+
+def _issue_refresh(session: Session, session_id: uuid.UUID) -> str:
+    token = new_secret()
+    session.add(RefreshToken(session_id=session_id, token_hash=digest(token)))
+    session.flush()
+    return token
+
+
+def refresh(session: Session, token: str, lifetimes: Lifetimes) -> tuple[AuthSession, str]:
+    """Spend `token` and return its session with the next refresh token.
+
+    Raises RefreshReuse when the token was already spent, Unauthorized when it is
+    unknown or its session is over (revoked, idle for too long, or past its lifetime)."""
+    now = utcnow()
+    token_hash = digest(token)
+    spent = session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.token_hash == token_hash, RefreshToken.used_at.is_(None))
+        .values(used_at=now)
+        .returning(RefreshToken.session_id)
+    ).first()
+    if spent is None:
+        known = session.execute(
+            select(RefreshToken.session_id, AuthSession.user_id)
+            .join(AuthSession, AuthSession.id == RefreshToken.session_id)
+            .where(RefreshToken.token_hash == token_hash)
+        ).first()
+        if known is not None:
+            raise RefreshReuse(known.session_id, known.user_id)
+        raise Unauthorized("The refresh token is invalid.")
+    auth_session = session.get(AuthSession, spent.session_id, with_for_update=True)
+    if auth_session is None or not _live(session, auth_session, now, lifetimes.idle):
+        raise Unauthorized(SESSION_ENDED)
+    auth_session.last_used_at = now
+    return auth_session, _issue_refresh(session, auth_session.id)
+
+
+def _live(session: Session, auth_session: AuthSession, now: datetime, idle: timedelta) -> bool:
+    user = session.get(User, auth_session.user_id)
+    return (
+        auth_session.revoked_at is None
+        and auth_session.expires_at > now
+        and auth_session.last_used_at + idle > now
+        and user is not None
+        and user.deleted_at is None
+    )
+
+
+def revoke_reused(session: Session, reuse: RefreshReuse, request_id: str | None) -> None:
+    """Revoke the session whose token was replayed, and record it; commits, because the
+    request itself fails."""
+    session.rollback()
+    _revoke(session, AuthSession.id == reuse.session_id, reuse.user_id)
+    session.add(
+        AuditEvent(
+            org_id=None,
+            event="auth.refresh_reuse",
+            actor_type="user",
+            actor_id=reuse.user_id,
+            action="refresh",
+            resource_type="AuthSession",
+            resource_id=str(reuse.session_id),
+            request_id=request_id,
+            data={},
+        )
+    )
+    session.commit()
+
+
+def _revoke(session: Session, which: object, user_id: uuid.UUID) -> int:
+    result = session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None), which)
+        .values(revoked_at=utcnow())
+    )
+    invalidation.user_changed(session, user_id)
+    return result.rowcount or 0
+
+
+def revoke(session: Session, user_id: uuid.UUID, session_id: uuid.UUID) -> bool:
+    """Revoke one of the user's sessions; False when it has no such live session."""
+    return _revoke(session, AuthSession.id == session_id, user_id) > 0
+
+
+def revoke_all(session: Session, user_id: uuid.UUID, keep: uuid.UUID | None = None) -> int:
+    """Revoke every session of the user, except `keep`."""
+    which = AuthSession.id != keep if keep is not None else AuthSession.revoked_at.is_(None)
+    return _revoke(session, which, user_id)
+
+
+def live_sessions(user_id: uuid.UUID) -> object:
+    return select(AuthSession).where(
+        AuthSession.user_id == user_id,
+        AuthSession.revoked_at.is_(None),
+        AuthSession.expires_at > utcnow(),
+    )
+
+
+def change_password(
+    session: Session, user_id: uuid.UUID, current: str, new: str, keep: uuid.UUID | None
+) -> None:
+    """Set a new password and end every other session of the user."""
+    user = session.get(User, user_id)
+    if user is None or not verify_password(user.password_hash, current):
+        raise Unprocessable(
+            "The current password is wrong.", errors={"current_password": ["Wrong password."]}
+        )
+    if current == new:
+        raise Unprocessable(
+            "Choose a new password.", errors={"new_password": ["Same as the current one."]}
+        )
+    user.password_hash = hash_password(new)
+    revoke_all(session, user_id, keep=keep)

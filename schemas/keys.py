@@ -1,0 +1,68 @@
+"""API keys and ingest keys. The secret appears once, in the creation response."""
+
+from __future__ import annotations
+
+from marshmallow import ValidationError, fields, validate, validates
+
+from app.models import ORG_ROLES
+from schemas.common import StrictSchema, Text, list_args, page_of
+
+ORIGIN = validate.Regexp(
+    r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?$", error="An origin is scheme://host[:port]."
+)
+
+
+class ApiKeyCreateSchema(StrictSchema):
+    name = Text(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(ORG_ROLES))
+    site_id = fields.UUID(
+        load_default=None, allow_none=True,
+        metadata={"description": "Scope the key to one site; omit for the whole organization."},
+    )
+    expires_at = fields.AwareDateTime(load_default=None, allow_none=True)
+
+
+class ApiKeySchema(StrictSchema):
+    id = fields.UUID(required=True)
+    name = fields.String(required=True)
+    role = fields.String(required=True)
+    site_id = fields.UUID(allow_none=True, required=True)
+    created_by = fields.UUID(allow_none=True, required=True)
+    created_at = fields.DateTime(required=True)
+    expires_at = fields.DateTime(allow_none=True, required=True)
+    last_used_at = fields.DateTime(allow_none=True, required=True)
+
+
+class ApiKeyCreatedSchema(ApiKeySchema):
+    secret = fields.String(required=True, metadata={"description": "Shown once: store it now."})
+
+
+class IngestKeyCreateSchema(StrictSchema):
+    name = Text(required=True)
+    allowed_origins = fields.List(
+        fields.String(validate=ORIGIN), load_default=list, validate=validate.Length(max=50)
+    )
+
+    @validates("allowed_origins")
+    def _lowercase(self, value: list[str], **_: object) -> None:
+        if any(origin != origin.lower() for origin in value):
+            raise ValidationError("Origins are lower case.")
+
+
+class IngestKeySchema(StrictSchema):
+    id = fields.UUID(required=True)
+    name = fields.String(required=True)
+    site_id = fields.UUID(required=True)
+    allowed_origins = fields.List(fields.String(), required=True)
+    created_by = fields.UUID(allow_none=True, required=True)
+    created_at = fields.DateTime(required=True)
+    last_used_at = fields.DateTime(allow_none=True, required=True)
+
+
+class IngestKeyCreatedSchema(IngestKeySchema):
+    secret = fields.String(required=True, metadata={"description": "Shown once: store it now."})
+
+
+KeyListArgs = list_args(("created_at",), "-created_at")
+ApiKeyPageSchema = page_of(ApiKeySchema, "ApiKeyPage")
+IngestKeyPageSchema = page_of(IngestKeySchema, "IngestKeyPage")
