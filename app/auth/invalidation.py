@@ -124,8 +124,9 @@ class ActorCache:
                     while not self.stopped.is_set():
                         for note in conn.notifies(timeout=1.0):
                             self.invalidate(note.payload)
-            except Exception:
-                log.warning("actor cache listener disconnected", exc_info=True)
+            except Exception:  # any failure: stop caching, then reconnect
+                if not self.stopped.is_set():
+                    log.warning("actor cache listener disconnected", exc_info=True)
             finally:
                 self.listening = False
                 self.invalidate(EVERYONE)
