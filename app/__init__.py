@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Flask, Response, g
@@ -14,6 +15,7 @@ from app.auth.tokens import TokenService
 from app.authz import AuthzEngine
 from app.config import Settings
 from app.services import audit
+from app.storage import Storage
 
 
 def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
@@ -48,11 +50,12 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     app.extensions["keys"] = keys
     app.extensions["tokens"] = TokenService(settings, keys)
     errors.register(app)
+    _init_storage(app, settings)
 
     from app import api, cli, ratelimit
 
-    ratelimit.init_app(app)
     api.init_app(app)
+    ratelimit.init_app(app)  # after the blueprints: it applies the limits their views declare
     cli.init_app(app)
     _init_unit_of_work(app)
     return app
@@ -64,6 +67,16 @@ def _listen_conninfo(database_url: str) -> str | None:
     if url.get_backend_name() != "postgresql":
         return None
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _init_storage(app: Flask, settings: Settings) -> None:
+    storage = Storage(settings)
+    app.extensions["storage"] = storage
+    if settings.s3_create_bucket:
+        try:
+            storage.ensure_bucket()
+        except Exception:  # the API still serves everything but files; /readyz says so
+            logging.getLogger("app.storage").warning("bucket check failed", exc_info=True)
 
 
 def _init_authz(app: Flask, settings: Settings) -> None:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlparse
 
 import click
 from flask import Flask, current_app
@@ -18,6 +22,7 @@ from app.authz.matrix import render_markdown
 db_cli = AppGroup("db", help="Database schema (Alembic).")
 docs_cli = AppGroup("docs", help="Generated documents in docs/.")
 keys_cli = AppGroup("keys", help="Access-token signing keys (rotation).")
+assets_cli = AppGroup("assets", help="Uploaded files.")
 authz_cli = AppGroup("authz", help="Inspect the authorization policy.")
 
 DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - printed demo credentials, dev only
@@ -87,15 +92,64 @@ def seed_demo() -> None:
 @click.option("--bind", default=lambda: os.environ.get("BIND", "127.0.0.1:8000"))
 @click.pass_context
 def demo(ctx: click.Context, bind: str) -> None:
-    """Migrate, seed the demo data, and serve the API under gunicorn."""
+    """Migrate, seed the demo data, start a local S3 server, and serve the API under
+    gunicorn (development only)."""
+    settings = _settings()
+    if settings.is_production:
+        raise click.ClickException("`demo` is for development; run gunicorn directly")
     ctx.invoke(db_upgrade)
     ctx.invoke(seed_demo)
-    click.echo(f"serving on http://{bind} (OpenAPI at /openapi.json, UI at /docs)")
     root = Path(__file__).resolve().parent.parent
+    s3 = _start_local_s3(settings.s3_endpoint_url)
+    click.echo(f"serving on http://{bind} (OpenAPI at /openapi.json, UI at /docs)")
     gunicorn = [sys.executable, "-m", "gunicorn", "-c", str(root / "gunicorn.conf.py"),
                 "--bind", bind, "wsgi:app"]
-    os.chdir(root)
-    os.execv(sys.executable, gunicorn)  # noqa: S606 - replaces this process with gunicorn
+    try:
+        code = subprocess.call(gunicorn, cwd=root)  # noqa: S603 - our own interpreter
+    finally:
+        if s3 is not None:
+            s3.terminate()
+    sys.exit(code)
+
+
+def _start_local_s3(endpoint: str) -> subprocess.Popen[bytes] | None:
+    """moto's S3 server on the loopback endpoint the settings name, unless one answers."""
+    url = urlparse(endpoint)
+    if url.hostname not in ("127.0.0.1", "localhost") or url.port is None:
+        return None
+    with socket.socket() as probe:
+        if probe.connect_ex((url.hostname, url.port)) == 0:
+            return None  # something already serves it
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "moto.server", "-H", url.hostname, "-p", str(url.port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        with socket.socket() as probe:
+            if probe.connect_ex((url.hostname, url.port)) == 0:
+                break
+        time.sleep(0.1)
+    current_app.extensions["storage"].ensure_bucket()
+    click.echo(f"local S3 (moto) at {endpoint}, bucket {_settings().s3_bucket}")
+    return process
+
+
+@assets_cli.command("purge")
+@click.option("--pending-older-than", type=int, default=None,
+              help="Seconds; default PURGE_PENDING_AFTER_SECONDS.")
+def assets_purge(pending_older_than: int | None) -> None:
+    """Delete the stored objects of deleted assets and of uploads never completed."""
+    from datetime import timedelta
+
+    from app.services.assets import purge
+
+    age = pending_older_than if pending_older_than is not None else (
+        _settings().purge_pending_after_seconds
+    )
+    maker = current_app.extensions["db.sessionmaker"]
+    with maker() as session:
+        count = purge(session, current_app.extensions["storage"], timedelta(seconds=age))
+    click.echo(f"purged {count} asset(s)")
 
 
 @authz_cli.command("matrix")
@@ -231,5 +285,5 @@ def keys_retire(kid: str) -> None:
 
 
 def init_app(app: Flask) -> None:
-    for command in (db_cli, docs_cli, keys_cli, authz_cli, seed_demo, demo):
+    for command in (db_cli, docs_cli, keys_cli, assets_cli, authz_cli, seed_demo, demo):
         app.cli.add_command(command)

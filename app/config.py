@@ -60,11 +60,25 @@ class Settings:
     session_idle_timeout_seconds: int = 14 * 24 * 3600
     session_absolute_lifetime_seconds: int = 90 * 24 * 3600
 
-    s3_endpoint_url: str = ""
+    # Development default: the local S3-compatible server `flask demo` starts.
+    s3_endpoint_url: str = "http://127.0.0.1:9000"
     s3_bucket: str = "tenant-api"
     s3_region: str = "us-east-1"
-    s3_access_key_id: str = ""
-    s3_secret_access_key: str = ""
+    s3_access_key_id: str = "test"
+    s3_secret_access_key: str = "test"  # noqa: S105 - the local server's placeholder
+    s3_connect_timeout_seconds: int = 3
+    s3_read_timeout_seconds: int = 10
+    s3_max_attempts: int = 3
+    s3_create_bucket: bool = True
+
+    upload_max_bytes: int = 25 * 1024 * 1024
+    upload_content_types: tuple[str, ...] = (
+        "image/jpeg", "image/png", "image/webp", "image/gif", "image/avif",
+        "video/mp4", "application/pdf",
+    )
+    upload_url_ttl_seconds: int = 300
+    download_url_ttl_seconds: int = 300
+    purge_pending_after_seconds: int = 24 * 3600
 
     ratelimit_storage_uri: str = "memory://"
     ratelimit_enabled: bool = True
@@ -90,6 +104,7 @@ class Settings:
         except ValueError as exc:
             raise ConfigError("JWT_KEYS must be a JSON Web Key Set") from exc
         instance = _env("INSTANCE_PATH", str(DEFAULT_INSTANCE))
+        production = _env("APP_ENV", "development") == "production"
         return cls(
             env=_env("APP_ENV", "development"),
             secret_key=_env("SECRET_KEY", DEV_SECRET_KEY),
@@ -108,11 +123,20 @@ class Settings:
             session_absolute_lifetime_seconds=_env_int(
                 "SESSION_ABSOLUTE_LIFETIME_SECONDS", 90 * 24 * 3600
             ),
-            s3_endpoint_url=_env("S3_ENDPOINT_URL", ""),
+            s3_endpoint_url=_env("S3_ENDPOINT_URL", "" if production else cls.s3_endpoint_url),
             s3_bucket=_env("S3_BUCKET", cls.s3_bucket),
             s3_region=_env("S3_REGION", cls.s3_region),
-            s3_access_key_id=_env("S3_ACCESS_KEY_ID", ""),
-            s3_secret_access_key=_env("S3_SECRET_ACCESS_KEY", ""),
+            s3_access_key_id=_env("S3_ACCESS_KEY_ID", "" if production else "test"),
+            s3_secret_access_key=_env("S3_SECRET_ACCESS_KEY", "" if production else "test"),
+            s3_connect_timeout_seconds=_env_int("S3_CONNECT_TIMEOUT_SECONDS", 3),
+            s3_read_timeout_seconds=_env_int("S3_READ_TIMEOUT_SECONDS", 10),
+            s3_max_attempts=_env_int("S3_MAX_ATTEMPTS", 3),
+            s3_create_bucket=_env("S3_CREATE_BUCKET", "0" if production else "1") == "1",
+            upload_max_bytes=_env_int("UPLOAD_MAX_BYTES", cls.upload_max_bytes),
+            upload_content_types=_env_list("UPLOAD_CONTENT_TYPES", cls.upload_content_types),
+            upload_url_ttl_seconds=_env_int("UPLOAD_URL_TTL_SECONDS", 300),
+            download_url_ttl_seconds=_env_int("DOWNLOAD_URL_TTL_SECONDS", 300),
+            purge_pending_after_seconds=_env_int("PURGE_PENDING_AFTER_SECONDS", 24 * 3600),
             ratelimit_storage_uri=_env("RATELIMIT_STORAGE_URI", "memory://"),
             ratelimit_enabled=_env("RATELIMIT_ENABLED", "1") not in ("0", "false", "no"),
             ratelimit_per_ip=_env("RATELIMIT_PER_IP", cls.ratelimit_per_ip),

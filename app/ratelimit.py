@@ -3,21 +3,35 @@
 Limits apply per client IP and per account (the email of a login, the user creating a
 key), and answer 429 problem+json with `Retry-After`. Counters live in
 `RATELIMIT_STORAGE_URI`: `memory://` for one process, `redis://` when processes share them.
+
+Views only declare their limits (`limit_by_ip`, `limit_by_account`); `init_app` gives each
+app its own `Limiter` and applies the declared limits to that app's view functions. A
+flask-limiter `Limiter` keeps its switch, storage and counters on the instance, so one
+module-level instance shared by several apps would let the last app built decide for all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from flask import Flask, current_app, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
-limiter = Limiter(key_func=get_remote_address)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def init_app(app: Flask) -> None:
+@dataclass(frozen=True)
+class _Rule:
+    setting: str  # the Settings field holding the limit, e.g. "ratelimit_per_ip"
+    key_func: Callable[[], str]
+    scope: str
+
+
+def init_app(app: Flask) -> Limiter:
+    """Give `app` its own limiter; call it after the blueprints are registered."""
     settings = app.extensions["settings"]
     app.config.update(
         RATELIMIT_ENABLED=settings.ratelimit_enabled,
@@ -26,11 +40,32 @@ def init_app(app: Flask) -> None:
         RATELIMIT_KEY_PREFIX="tenant-api",
         RATELIMIT_SWALLOW_ERRORS=False,
     )
+    limiter = Limiter(key_func=get_remote_address)
     limiter.init_app(app)
+    app.extensions["ratelimit"] = limiter
+    for endpoint, view in list(app.view_functions.items()):
+        rules: list[tuple[_Rule, list[str] | None]] = [
+            (rule, None) for rule in getattr(view, "_ratelimits", ())
+        ]
+        view_class = getattr(view, "view_class", None)
+        for method in sorted(getattr(view_class, "methods", None) or ()):
+            handler = getattr(view_class, method.lower(), None)
+            rules += [(rule, [method]) for rule in getattr(handler, "_ratelimits", ())]
+        for rule, methods in rules:
+            view = limiter.limit(
+                _setting(rule.setting), key_func=rule.key_func, scope=rule.scope, methods=methods
+            )(view)
+        if rules:
+            app.view_functions[endpoint] = view
+    return limiter
 
 
 def _setting(name: str) -> Callable[[], str]:
     return lambda: getattr(current_app.extensions["settings"], name)
+
+
+def _ip() -> str:
+    return f"ip:{get_remote_address()}"
 
 
 def _account() -> str:
@@ -44,17 +79,21 @@ def _account() -> str:
     return "ip:" + get_remote_address()
 
 
-def limit_by_ip(scope: str) -> Any:
+def _declare(rule: _Rule) -> Callable[[F], F]:
+    """Record `rule` on a view function or a MethodView method (see init_app)."""
+
+    def mark(func: F) -> F:
+        func._ratelimits = (*getattr(func, "_ratelimits", ()), rule)  # type: ignore[attr-defined]
+        return func
+
+    return mark
+
+
+def limit_by_ip(scope: str) -> Callable[[F], F]:
     """`RATELIMIT_PER_IP` on this endpoint, per client address."""
-    return limiter.limit(
-        _setting("ratelimit_per_ip"),
-        key_func=lambda: f"ip:{get_remote_address()}",
-        scope=f"{scope}:ip",
-    )
+    return _declare(_Rule("ratelimit_per_ip", _ip, f"{scope}:ip"))
 
 
-def limit_by_account(scope: str) -> Any:
+def limit_by_account(scope: str) -> Callable[[F], F]:
     """`RATELIMIT_PER_ACCOUNT` on this endpoint, per email given or actor calling."""
-    return limiter.limit(
-        _setting("ratelimit_per_account"), key_func=_account, scope=f"{scope}:account"
-    )
+    return _declare(_Rule("ratelimit_per_account", _account, f"{scope}:account"))

@@ -10,6 +10,7 @@ resource Site {
     "list_members",
     "manage_members",  # grant, change or remove site roles (at most site_admin)
     "manage_ingest_keys", # users only: see has_permission below
+    "upload",          # users only: create assets (see assets.polar)
     # Role ceilings, as on organizations.
     "grant_viewer", "grant_member", "grant_site_admin"
   ];
@@ -42,6 +43,10 @@ has_role(client: ApiClient, role: String, site: Site) if
 
 has_permission(user: User, "manage_ingest_keys", site: Site) if
   has_role(user, "site_admin", site);
+
+# Uploads are owned by a person (see assets.polar), so keys do not upload.
+has_permission(user: User, "upload", site: Site) if
+  has_role(user, "member", site);
 
 has_relation(org: Organization, "parent", site: Site) if
   site.parent = org;

@@ -62,7 +62,19 @@ def is_postgres(database_url: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def app(database_url: str, tmp_path_factory: pytest.TempPathFactory):
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server, over real HTTP on loopback, for the whole run."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def app(database_url: str, s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory):
     instance: Path = tmp_path_factory.mktemp("instance")
     application = create_app(
         {
@@ -70,6 +82,7 @@ def app(database_url: str, tmp_path_factory: pytest.TempPathFactory):
             "instance_path": str(instance),
             "jwt_keys": {"keys": [KeyRing.generate_key()]},
             "ratelimit_enabled": False,
+            "s3_endpoint_url": s3_endpoint,
             "log_level": "WARNING",
         }
     )

@@ -69,7 +69,7 @@ def _swagger_asset(filename: str) -> Response:
 
 
 def init_app(app: Flask) -> Api:
-    from app.api import audit, auth, keys, members, ops, orgs, sites
+    from app.api import assets, audit, auth, keys, members, ops, orgs, sites
 
     api = Api(
         app,
@@ -84,7 +84,8 @@ def init_app(app: Flask) -> Api:
     app.extensions["api"] = api
     app.add_url_rule("/docs/assets/<path:filename>", "swagger_ui_assets", _swagger_asset)
     blueprints = (
-        ops.blp, auth.blp, auth.wellknown, orgs.blp, sites.blp, members.blp, keys.blp, audit.blp
+        ops.blp, auth.blp, auth.wellknown, orgs.blp, sites.blp, members.blp, keys.blp,
+        assets.blp, audit.blp,
     )
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

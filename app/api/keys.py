@@ -38,9 +38,10 @@ class ApiKeys(MethodView):
     @blp.response(200, ApiKeyPageSchema)
     def get(self, args: dict[str, Any], org_id: uuid.UUID) -> Any:
         """Live API keys of the organization (org_admin). Secrets are never shown again."""
+        me = user()  # before any lookup: a key's refusal must not tell which ids exist
         org = tenancy.get_org(db.session(), org_id)
-        authorize(user(), "manage_api_keys", org)
-        stmt = authorized(credentials.api_keys(org.id), user(), "read", ApiKey)
+        authorize(me, "manage_api_keys", org)
+        stmt = authorized(credentials.api_keys(org.id), me, "read", ApiKey)
         return page(stmt, ApiKey, args, {"created_at": ApiKey.created_at})
 
     @limit_by_account("api-keys")
@@ -50,9 +51,9 @@ class ApiKeys(MethodView):
     def post(self, data: dict[str, Any], org_id: uuid.UUID) -> dict[str, Any]:
         """Create an API key with a role no higher than the caller's, for the whole
         organization or one of its sites."""
+        me = user()  # before any lookup: a key's refusal must not tell which ids exist
         session = db.session()
         org = tenancy.get_org(session, org_id)
-        me = user()
         authorize(me, "manage_api_keys", org)
         site = None
         if data["site_id"] is not None:
@@ -72,10 +73,11 @@ class ApiKeyItem(MethodView):
     @blp.response(204)
     def delete(self, org_id: uuid.UUID, key_id: uuid.UUID) -> None:
         """Revoke: the key stops working at once."""
+        me = user()  # before any lookup: a key's refusal must not tell which ids exist
         session = db.session()
         tenancy.get_org(session, org_id)
         key = credentials.get_api_key(session, org_id, key_id)
-        authorize(user(), "revoke", key)
+        authorize(me, "revoke", key)
         credentials.revoke(session, key)
 
 
@@ -85,9 +87,10 @@ class IngestKeys(MethodView):
     @blp.response(200, IngestKeyPageSchema)
     def get(self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Any:
         """Live ingest keys of the site (site_admin)."""
+        me = user()  # before any lookup: a key's refusal must not tell which ids exist
         site = tenancy.get_site(db.session(), org_id, site_id)
-        authorize(user(), "manage_ingest_keys", site)
-        stmt = authorized(credentials.ingest_keys(site), user(), "read", IngestKey)
+        authorize(me, "manage_ingest_keys", site)
+        stmt = authorized(credentials.ingest_keys(site), me, "read", IngestKey)
         return page(stmt, IngestKey, args, {"created_at": IngestKey.created_at})
 
     @limit_by_account("ingest-keys")
@@ -96,12 +99,13 @@ class IngestKeys(MethodView):
     @blp.alt_response(429, description="Too many keys created; see `Retry-After`.")
     def post(self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Any:
         """Create an ingest key: it can only send events to this site."""
+        me = user()  # before any lookup: a key's refusal must not tell which ids exist
         session = db.session()
         site = tenancy.get_site(session, org_id, site_id)
-        authorize(user(), "manage_ingest_keys", site)
+        authorize(me, "manage_ingest_keys", site)
         key, secret = credentials.create_ingest_key(
             session, site, name=data["name"], allowed_origins=data["allowed_origins"],
-            created_by=user().id,
+            created_by=me.id,
         )
         return _with_secret(key, secret)
 
@@ -111,8 +115,9 @@ class IngestKeyItem(MethodView):
     @blp.response(204)
     def delete(self, org_id: uuid.UUID, site_id: uuid.UUID, key_id: uuid.UUID) -> None:
         """Revoke: the key stops working at once."""
+        me = user()  # before any lookup: a key's refusal must not tell which ids exist
         session = db.session()
         site = tenancy.get_site(session, org_id, site_id)
         key = credentials.get_ingest_key(session, site, key_id)
-        authorize(user(), "revoke", key)
+        authorize(me, "revoke", key)
         credentials.revoke(session, key)

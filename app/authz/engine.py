@@ -19,6 +19,7 @@ from app.authz.adapter import SqlFilterAdapter
 from app.errors import Forbidden, NotFound
 from app.models import (
     ApiKey,
+    Asset,
     AuditEvent,
     IngestKey,
     Organization,
@@ -57,6 +58,11 @@ RESOURCES: dict[type, dict[str, Any]] = {
     },
     IngestKey: {
         "id": uuid.UUID,
+        "site": Relation("one", "Site", "site_id", "id"),
+    },
+    Asset: {
+        "id": uuid.UUID,
+        "created_by": uuid.UUID,
         "site": Relation("one", "Site", "site_id", "id"),
     },
 }

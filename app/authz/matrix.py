@@ -17,6 +17,7 @@ from app.models import (
     ORG_ROLES,
     SITE_ROLES,
     ApiKey,
+    Asset,
     AuditEvent,
     IngestKey,
     Organization,
@@ -56,6 +57,8 @@ def _samples() -> dict[str, object]:
     api_key.organization = org
     ingest_key = IngestKey(id=uuid.uuid4(), org_id=org.id, site_id=site.id)
     ingest_key.site = site
+    asset = Asset(id=uuid.uuid4(), org_id=org.id, site_id=site.id, created_by=uuid.uuid4())
+    asset.site = site
     return {
         "Organization": org,
         "Site": site,
@@ -64,6 +67,7 @@ def _samples() -> dict[str, object]:
         "AuditEvent": event,
         "ApiKey": api_key,
         "IngestKey": ingest_key,
+        "Asset": asset,
     }
 
 
@@ -81,11 +85,12 @@ def holders(
     return actors
 
 
-class _Samples:
-    """Stands in for the session: relation lookups find the sample objects."""
+class InMemoryLookup:
+    """Stands in for the session when deciding on objects that are not in a database:
+    oso's relation lookups (`Session.get`) find them here."""
 
-    def __init__(self, objects: dict[str, object]) -> None:
-        self.by_key = {(type(o), o.id): o for o in objects.values()}  # type: ignore[attr-defined]
+    def __init__(self, objects: list[object]) -> None:
+        self.by_key = {(type(o), o.id): o for o in objects}  # type: ignore[attr-defined]
 
     def get(self, model: type, key: uuid.UUID) -> object | None:
         return self.by_key.get((model, key))
@@ -96,7 +101,7 @@ def compute(
 ) -> dict[str, dict[str, set[str]]]:
     """Resource -> permission -> the role labels whose holder (a `kind`) is allowed."""
     samples = _samples()
-    lookup = _Samples(samples)
+    lookup = InMemoryLookup(list(samples.values()))
     engine = AuthzEngine(policy_dir, session=lambda: lookup)  # type: ignore[arg-type,return-value]
     actors = holders(samples["Organization"], samples["Site"], kind)  # type: ignore[arg-type]
     matrix: dict[str, dict[str, set[str]]] = {}
@@ -124,6 +129,8 @@ def render_markdown(policy_dir: str | Path) -> str:
         "`none` holds nothing. `yes`: a user or an API key with that role may; `user`: only",
         "a user may. A resource an actor may not `read` answers 404, an action it may not",
         "take on a resource it can read answers 403. Ingest keys may only send events.",
+        "The uploader of an asset may also update, complete and delete it while it may",
+        "`upload` to the asset's site (assets.polar); the table shows someone else's asset.",
         "",
     ]
     for resource, permissions in users.items():

@@ -1,6 +1,7 @@
 """SQLAlchemy models, one module per aggregate."""
 
 from app.db import Base
+from app.models.assets import ASSET_STATUSES, Asset
 from app.models.audit import AuditEvent
 from app.models.credentials import ApiKey, IngestKey
 from app.models.identity import AuthSession, RefreshToken, User
@@ -14,9 +15,11 @@ from app.models.tenancy import (
 )
 
 __all__ = [
+    "ASSET_STATUSES",
     "ORG_ROLES",
     "SITE_ROLES",
     "ApiKey",
+    "Asset",
     "AuditEvent",
     "AuthSession",
     "Base",

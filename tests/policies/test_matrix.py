@@ -46,6 +46,7 @@ EXPECTED = {
         "list_members": ON_SITE["viewer"],
         "manage_members": ON_SITE["site_admin"],
         "manage_ingest_keys": ON_SITE["site_admin"],
+        "upload": ON_SITE["member"],
         "grant_viewer": ON_SITE["viewer"],
         "grant_member": ON_SITE["member"],
         "grant_site_admin": ON_SITE["site_admin"],
@@ -54,12 +55,20 @@ EXPECTED = {
     "AuditEvent": {"read": ORG["org_admin"]},
     "ApiKey": {"read": ORG["org_admin"], "revoke": ORG["org_admin"]},
     "IngestKey": {"read": ON_SITE["site_admin"], "revoke": ON_SITE["site_admin"]},
+    # Someone else's asset: the uploader's own rights are in test_asset_ownership.
+    "Asset": {
+        "read": ON_SITE["viewer"],
+        "update": ON_SITE["site_admin"],
+        "delete": ON_SITE["site_admin"],
+        "complete": ON_SITE["site_admin"],
+    },
 }
 
 # Key management stays with people: an API key with the same role may not.
 USER_ONLY = {
     ("Organization", "manage_api_keys"),
     ("Site", "manage_ingest_keys"),
+    ("Site", "upload"),
     ("ApiKey", "read"),
     ("ApiKey", "revoke"),
     ("IngestKey", "read"),
@@ -86,3 +95,31 @@ def test_nobody_without_a_role_gets_anything():
     for kind in (UserActor, ApiClientActor):
         matrix = compute(Settings().policy_dir, kind)
         assert all("none" not in allowed for perms in matrix.values() for allowed in perms.values())
+
+
+@pytest.mark.parametrize(
+    ("site_role", "allowed"),
+    [
+        ("viewer", set()),
+        ("member", {"update", "delete", "complete"}),
+        ("site_admin", {"update", "delete", "complete"}),
+    ],
+)
+def test_asset_ownership(site_role, allowed):
+    """The uploader changes its own asset only while it may still upload to the site."""
+    import uuid
+
+    from app.authz.engine import AuthzEngine
+    from app.authz.matrix import InMemoryLookup
+    from app.models import Asset, Organization, Site
+
+    org = Organization(id=uuid.uuid4())
+    site = Site(id=uuid.uuid4(), org_id=org.id)
+    site.parent = org
+    uploader = UserActor(uuid.uuid4(), site_roles={site.id: site_role}, site_orgs={site.id: org.id})
+    asset = Asset(id=uuid.uuid4(), org_id=org.id, site_id=site.id, created_by=uploader.id)
+    asset.site = site
+    lookup = InMemoryLookup([org, site])
+    engine = AuthzEngine(Settings().policy_dir, session=lambda: lookup)
+    granted = {a for a in ("update", "delete", "complete") if engine.is_allowed(uploader, a, asset)}
+    assert granted == allowed

@@ -1,0 +1,132 @@
+"""Uploads (presigned POST) and the assets they create."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from app import db
+from app.api.helpers import page, settings
+from app.auth.current import actor, user
+from app.authz import authorize, authorized
+from app.models import Asset
+from app.services import assets, tenancy
+from app.storage import Storage
+from schemas.assets import (
+    AssetListArgs,
+    AssetPageSchema,
+    AssetSchema,
+    AssetUpdateSchema,
+    DownloadUrlSchema,
+    UploadCreateSchema,
+    UploadSchema,
+)
+
+blp = Blueprint(
+    "assets", __name__, url_prefix="/v1/orgs/<uuid:org_id>/sites/<uuid:site_id>",
+    description="Uploads and assets",
+)
+
+SORTABLE = {
+    "created_at": Asset.created_at,
+    "filename": Asset.filename,
+    "size_bytes": Asset.size_bytes,
+}
+
+
+def storage() -> Storage:
+    return current_app.extensions["storage"]
+
+
+def _asset(org_id: uuid.UUID, site_id: uuid.UUID, asset_id: uuid.UUID, action: str) -> Asset:
+    session = db.session()
+    site = tenancy.get_site(session, org_id, site_id)
+    asset = assets.get_asset(session, site, asset_id)
+    authorize(actor(), action, asset)
+    return asset
+
+
+@blp.route("/uploads")
+class Uploads(MethodView):
+    @blp.arguments(UploadCreateSchema)
+    @blp.response(201, UploadSchema)
+    @blp.alt_response(413, description="Larger than the configured maximum.")
+    @blp.alt_response(415, description="Content type not on the allowlist.")
+    def post(self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Any:
+        """Start an upload (member): a pending asset and a presigned POST that storage
+        accepts only for its key, content type and exact size, for a few minutes."""
+        session = db.session()
+        site = tenancy.get_site(session, org_id, site_id)
+        authorize(actor(), "upload", site)
+        upload = assets.start_upload(
+            session, storage(), settings(), site, created_by=user().id, **data
+        )
+        return {"asset": upload.asset, "upload": upload.post}
+
+
+@blp.route("/assets")
+class Assets(MethodView):
+    @blp.arguments(AssetListArgs, location="query")
+    @blp.response(200, AssetPageSchema)
+    def get(self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Any:
+        """Assets of the site, filtered by status and content type."""
+        site = tenancy.get_site(db.session(), org_id, site_id)
+        authorize(actor(), "read", site)
+        stmt = assets.scoped(site.org_id, site.id)
+        if args["status"]:
+            stmt = stmt.where(Asset.status == args["status"])
+        if args["content_type"]:
+            stmt = stmt.where(Asset.content_type == args["content_type"])
+        return page(authorized(stmt, actor(), "read", Asset), Asset, args, SORTABLE)
+
+
+@blp.route("/assets/<uuid:asset_id>")
+class AssetItem(MethodView):
+    @blp.response(200, AssetSchema)
+    def get(self, org_id: uuid.UUID, site_id: uuid.UUID, asset_id: uuid.UUID) -> Asset:
+        return _asset(org_id, site_id, asset_id, "read")
+
+    @blp.arguments(AssetUpdateSchema)
+    @blp.response(200, AssetSchema)
+    def patch(
+        self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID, asset_id: uuid.UUID
+    ) -> Asset:
+        """Change title, alt text or tags (the uploader or a site_admin)."""
+        asset = _asset(org_id, site_id, asset_id, "update")
+        tenancy.update(asset, data)
+        db.session().flush()
+        return asset
+
+    @blp.response(204)
+    def delete(self, org_id: uuid.UUID, site_id: uuid.UUID, asset_id: uuid.UUID) -> None:
+        """Soft-delete; `flask assets purge` removes the object later."""
+        asset = _asset(org_id, site_id, asset_id, "delete")
+        assets.soft_delete(asset)
+
+
+@blp.route("/assets/<uuid:asset_id>/complete")
+class Complete(MethodView):
+    @blp.response(200, AssetSchema)
+    @blp.alt_response(409, description="Nothing was uploaded yet.")
+    @blp.alt_response(422, description="The stored file differs from the declared one.")
+    def post(self, org_id: uuid.UUID, site_id: uuid.UUID, asset_id: uuid.UUID) -> Asset:
+        """Check the stored object (size, type, checksum) and mark the asset ready."""
+        asset = _asset(org_id, site_id, asset_id, "complete")
+        assets.complete(storage(), asset)
+        db.session().flush()
+        return asset
+
+
+@blp.route("/assets/<uuid:asset_id>/download-url")
+class DownloadUrl(MethodView):
+    @blp.response(200, DownloadUrlSchema)
+    @blp.alt_response(409, description="The asset is not ready.")
+    def get(self, org_id: uuid.UUID, site_id: uuid.UUID, asset_id: uuid.UUID) -> Any:
+        """A short-lived presigned GET that downloads the file as an attachment."""
+        asset = _asset(org_id, site_id, asset_id, "read")
+        url, expires_at = assets.download_url(storage(), asset)
+        return {"url": url, "expires_at": expires_at}
