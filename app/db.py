@@ -64,8 +64,9 @@ class Entity(Base):
 
 
 def make_engine(url: str, pool_size: int = 5) -> Engine:
+    # hide_parameters: a failed statement's values (emails, hashes) stay out of the logs.
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 15})
+        engine = create_engine(url, connect_args={"timeout": 15}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -77,7 +78,9 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
         return engine
     # No pool_pre_ping: it costs a round trip per request. A connection that died is
     # detected by its first error, which invalidates the pool; recycling bounds their age.
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, hide_parameters=True
+    )
 
 
 def init_app(app: Flask, url: str, pool_size: int) -> None:

@@ -43,7 +43,8 @@ def init_app(app: Flask) -> Limiter:
     limiter = Limiter(key_func=get_remote_address)
     limiter.init_app(app)
     app.extensions["ratelimit"] = limiter
-    for endpoint, view in list(app.view_functions.items()):
+    for endpoint, registered in list(app.view_functions.items()):
+        view: Any = registered
         rules: list[tuple[_Rule, list[str] | None]] = [
             (rule, None) for rule in getattr(view, "_ratelimits", ())
         ]

@@ -11,6 +11,7 @@ resource Site {
     "manage_members",  # grant, change or remove site roles (at most site_admin)
     "manage_ingest_keys", # users only: see has_permission below
     "upload",          # users only: create assets (see assets.polar)
+    "create_gallery",  # users only: see galleries.polar
     # Role ceilings, as on organizations.
     "grant_viewer", "grant_member", "grant_site_admin"
   ];
@@ -44,8 +45,12 @@ has_role(client: ApiClient, role: String, site: Site) if
 has_permission(user: User, "manage_ingest_keys", site: Site) if
   has_role(user, "site_admin", site);
 
-# Uploads are owned by a person (see assets.polar), so keys do not upload.
+# Uploads and galleries are owned by a person (see assets.polar, galleries.polar), so
+# keys do not create them.
 has_permission(user: User, "upload", site: Site) if
+  has_role(user, "member", site);
+
+has_permission(user: User, "create_gallery", site: Site) if
   has_role(user, "member", site);
 
 has_relation(org: Organization, "parent", site: Site) if

@@ -20,7 +20,7 @@ from app import create_app
 from app.auth.keys import KeyRing
 from app.migrate import upgrade
 from app.models import Base
-from tests.support import World
+from tests.support import Tenant, World
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -98,15 +98,11 @@ def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     if "app" not in request.fixturenames:
         return
     app = request.getfixturevalue("app")
-    engine = app.extensions["db.engine"]
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     app.extensions["actor_cache"].invalidate("*")
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
-        else:
-            for table in tables:
-                conn.execute(text(f"DELETE FROM {table}"))
+    # DELETE, not TRUNCATE: on tables this small it takes a millisecond, TRUNCATE ~100 ms.
+    with app.extensions["db.engine"].begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
 
 
 @pytest.fixture
@@ -117,6 +113,12 @@ def client(app):
 @pytest.fixture
 def world(app) -> World:
     return World(app)
+
+
+@pytest.fixture
+def tenant(world: World) -> Tenant:
+    """An organization with one site and one person per role (see World.tenant)."""
+    return world.tenant()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from itertools import groupby
 from typing import Any
 
 from app.auth.passwords import hash_password
 from app.db import utcnow
-from app.models import AuthSession, Organization, OrgMembership, Site, SiteMembership, User
+from app.models import (
+    AuthSession,
+    Base,
+    Organization,
+    OrgMembership,
+    Site,
+    SiteMembership,
+    User,
+)
 
 PASSWORD = "correct horse battery staple"
 _PASSWORD_HASH = hash_password(PASSWORD)  # argon2 is slow on purpose: hash once
@@ -59,10 +70,39 @@ class World:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.maker = app.extensions["db.sessionmaker"]
+        self._pending: list[Any] | None = None
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Write every row saved inside the block in one transaction. Ids are assigned
+        when rows are handed over, so tokens and grants can refer to unwritten rows."""
+        self._pending = []
+        try:
+            yield
+            rows, self._pending = self._pending, None
+            order = {table: i for i, table in enumerate(Base.metadata.sorted_tables)}
+            with self.maker() as session, session.begin():
+                # Without relationship()s the unit of work does not order by foreign key.
+                by_table = sorted(rows, key=lambda row: order[row.__table__])
+                for _, group in groupby(by_table, key=lambda row: row.__table__):
+                    session.add_all(list(group))
+                    session.flush()
+            self._written()
+        finally:
+            self._pending = None
 
     def _save(self, *rows: Any) -> None:
+        if self._pending is not None:
+            for row in rows:
+                if getattr(row, "id", False) is None:
+                    row.id = uuid.uuid4()
+            self._pending.extend(rows)
+            return
         with self.maker() as session, session.begin():
             session.add_all(rows)
+        self._written()
+
+    def _written(self) -> None:
         # Written behind the app's back: drop the actors it may have cached.
         self.app.extensions["actor_cache"].invalidate("*")
 
@@ -102,6 +142,10 @@ class World:
     def tenant(self, name: str = "Acme") -> Tenant:
         """org_admin, site_admin, member and viewer on the org; site_* roles on the site only;
         and an outsider with no role at all."""
+        with self.batch():
+            return self._tenant(name)
+
+    def _tenant(self, name: str) -> Tenant:
         org = self.org(name)
         site = self.site(org)
         tenant = Tenant(org, site)

@@ -92,13 +92,13 @@ def init_app(app: Flask) -> Api:
 
     @app.before_request
     def _guard() -> None:
-        if request.method in BODY_METHODS and request.content_length:
-            mimetype = request.mimetype
-            if not (mimetype == "application/json" or mimetype.endswith("+json")):
-                raise errors.ApiError.of(415, "Send the body as application/json.")
         g.actor = None
         if not _is_public(app):
             ingest = getattr(_handler(app), "_accepts_ingest_keys", False)
             g.actor = authenticate(ingest_keys=ingest)
+        if request.method in BODY_METHODS and request.content_length:
+            mimetype = request.mimetype
+            if not (mimetype == "application/json" or mimetype.endswith("+json")):
+                raise errors.ApiError.of(415, "Send the body as application/json.")
 
     return api

@@ -21,6 +21,8 @@ from app.models import (
     ApiKey,
     Asset,
     AuditEvent,
+    Gallery,
+    GalleryItem,
     IngestKey,
     Organization,
     OrgMembership,
@@ -64,6 +66,15 @@ RESOURCES: dict[type, dict[str, Any]] = {
         "id": uuid.UUID,
         "created_by": uuid.UUID,
         "site": Relation("one", "Site", "site_id", "id"),
+    },
+    Gallery: {
+        "id": uuid.UUID,
+        "created_by": uuid.UUID,
+        "site": Relation("one", "Site", "site_id", "id"),
+    },
+    GalleryItem: {
+        "id": uuid.UUID,
+        "gallery": Relation("one", "Gallery", "gallery_id", "id"),
     },
 }
 ACTORS = {UserActor: "User", ApiClientActor: "ApiClient", IngestClientActor: "IngestClient"}

@@ -19,6 +19,8 @@ from app.models import (
     ApiKey,
     Asset,
     AuditEvent,
+    Gallery,
+    GalleryItem,
     IngestKey,
     Organization,
     OrgMembership,
@@ -59,6 +61,10 @@ def _samples() -> dict[str, object]:
     ingest_key.site = site
     asset = Asset(id=uuid.uuid4(), org_id=org.id, site_id=site.id, created_by=uuid.uuid4())
     asset.site = site
+    gallery = Gallery(id=uuid.uuid4(), org_id=org.id, site_id=site.id, created_by=uuid.uuid4())
+    gallery.site = site
+    item = GalleryItem(id=uuid.uuid4(), org_id=org.id, site_id=site.id, gallery_id=gallery.id)
+    item.gallery = gallery
     return {
         "Organization": org,
         "Site": site,
@@ -68,6 +74,8 @@ def _samples() -> dict[str, object]:
         "ApiKey": api_key,
         "IngestKey": ingest_key,
         "Asset": asset,
+        "Gallery": gallery,
+        "GalleryItem": item,
     }
 
 
@@ -130,7 +138,8 @@ def render_markdown(policy_dir: str | Path) -> str:
         "a user may. A resource an actor may not `read` answers 404, an action it may not",
         "take on a resource it can read answers 403. Ingest keys may only send events.",
         "The uploader of an asset may also update, complete and delete it while it may",
-        "`upload` to the asset's site (assets.polar); the table shows someone else's asset.",
+        "`upload` to the asset's site; the creator of a gallery may update and delete it",
+        "while it may `create_gallery` there. The tables show someone else's asset/gallery.",
         "",
     ]
     for resource, permissions in users.items():

@@ -4,6 +4,7 @@ from app.db import Base
 from app.models.assets import ASSET_STATUSES, Asset
 from app.models.audit import AuditEvent
 from app.models.credentials import ApiKey, IngestKey
+from app.models.galleries import Gallery, GalleryItem
 from app.models.identity import AuthSession, RefreshToken, User
 from app.models.tenancy import (
     ORG_ROLES,
@@ -23,6 +24,8 @@ __all__ = [
     "AuditEvent",
     "AuthSession",
     "Base",
+    "Gallery",
+    "GalleryItem",
     "IngestKey",
     "OrgMembership",
     "Organization",

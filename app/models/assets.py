@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     String,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -31,6 +32,8 @@ class Asset(Entity):
             ondelete="CASCADE",
         ),
         Index("ix_assets_site_created", "org_id", "site_id", "created_at", "id"),
+        # Target of the composite foreign keys that keep gallery rows inside one site.
+        UniqueConstraint("id", "site_id", name="uq_assets_id_site_id"),
         Index("ix_assets_status_created_at", "status", "created_at"),
         CheckConstraint("status IN ('pending', 'ready')", name="status"),
         CheckConstraint("size_bytes > 0", name="size_positive"),

@@ -47,6 +47,7 @@ EXPECTED = {
         "manage_members": ON_SITE["site_admin"],
         "manage_ingest_keys": ON_SITE["site_admin"],
         "upload": ON_SITE["member"],
+        "create_gallery": ON_SITE["member"],
         "grant_viewer": ON_SITE["viewer"],
         "grant_member": ON_SITE["member"],
         "grant_site_admin": ON_SITE["site_admin"],
@@ -62,6 +63,13 @@ EXPECTED = {
         "delete": ON_SITE["site_admin"],
         "complete": ON_SITE["site_admin"],
     },
+    "Gallery": {
+        "read": ON_SITE["viewer"],
+        "update": ON_SITE["site_admin"],
+        "delete": ON_SITE["site_admin"],
+        "restore": ON_SITE["site_admin"],
+    },
+    "GalleryItem": {"read": ON_SITE["viewer"]},
 }
 
 # Key management stays with people: an API key with the same role may not.
@@ -69,6 +77,7 @@ USER_ONLY = {
     ("Organization", "manage_api_keys"),
     ("Site", "manage_ingest_keys"),
     ("Site", "upload"),
+    ("Site", "create_gallery"),
     ("ApiKey", "read"),
     ("ApiKey", "revoke"),
     ("IngestKey", "read"),
@@ -97,29 +106,30 @@ def test_nobody_without_a_role_gets_anything():
         assert all("none" not in allowed for perms in matrix.values() for allowed in perms.values())
 
 
+OWNED = {"Asset": {"update", "delete", "complete"}, "Gallery": {"update", "delete"}}
+
+
+@pytest.mark.parametrize("model_name", sorted(OWNED))
 @pytest.mark.parametrize(
-    ("site_role", "allowed"),
-    [
-        ("viewer", set()),
-        ("member", {"update", "delete", "complete"}),
-        ("site_admin", {"update", "delete", "complete"}),
-    ],
+    ("site_role", "keeps_rights"), [("viewer", False), ("member", True), ("site_admin", True)]
 )
-def test_asset_ownership(site_role, allowed):
-    """The uploader changes its own asset only while it may still upload to the site."""
+def test_creators_change_what_they_created(model_name, site_role, keeps_rights):
+    """The creator changes its own asset or gallery only while it may still create one."""
     import uuid
 
+    from app import models
     from app.authz.engine import AuthzEngine
     from app.authz.matrix import InMemoryLookup
-    from app.models import Asset, Organization, Site
 
-    org = Organization(id=uuid.uuid4())
-    site = Site(id=uuid.uuid4(), org_id=org.id)
+    org = models.Organization(id=uuid.uuid4())
+    site = models.Site(id=uuid.uuid4(), org_id=org.id)
     site.parent = org
-    uploader = UserActor(uuid.uuid4(), site_roles={site.id: site_role}, site_orgs={site.id: org.id})
-    asset = Asset(id=uuid.uuid4(), org_id=org.id, site_id=site.id, created_by=uploader.id)
-    asset.site = site
+    creator = UserActor(uuid.uuid4(), site_roles={site.id: site_role}, site_orgs={site.id: org.id})
+    owned = getattr(models, model_name)(
+        id=uuid.uuid4(), org_id=org.id, site_id=site.id, created_by=creator.id
+    )
+    owned.site = site
     lookup = InMemoryLookup([org, site])
     engine = AuthzEngine(Settings().policy_dir, session=lambda: lookup)
-    granted = {a for a in ("update", "delete", "complete") if engine.is_allowed(uploader, a, asset)}
-    assert granted == allowed
+    granted = {a for a in OWNED[model_name] if engine.is_allowed(creator, a, owned)}
+    assert granted == (OWNED[model_name] if keeps_rights else set())

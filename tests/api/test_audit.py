@@ -1,0 +1,212 @@
+"""The audit log: GET /v1/orgs/{org_id}/audit-events, and the denials written to it."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.api.helpers import (
+    RoleCase,
+    assert_problem,
+    check_role_case,
+    denials,
+    if_match,
+    items,
+    request_id,
+    role_table,
+    with_id,
+)
+
+pytestmark = pytest.mark.portable
+
+EVENT_FIELDS = {
+    "id",
+    "event",
+    "actor_type",
+    "actor_id",
+    "action",
+    "resource_type",
+    "resource_id",
+    "request_id",
+    "created_at",
+}
+
+CASES = {
+    "read": RoleCase(
+        send=lambda c, t, p, h: c.get(t.org_path + "/audit-events", headers=h),
+        authz=("read_audit", "Organization"),
+    ),
+}
+
+# fmt: off
+#            org_admin site_admin member viewer | site_site_admin site_member site_viewer | outsider
+ROLE_TABLE = {
+    "read":   (200,      403,       403,   403,     404,            404,        404,          404),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize(("action", "role", "expected"), role_table(ROLE_TABLE))
+def test_role_table(client, tenant, action, role, expected):
+    check_role_case(client, tenant, CASES[action], role, expected)
+
+
+def audit_log(client, tenant, **params):
+    return items(client, tenant.org_path + "/audit-events", tenant["org_admin"], **params)
+
+
+# Denials of every kind, and the audit row each must leave: (role, request, status, action, type).
+DENIALS = [
+    pytest.param(
+        "viewer",
+        lambda c, t, h: c.patch(t.org_path, json={"name": "x"}, headers=if_match(h, '"x"')),
+        403,
+        "update",
+        "Organization",
+        id="403-org-update",
+    ),
+    pytest.param(
+        "outsider",
+        lambda c, t, h: c.get(t.org_path, headers=h),
+        404,
+        "read",
+        "Organization",
+        id="404-org-read",
+    ),
+    pytest.param(
+        "site_member",
+        lambda c, t, h: c.get(t.org_path + "/members", headers=h),
+        404,
+        "list_members",
+        "Organization",
+        id="404-site-role-org-members",
+    ),
+    pytest.param(
+        "member",
+        lambda c, t, h: c.post(t.org_path + "/sites", json={"name": "x"}, headers=h),
+        403,
+        "create_site",
+        "Organization",
+        id="403-create-site",
+    ),
+    pytest.param(
+        "site_viewer",
+        lambda c, t, h: c.delete(t.site_path, headers=if_match(h, '"x"')),
+        403,
+        "delete",
+        "Site",
+        id="403-site-delete",
+    ),
+    pytest.param(
+        "outsider",
+        lambda c, t, h: c.get(t.site_path + "/members", headers=h),
+        404,
+        "list_members",
+        "Site",
+        id="404-site-members",
+    ),
+    pytest.param(
+        "viewer",
+        lambda c, t, h: c.get(t.org_path + "/audit-events", headers=h),
+        403,
+        "read_audit",
+        "Organization",
+        id="403-audit",
+    ),
+]
+
+
+@pytest.mark.parametrize(("role", "send", "status", "action", "resource_type"), DENIALS)
+def test_denial_is_audited_and_readable_by_the_org_admin(
+    client, app, tenant, role, send, status, action, resource_type
+):
+    person = tenant[role]
+    rid = request_id()
+    response = send(client, tenant, with_id(person.headers, rid))
+    assert_problem(response, status)
+    assert response.headers["X-Request-ID"] == rid
+
+    # written by its own transaction: the request's own was rolled back (it failed)
+    [row] = denials(app, rid)
+    assert row.org_id == tenant.org.id
+    assert row.data == {}
+
+    resource_id = tenant.org.id if resource_type == "Organization" else tenant.site.id
+    logged = [e for e in audit_log(client, tenant) if e["request_id"] == rid]
+    assert len(logged) == 1
+    event = logged[0]
+    assert set(event) == EVENT_FIELDS
+    assert {k: v for k, v in event.items() if k not in ("id", "created_at")} == {
+        "event": "authz.denied",
+        "actor_type": "user",
+        "actor_id": str(person.id),
+        "action": action,
+        "resource_type": resource_type,
+        "resource_id": str(resource_id),
+        "request_id": rid,
+    }
+    assert event["id"] == str(row.id)
+
+
+def test_generated_request_id_is_the_one_audited(client, app, tenant):
+    """A malformed X-Request-ID is replaced; the replacement is echoed and audited."""
+    person = tenant["outsider"]
+    response = client.get(tenant.org_path, headers=with_id(person.headers, "no spaces allowed"))
+    body = assert_problem(response, 404)
+    generated = response.headers["X-Request-ID"]
+    assert generated != "no spaces allowed" and body["request_id"] == generated
+    [row] = denials(app, generated)
+    assert row.actor_id == person.id
+
+
+def test_audit_rows_carry_no_credentials(client, tenant):
+    person = tenant["viewer"]
+    client.patch(tenant.org_path, json={"name": "x"}, headers=if_match(person.headers, '"x"'))
+    response = client.get(tenant.org_path + "/audit-events", headers=tenant["org_admin"].headers)
+    assert response.status_code == 200
+    text = response.get_data(as_text=True)
+    assert person.token not in text and person.token.split(".")[1] not in text
+    assert "Bearer" not in text
+
+
+def test_audit_log_is_per_organization(client, world, tenant):
+    elsewhere = world.tenant("Elsewhere")
+    mine, theirs = request_id(), request_id()
+    client.get(tenant.org_path, headers=with_id(tenant["outsider"].headers, mine))
+    client.get(elsewhere.org_path, headers=with_id(elsewhere["outsider"].headers, theirs))
+    assert [e["request_id"] for e in audit_log(client, tenant)] == [mine]
+    assert [e["request_id"] for e in audit_log(client, elsewhere)] == [theirs]
+    # an org_admin elsewhere is nobody here
+    assert_problem(
+        client.get(tenant.org_path + "/audit-events", headers=elsewhere["org_admin"].headers), 404
+    )
+
+
+def test_successful_requests_and_unknown_resources_are_not_denials(client, app, tenant):
+    admin = tenant["org_admin"]
+    ok, missing = request_id(), request_id()
+    assert client.get(tenant.org_path, headers=with_id(admin.headers, ok)).status_code == 200
+    response = client.get(f"/v1/orgs/{uuid.uuid4()}", headers=with_id(admin.headers, missing))
+    assert_problem(response, 404)
+    assert denials(app, ok) == [] and denials(app, missing) == []
+    assert audit_log(client, tenant) == []
+
+
+def test_audit_log_is_newest_first_by_default(client, tenant):
+    rids = [request_id() for _ in range(3)]
+    for rid in rids:
+        client.get(tenant.org_path, headers=with_id(tenant["outsider"].headers, rid))
+    assert [e["request_id"] for e in audit_log(client, tenant)] == rids[::-1]
+    assert [e["request_id"] for e in audit_log(client, tenant, sort="created_at")] == rids
+    assert [e["request_id"] for e in audit_log(client, tenant, limit=1)] == rids[::-1]
+
+
+@pytest.mark.parametrize("sort", ["name", "action", "-id"])
+def test_audit_log_sorts_by_creation_only(client, tenant, sort):
+    response = client.get(
+        tenant.org_path + "/audit-events",
+        query_string={"sort": sort},
+        headers=tenant["org_admin"].headers,
+    )
+    assert_problem(response, 422, errors={"sort"})
