@@ -1,0 +1,85 @@
+"""Galleries of a site and their items (assets of the same site, in order)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import Entity, UTCDateTime
+from app.models.tenancy import Site
+
+
+class Gallery(Entity):
+    __tablename__ = "galleries"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["site_id", "org_id"], ["sites.id", "sites.org_id"], name="fk_galleries_site_org",
+            ondelete="CASCADE",
+        ),
+        # The cover is an asset of the same site.
+        ForeignKeyConstraint(
+            ["cover_asset_id", "site_id"], ["assets.id", "assets.site_id"],
+            name="fk_galleries_cover_site",
+        ),
+        UniqueConstraint("id", "site_id", name="uq_galleries_id_site_id"),
+        # One index per sort order of the list endpoint; each ends on id (keyset pagination).
+        Index("ix_galleries_site_created", "site_id", "created_at", "id"),
+        Index("ix_galleries_site_updated", "site_id", "updated_at", "id"),
+        Index("ix_galleries_site_title", "site_id", "title", "id"),
+        CheckConstraint("item_count >= 0", name="item_count"),
+    )
+
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    site_id: Mapped[uuid.UUID]
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    cover_asset_id: Mapped[uuid.UUID | None]
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    item_count: Mapped[int] = mapped_column(Integer, default=0)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    site: Mapped[Site] = relationship(
+        viewonly=True, primaryjoin="Site.id == foreign(Gallery.site_id)"
+    )
+
+
+class GalleryItem(Entity):
+    __tablename__ = "gallery_items"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["gallery_id", "site_id"], ["galleries.id", "galleries.site_id"],
+            name="fk_gallery_items_gallery_site", ondelete="CASCADE",
+        ),
+        # Only assets of the gallery's own site can be items.
+        ForeignKeyConstraint(
+            ["asset_id", "site_id"], ["assets.id", "assets.site_id"],
+            name="fk_gallery_items_asset_site",
+        ),
+        UniqueConstraint("gallery_id", "asset_id", name="uq_gallery_items_gallery_id_asset_id"),
+        Index("ix_gallery_items_gallery_position", "gallery_id", "position", "id"),
+    )
+
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    site_id: Mapped[uuid.UUID]
+    gallery_id: Mapped[uuid.UUID]
+    asset_id: Mapped[uuid.UUID]
+    caption: Mapped[str] = mapped_column(String(1000), default="")
+    position: Mapped[int] = mapped_column(Integer)
+
+    gallery: Mapped[Gallery] = relationship(
+        viewonly=True, primaryjoin="Gallery.id == foreign(GalleryItem.gallery_id)"
+    )
