@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from marshmallow import ValidationError, fields, validate, validates
+from datetime import UTC, datetime
 
-from app.models import ORG_ROLES
+from marshmallow import ValidationError, fields, validate, validates, validates_schema
+
+from app.models import ORG_ROLES, SITE_ROLES
 from schemas.common import StrictSchema, Text, list_args, page_of
 
 ORIGIN = validate.Regexp(
@@ -20,6 +22,16 @@ class ApiKeyCreateSchema(StrictSchema):
         metadata={"description": "Scope the key to one site; omit for the whole organization."},
     )
     expires_at = fields.AwareDateTime(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _consistent(self, data: dict[str, object], **_: object) -> None:
+        if data.get("site_id") is not None and data.get("role") not in SITE_ROLES:
+            raise ValidationError(
+                f"A site-scoped key holds a site role: {', '.join(SITE_ROLES)}.", "role"
+            )
+        expires_at = data.get("expires_at")
+        if isinstance(expires_at, datetime) and expires_at <= datetime.now(UTC):
+            raise ValidationError("Must be in the future.", "expires_at")
 
 
 class ApiKeySchema(StrictSchema):

@@ -7,6 +7,7 @@ A spent token presented again means it was copied: the whole session is revoked.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +23,7 @@ from app.errors import Unauthorized, Unprocessable
 from app.models import AuditEvent, AuthSession, RefreshToken, User
 
 SESSION_ENDED = "The session has ended; sign in again."
+log = logging.getLogger("app.auth.sessions")
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,10 @@ def revoke_reused(session: Session, reuse: RefreshReuse, request_id: str | None)
     """Revoke the session whose token was replayed, and record it; commits, because the
     request itself fails."""
     session.rollback()
+    log.warning(
+        "refresh token reused: session revoked",
+        extra={"fields": {"session_id": str(reuse.session_id), "user_id": str(reuse.user_id)}},
+    )
     _revoke(session, AuthSession.id == reuse.session_id, reuse.user_id)
     session.add(
         AuditEvent(

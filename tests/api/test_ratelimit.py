@@ -1,0 +1,218 @@
+"""Throttling of the endpoints that guess or mint credentials: login, register, refresh,
+password change and key creation, per client IP and per account, answered with a 429
+problem and `Retry-After`. Runs against the in-memory storage and the local Redis."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from app import create_app
+from tests.api.helpers import assert_problem
+from tests.support import PASSWORD, Tenant, World
+
+pytestmark = pytest.mark.portable
+
+PER_IP = 3
+PER_ACCOUNT = 2
+REDIS = "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture
+def make_app(app: Any, database_url: str, tmp_path: Any) -> Iterator[Callable[..., Any]]:
+    """Apps on the test database with the throttling settings under test."""
+    built: list[Any] = []
+
+    def build(**overrides: Any) -> Any:
+        settings = {
+            "database_url": database_url,
+            "instance_path": str(tmp_path / f"instance-{len(built)}"),
+            "jwt_keys": app.extensions["settings"].jwt_keys,
+            "log_level": "WARNING",
+            "ratelimit_enabled": True,
+            "ratelimit_per_ip": f"{PER_IP} per minute",
+            "ratelimit_per_account": f"{PER_ACCOUNT} per minute",
+            **overrides,
+        }
+        other = create_app(settings)
+        other.config["TESTING"] = True
+        built.append(other)
+        return other
+
+    yield build
+    for other in built:
+        other.extensions["actor_cache"].close()
+        other.extensions["db.engine"].dispose()
+
+
+@pytest.fixture(params=["memory://", REDIS], ids=["memory", "redis"])
+def storage(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+# Counters in Redis outlive a test, and other runs may share the database: every test takes
+# client addresses of its own (and emails and user ids are random anyway).
+_NET = ["192.0.2."]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_addresses() -> None:
+    n = secrets.randbelow(1 << 16)
+    _NET[0] = f"10.{n >> 8}.{n & 255}."
+
+
+@pytest.fixture
+def limited(make_app: Callable[..., Any], storage: str) -> Any:
+    return make_app(ratelimit_storage_uri=storage)
+
+
+def ip(n: int) -> dict[str, Any]:
+    return {"environ_base": {"REMOTE_ADDR": f"{_NET[0]}{n}"}}
+
+
+def assert_throttled(response: Any) -> None:
+    assert_problem(response, 429)
+    retry_after = response.headers.get("Retry-After")
+    assert retry_after is not None, dict(response.headers)
+    assert retry_after.isdigit() and 0 < int(retry_after) <= 60, retry_after
+
+
+def login(client: Any, email: str, n: int = 1, password: str = "wrong password!") -> Any:
+    return client.post("/v1/auth/login", json={"email": email, "password": password}, **ip(n))
+
+
+# -- login ---------------------------------------------------------------------------------
+
+
+def test_login_is_throttled_per_account_across_ips(limited):
+    client = limited.test_client()
+    email = f"{uuid.uuid4().hex}@example.com"
+    for n in range(PER_ACCOUNT):
+        assert login(client, email, n=n + 1).status_code == 401
+    assert_throttled(login(client, email, n=100))
+    # Any spelling of the same address is the same account.
+    assert_throttled(login(client, email.upper(), n=101))
+    # Another account from a fresh address is not affected.
+    assert login(client, f"{uuid.uuid4().hex}@example.com", n=102).status_code == 401
+
+
+def test_login_is_throttled_per_ip_across_accounts(limited):
+    client = limited.test_client()
+    for _ in range(PER_IP):
+        assert login(client, f"{uuid.uuid4().hex}@example.com", n=7).status_code == 401
+    assert_throttled(login(client, f"{uuid.uuid4().hex}@example.com", n=7))
+    # Another address is not affected.
+    assert login(client, f"{uuid.uuid4().hex}@example.com", n=8).status_code == 401
+
+
+def test_a_throttled_login_is_refused_even_with_the_right_password(limited):
+    person = World(limited).user()
+    client = limited.test_client()
+    for n in range(PER_ACCOUNT):
+        assert login(client, person.email, n=n + 1).status_code == 401
+    assert_throttled(login(client, person.email, n=50, password=PASSWORD))
+
+
+# -- register, refresh, password -----------------------------------------------------------
+
+
+def test_register_is_throttled_per_ip(limited):
+    client = limited.test_client()
+    for _ in range(PER_IP):
+        r = client.post("/v1/auth/register", **ip(9),
+                        json={"email": f"{uuid.uuid4().hex}@example.com", "password": PASSWORD})
+        assert r.status_code == 201, r.get_data(as_text=True)
+    r = client.post("/v1/auth/register", **ip(9),
+                    json={"email": f"{uuid.uuid4().hex}@example.com", "password": PASSWORD})
+    assert_throttled(r)
+
+
+def test_refresh_is_throttled_per_ip(limited):
+    client = limited.test_client()
+    for _ in range(PER_IP):
+        r = client.post("/v1/auth/refresh", json={"refresh_token": uuid.uuid4().hex}, **ip(11))
+        assert r.status_code == 401
+    assert_throttled(
+        client.post("/v1/auth/refresh", json={"refresh_token": uuid.uuid4().hex}, **ip(11))
+    )
+
+
+def test_password_change_is_throttled_per_ip(limited):
+    person = World(limited).user()
+    client = limited.test_client()
+    body = {"current_password": "wrong password!", "new_password": "x" * 12}
+    for _ in range(PER_IP):
+        r = client.post("/v1/auth/password", json=body, headers=person.headers, **ip(12))
+        assert r.status_code == 422
+    assert_throttled(client.post("/v1/auth/password", json=body, headers=person.headers, **ip(12)))
+
+
+# -- key creation --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tenant(limited: Any) -> Tenant:
+    return World(limited).tenant()
+
+
+def test_api_key_creation_is_throttled_per_account(limited, tenant):
+    client = limited.test_client()
+    path = f"{tenant.org_path}/api-keys"
+    body = {"name": "k", "role": "viewer"}
+    admin = tenant["org_admin"]
+    for n in range(PER_ACCOUNT):
+        r = client.post(path, json=body, headers=admin.headers, **ip(20 + n))
+        assert r.status_code == 201
+    assert_throttled(client.post(path, json=body, headers=admin.headers, **ip(30)))
+    # Listing is not throttled; another user is not affected.
+    assert client.get(path, headers=admin.headers).status_code == 200
+    second = World(limited).user()
+    World(limited).grant_org(second, tenant.org, "org_admin")
+    assert client.post(path, json=body, headers=second.headers, **ip(31)).status_code == 201
+
+
+def test_ingest_key_creation_is_throttled_per_account(limited, tenant):
+    client = limited.test_client()
+    path = f"{tenant.site_path}/ingest-keys"
+    admin = tenant["site_admin"]
+    for n in range(PER_ACCOUNT):
+        r = client.post(path, json={"name": "k"}, headers=admin.headers, **ip(40 + n))
+        assert r.status_code == 201
+    assert_throttled(client.post(path, json={"name": "k"}, headers=admin.headers, **ip(50)))
+
+
+# -- limits are per app ----------------------------------------------------------------------
+
+
+def refresh(client: Any, n: int) -> Any:
+    return client.post("/v1/auth/refresh", json={"refresh_token": uuid.uuid4().hex}, **ip(n))
+
+
+def test_apps_keep_their_own_throttling_settings(make_app, storage):
+    """One process may hold several apps (tests, or embedding): each keeps its own
+    settings and counters, whatever was built after it."""
+    strict = make_app(ratelimit_storage_uri=storage)
+    relaxed = make_app(ratelimit_storage_uri="memory://", ratelimit_enabled=False)
+    other = make_app(ratelimit_storage_uri="memory://", ratelimit_per_ip="100 per minute")
+    strict_client, relaxed_client, other_client = (
+        strict.test_client(), relaxed.test_client(), other.test_client()
+    )
+    for _ in range(PER_IP + 3):
+        assert refresh(relaxed_client, 60).status_code == 401, "relaxed is not throttled"
+    for _ in range(PER_IP + 3):
+        assert refresh(other_client, 60).status_code == 401, "other has a higher limit"
+    for _ in range(PER_IP):
+        assert refresh(strict_client, 60).status_code == 401
+    assert_throttled(refresh(strict_client, 60))
+
+
+def test_the_suite_app_is_not_throttled(app, make_app, storage):
+    """Building a throttled app must not throttle the others (here the suite's own app)."""
+    make_app(ratelimit_storage_uri=storage)
+    client = app.test_client()
+    for _ in range(35):  # above the default 30 per minute per IP
+        assert refresh(client, 61).status_code == 401
