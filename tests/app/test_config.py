@@ -1,0 +1,55 @@
+"""Settings: safe defaults for a developer, refusals in production."""
+
+import pytest
+
+from app import create_app
+from app.auth.keys import KeyRing
+from app.config import DEV_SECRET_KEY, ConfigError, Settings
+
+pytestmark = pytest.mark.portable
+
+PRODUCTION = {
+    "env": "production",
+    "secret_key": "s" * 40,
+    "database_url": "postgresql+psycopg://app@db.internal/api",
+    "jwt_keys": {"keys": [KeyRing.generate_key()]},
+}
+
+
+def test_a_complete_production_configuration_passes():
+    Settings().with_overrides(PRODUCTION).check()
+
+
+@pytest.mark.parametrize(
+    ("override", "complaint"),
+    [
+        ({"secret_key": DEV_SECRET_KEY}, "SECRET_KEY"),
+        ({"secret_key": "short"}, "SECRET_KEY"),
+        ({"jwt_keys": None}, "JWT_KEYS"),
+        ({"database_url": "sqlite:///prod.db"}, "DATABASE_URL"),
+        ({"jwt_algorithms": ("HS256",)}, "JWT_ALGORITHMS"),
+        ({"jwt_algorithms": ("none",)}, "JWT_ALGORITHMS"),
+    ],
+)
+def test_production_refuses_development_defaults(override, complaint):
+    with pytest.raises(ConfigError, match=complaint):
+        create_app(Settings().with_overrides({**PRODUCTION, **override}))
+
+
+def test_unknown_settings_are_refused():
+    with pytest.raises(ConfigError, match="unknown settings"):
+        Settings().with_overrides({"databse_url": "sqlite://"})
+
+
+def test_environment_variables_are_read(monkeypatch):
+    monkeypatch.setenv("JWT_ACCESS_TTL_SECONDS", "60")
+    monkeypatch.setenv("JWT_ALGORITHMS", "Ed25519, ES256")
+    settings = Settings.from_env()
+    assert settings.jwt_access_ttl_seconds == 60
+    assert settings.jwt_algorithms == ("Ed25519", "ES256")
+
+
+def test_a_non_integer_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("PAGE_MAX_LIMIT", "lots")
+    with pytest.raises(ConfigError, match="PAGE_MAX_LIMIT"):
+        Settings.from_env()
