@@ -52,12 +52,13 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     errors.register(app)
     _init_storage(app, settings)
 
-    from app import api, cli, ratelimit
+    from app import api, cli, idempotency, ratelimit
 
     api.init_app(app)
     ratelimit.init_app(app)  # after the blueprints: it applies the limits their views declare
     cli.init_app(app)
     _init_unit_of_work(app)
+    idempotency.init_app(app)  # after the unit of work: its record commits with the request
     return app
 
 

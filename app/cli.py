@@ -18,11 +18,14 @@ from sqlalchemy import select
 
 from app import migrate
 from app.authz.matrix import render_markdown
+from app.db import owner_session
 
 db_cli = AppGroup("db", help="Database schema (Alembic).")
 docs_cli = AppGroup("docs", help="Generated documents in docs/.")
 keys_cli = AppGroup("keys", help="Access-token signing keys (rotation).")
 assets_cli = AppGroup("assets", help="Uploaded files.")
+events_cli = AppGroup("events", help="Analytics events.")
+idempotency_cli = AppGroup("idempotency", help="Recorded Idempotency-Key responses.")
 authz_cli = AppGroup("authz", help="Inspect the authorization policy.")
 
 DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - printed demo credentials, dev only
@@ -36,7 +39,7 @@ def _settings():  # type: ignore[no-untyped-def]
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (default: head)."""
-    url = _settings().database_url
+    url = _settings().owner_database_url
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     migrate.upgrade(url, revision)
@@ -47,7 +50,7 @@ def db_upgrade(revision: str) -> None:
 @click.argument("revision")
 def db_downgrade(revision: str) -> None:
     """Revert migrations down to REVISION."""
-    migrate.downgrade(_settings().database_url, revision)
+    migrate.downgrade(_settings().owner_database_url, revision)
 
 
 @click.command("seed-demo")
@@ -56,8 +59,7 @@ def seed_demo() -> None:
     from app.auth.passwords import hash_password
     from app.models import Organization, OrgMembership, Site, SiteMembership, User
 
-    maker = current_app.extensions["db.sessionmaker"]
-    with maker() as session, session.begin():
+    with owner_session() as session:
         admin_email = "admin@demo.test"
         if session.scalar(select(User).where(User.email == admin_email)) is None:
             password_hash = hash_password(DEMO_PASSWORD)
@@ -146,8 +148,7 @@ def assets_purge(pending_older_than: int | None) -> None:
     age = pending_older_than if pending_older_than is not None else (
         _settings().purge_pending_after_seconds
     )
-    maker = current_app.extensions["db.sessionmaker"]
-    with maker() as session:
+    with owner_session() as session:
         count = purge(session, current_app.extensions["storage"], timedelta(seconds=age))
     click.echo(f"purged {count} asset(s)")
 
@@ -170,19 +171,19 @@ def authz_matrix(output: str | None) -> None:
 @click.argument("resource_id", type=click.UUID)
 def authz_explain(email: str, action: str, resource: str, resource_id: uuid.UUID) -> None:
     """Say whether the user EMAIL may ACTION on the org or site RESOURCE_ID, and why."""
-    from app import db
-    from app.authz import engine
+    from app.authz import AuthzEngine
     from app.models import Organization, Site, User
     from app.services.identity import actor_for
 
-    session = db.session()
-    user = session.scalar(select(User).where(User.email == email.lower()))
-    target = session.get(Organization if resource == "org" else Site, resource_id)
-    if user is None or target is None:
-        raise click.ClickException("no such user or resource")
-    actor = actor_for(session, user)
-    click.echo(f"org roles: {dict(actor.org_roles)}\nsite roles: {dict(actor.site_roles)}")
-    click.echo(f"allowed: {engine().is_allowed(actor, action, target)}")
+    with owner_session() as session:
+        user = session.scalar(select(User).where(User.email == email.lower()))
+        target = session.get(Organization if resource == "org" else Site, resource_id)
+        if user is None or target is None:
+            raise click.ClickException("no such user or resource")
+        actor = actor_for(session, user)
+        engine = AuthzEngine(_settings().policy_dir, session=lambda: session)
+        click.echo(f"org roles: {dict(actor.org_roles)}\nsite roles: {dict(actor.site_roles)}")
+        click.echo(f"allowed: {engine.is_allowed(actor, action, target)}")
 
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -284,6 +285,36 @@ def keys_retire(kid: str) -> None:
     write_key_file(path, data)
 
 
+@events_cli.command("partitions")
+@click.option("--months-ahead", type=int, default=3, show_default=True)
+def events_partitions(months_ahead: int) -> None:
+    """Create the monthly partitions of the events table ahead of time (PostgreSQL)."""
+    from datetime import UTC, datetime
+
+    from app.services.partitions import create_month_partitions
+
+    with owner_session() as session:
+        if session.get_bind().dialect.name != "postgresql":
+            raise click.ClickException("partitions exist on PostgreSQL only")
+        created = create_month_partitions(
+            session.connection(), datetime.now(UTC), months_ahead=months_ahead
+        )
+    click.echo(f"created {', '.join(created) or 'nothing: all present'}")
+
+
+@idempotency_cli.command("purge")
+def idempotency_purge() -> None:
+    """Delete expired Idempotency-Key records."""
+    from app.idempotency import purge_expired
+
+    with owner_session() as session:
+        click.echo(f"purged {purge_expired(session)} record(s)")
+
+
 def init_app(app: Flask) -> None:
-    for command in (db_cli, docs_cli, keys_cli, assets_cli, authz_cli, seed_demo, demo):
+    commands = (
+        db_cli, docs_cli, keys_cli, assets_cli, events_cli, idempotency_cli, authz_cli,
+        seed_demo, demo,
+    )
+    for command in commands:
         app.cli.add_command(command)

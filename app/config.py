@@ -45,6 +45,9 @@ class Settings:
     secret_key: str = DEV_SECRET_KEY
     database_url: str = f"sqlite:///{DEFAULT_INSTANCE / 'app.db'}"
     database_pool_size: int = 5
+    # The owner of the tables (migrations, admin commands); empty: DATABASE_URL. The app
+    # itself connects as a role that owns nothing, so row-level security applies to it.
+    migration_database_url: str = ""
     instance_path: str = str(DEFAULT_INSTANCE)
 
     # Access tokens: JWS signed with a key from `jwt_keys` (a JWK set with private keys).
@@ -80,6 +83,12 @@ class Settings:
     download_url_ttl_seconds: int = 300
     purge_pending_after_seconds: int = 24 * 3600
 
+    idempotency_ttl_seconds: int = 24 * 3600
+
+    ingest_max_events: int = 1000
+    ingest_max_body_bytes: int = 1024 * 1024  # after decompression
+    ingest_rate_limit: str = "100000 per minute"  # events per key
+
     ratelimit_storage_uri: str = "memory://"
     ratelimit_enabled: bool = True
     ratelimit_per_ip: str = "30 per minute"
@@ -96,6 +105,10 @@ class Settings:
     def is_production(self) -> bool:
         return self.env == "production"
 
+    @property
+    def owner_database_url(self) -> str:
+        return self.migration_database_url or self.database_url
+
     @classmethod
     def from_env(cls) -> Settings:
         keys_raw = os.environ.get("JWT_KEYS")
@@ -110,6 +123,7 @@ class Settings:
             secret_key=_env("SECRET_KEY", DEV_SECRET_KEY),
             database_url=_env("DATABASE_URL", f"sqlite:///{Path(instance) / 'app.db'}"),
             database_pool_size=_env_int("DATABASE_POOL_SIZE", 5),
+            migration_database_url=_env("MIGRATION_DATABASE_URL", ""),
             instance_path=instance,
             jwt_issuer=_env("JWT_ISSUER", cls.jwt_issuer),
             jwt_audience=_env("JWT_AUDIENCE", cls.jwt_audience),
@@ -137,6 +151,10 @@ class Settings:
             upload_url_ttl_seconds=_env_int("UPLOAD_URL_TTL_SECONDS", 300),
             download_url_ttl_seconds=_env_int("DOWNLOAD_URL_TTL_SECONDS", 300),
             purge_pending_after_seconds=_env_int("PURGE_PENDING_AFTER_SECONDS", 24 * 3600),
+            idempotency_ttl_seconds=_env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600),
+            ingest_max_events=_env_int("INGEST_MAX_EVENTS", 1000),
+            ingest_max_body_bytes=_env_int("INGEST_MAX_BODY_BYTES", 1024 * 1024),
+            ingest_rate_limit=_env("INGEST_RATE_LIMIT", cls.ingest_rate_limit),
             ratelimit_storage_uri=_env("RATELIMIT_STORAGE_URI", "memory://"),
             ratelimit_enabled=_env("RATELIMIT_ENABLED", "1") not in ("0", "false", "no"),
             ratelimit_per_ip=_env("RATELIMIT_PER_IP", cls.ratelimit_per_ip),

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from flask import Flask, current_app, g
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -83,10 +83,51 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
     )
 
 
+# Session.info key -> the PostgreSQL setting that row-level security reads.
+SCOPE = {"org_id": "app.org_id", "user_id": "app.user_id"}
+
+
+def set_scope(
+    session: Session, *, org_id: uuid.UUID | None = None, user_id: uuid.UUID | None = None
+) -> None:
+    """Scope `session` for PostgreSQL's row-level security: the one organization it may
+    touch, and the signed-in user (who may also read its organizations' rows).
+
+    Applied to the open transaction now and to each transaction the session begins later.
+    `set_config(..., true)` lasts one transaction, so nothing leaks through the pool."""
+    session.info["org_id"] = org_id
+    session.info["user_id"] = user_id
+    if session.in_transaction() and session.get_bind().dialect.name == "postgresql":
+        _apply_scope(session, session.connection())
+
+
+def _apply_scope(session: Session, connection: Connection) -> None:
+    values = {key: str(session.info.get(key) or "") for key in SCOPE}
+    connection.execute(
+        text(
+            "SELECT set_config('app.org_id', :org_id, true), "
+            "set_config('app.user_id', :user_id, true)"
+        ),
+        values,
+    )
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    maker = sessionmaker(engine, expire_on_commit=False)
+    if engine.dialect.name == "postgresql":
+
+        @event.listens_for(maker, "after_begin")
+        def _scope(session: Session, _tx: object, connection: Connection) -> None:
+            if session.info.get("org_id") or session.info.get("user_id"):
+                _apply_scope(session, connection)
+
+    return maker
+
+
 def init_app(app: Flask, url: str, pool_size: int) -> None:
     engine = make_engine(url, pool_size)
     app.extensions["db.engine"] = engine
-    app.extensions["db.sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
+    app.extensions["db.sessionmaker"] = make_sessionmaker(engine)
 
     app.teardown_appcontext(end_request_session)
 
@@ -97,6 +138,27 @@ def end_request_session(exc: BaseException | None = None) -> None:
     if session is not None:
         session.rollback()
         session.close()
+
+
+def owner_sessionmaker(app: Flask) -> sessionmaker[Session]:
+    """Sessions as the tables' owner, outside row-level security: for admin commands
+    (seeding, purges, partitions) and tests' setup, never for requests."""
+    if "db.owner_sessionmaker" not in app.extensions:
+        settings = app.extensions["settings"]
+        if settings.owner_database_url == settings.database_url:
+            maker = app.extensions["db.sessionmaker"]
+        else:
+            owner = make_engine(settings.owner_database_url, 2)
+            maker = sessionmaker(owner, expire_on_commit=False)
+        app.extensions["db.owner_sessionmaker"] = maker
+    return app.extensions["db.owner_sessionmaker"]
+
+
+@contextmanager
+def owner_session() -> Iterator[Session]:
+    """An owner session (see owner_sessionmaker) in one transaction, committed on success."""
+    with owner_sessionmaker(current_app._get_current_object())() as s, s.begin():  # type: ignore[attr-defined]
+        yield s
 
 
 def engine() -> Engine:

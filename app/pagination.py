@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import Select, tuple_
 from sqlalchemy.orm import Session
 
 from app.errors import Unprocessable
@@ -86,11 +86,11 @@ def paginate(
     if cursor:
         raw_value, last_id = decode_cursor(secret, scope, sort, cursor)
         value = _parse_value(column, raw_value)
-        if descending:
-            after = or_(column < value, and_(column == value, id_column < last_id))
-        else:
-            after = or_(column > value, and_(column == value, id_column > last_id))
-        stmt = stmt.where(after)
+        # A row-value comparison, not `col < v OR (col = v AND id < last)`: PostgreSQL uses
+        # it as an index condition on (..., col, id), so a deep page costs what the first
+        # does; the OR form is only a filter, which scans every row before the cursor.
+        keys, last = tuple_(column, id_column), tuple_(value, last_id)
+        stmt = stmt.where(keys < last if descending else keys > last)
     order = (column.desc(), id_column.desc()) if descending else (column.asc(), id_column.asc())
     rows = list(session.scalars(stmt.order_by(*order).limit(limit + 1)))
     next_cursor = None

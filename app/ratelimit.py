@@ -12,6 +12,8 @@ module-level instance shared by several apps would let the last app built decide
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -19,6 +21,7 @@ from typing import Any, TypeVar
 from flask import Flask, current_app, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from limits import parse
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -98,3 +101,16 @@ def limit_by_ip(scope: str) -> Callable[[F], F]:
 def limit_by_account(scope: str) -> Callable[[F], F]:
     """`RATELIMIT_PER_ACCOUNT` on this endpoint, per email given or actor calling."""
     return _declare(_Rule("ratelimit_per_account", _account, f"{scope}:account"))
+
+
+def consume(limit: str, scope: str, key: str, cost: int) -> int | None:
+    """Spend `cost` of `key`'s budget under `limit` in this app's storage. Returns the
+    seconds to wait when the budget is spent, else None."""
+    limiter: Limiter = current_app.extensions["ratelimit"]
+    if not limiter.enabled or cost <= 0:
+        return None
+    item = parse(limit)
+    if limiter.limiter.hit(item, scope, key, cost=cost):
+        return None
+    reset = limiter.limiter.get_window_stats(item, scope, key).reset_time
+    return max(1, math.ceil(reset - time.time()))

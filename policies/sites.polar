@@ -12,6 +12,8 @@ resource Site {
     "manage_ingest_keys", # users only: see has_permission below
     "upload",          # users only: create assets (see assets.polar)
     "create_gallery",  # users only: see galleries.polar
+    "read_events",
+    "write_events",    # keys only: see events.polar
     # Role ceilings, as on organizations.
     "grant_viewer", "grant_member", "grant_site_admin"
   ];
@@ -29,6 +31,7 @@ resource Site {
   "list_members" if "viewer";
   "update" if "site_admin";
   "manage_members" if "site_admin";
+  "read_events" if "member";
   "delete" if "org_admin" on "parent";
 
   "grant_viewer" if "viewer";

@@ -18,11 +18,13 @@ from sqlalchemy import create_engine, make_url, text
 
 from app import create_app
 from app.auth.keys import KeyRing
+from app.db import owner_sessionmaker
 from app.migrate import upgrade
 from app.models import Base
 from tests.support import Tenant, World
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+APP_ROLE = "tenant_api_app"  # what the app connects as: owns nothing, row-level security applies
 
 
 def _throwaway_postgres() -> Iterator[str]:
@@ -33,6 +35,11 @@ def _throwaway_postgres() -> Iterator[str]:
     admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
+        # Roles are per server: create it once; a concurrent run may win the race.
+        conn.execute(text(
+            f"DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB "
+            "NOCREATEROLE; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        ))
     url = base.set(database=name).render_as_string(hide_password=False)
     try:
         yield url
@@ -62,6 +69,14 @@ def is_postgres(database_url: str) -> bool:
 
 
 @pytest.fixture(scope="session")
+def app_role_url(database_url: str) -> str:
+    """The same database as the runtime role, which row-level security applies to."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("row-level security is PostgreSQL's")
+    return make_url(database_url).set(username=APP_ROLE).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """moto's S3 server, over real HTTP on loopback, for the whole run."""
     from moto.server import ThreadedMotoServer
@@ -75,10 +90,18 @@ def s3_endpoint() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def app(database_url: str, s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory):
+    """The app as it runs in production: connected as the runtime role, so PostgreSQL's
+    row-level security applies to every request; the tables' owner migrates and seeds."""
     instance: Path = tmp_path_factory.mktemp("instance")
+    runtime_url = database_url
+    if database_url.startswith("postgresql"):
+        runtime_url = make_url(database_url).set(username=APP_ROLE).render_as_string(
+            hide_password=False
+        )
     application = create_app(
         {
-            "database_url": database_url,
+            "database_url": runtime_url,
+            "migration_database_url": database_url,
             "instance_path": str(instance),
             "jwt_keys": {"keys": [KeyRing.generate_key()]},
             "ratelimit_enabled": False,
@@ -100,7 +123,8 @@ def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     app = request.getfixturevalue("app")
     app.extensions["actor_cache"].invalidate("*")
     # DELETE, not TRUNCATE: on tables this small it takes a millisecond, TRUNCATE ~100 ms.
-    with app.extensions["db.engine"].begin() as conn:
+    with owner_sessionmaker(app)() as session, session.begin():
+        conn = session.connection()
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(table.delete())
 

@@ -11,7 +11,7 @@ from itertools import groupby
 from typing import Any
 
 from app.auth.passwords import hash_password
-from app.db import utcnow
+from app.db import owner_sessionmaker, utcnow
 from app.models import (
     AuthSession,
     Base,
@@ -69,7 +69,7 @@ class World:
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self.maker = app.extensions["db.sessionmaker"]
+        self.maker = owner_sessionmaker(app)  # setup writes bypass row-level security
         self._pending: list[Any] | None = None
 
     @contextmanager

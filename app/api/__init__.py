@@ -13,8 +13,11 @@ from flask import Flask, Response, g, request, send_from_directory
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Blueprint
 
-from app import errors
+from app import db, errors
 from app.auth.current import authenticate
+from app.authz import engine as authz_engine
+from app.authz.actors import UserActor
+from app.models import Organization
 from schemas.common import ProblemSchema
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -34,6 +37,15 @@ class Api(SmorestApi):
 
     def handle_http_exception(self, error: Any) -> Response:  # type: ignore[override]
         return errors.handle_http_exception(error)
+
+    def _register_responses(self) -> None:
+        """flask-smorest documents its error responses (`default`, 422, 412, ...) with
+        DEFAULT_RESPONSE_CONTENT_TYPE; they are served as application/problem+json."""
+        self.DEFAULT_RESPONSE_CONTENT_TYPE = errors.PROBLEM_JSON
+        try:
+            super()._register_responses()
+        finally:
+            del self.DEFAULT_RESPONSE_CONTENT_TYPE  # success responses stay application/json
 
 
 def public(blp: Blueprint) -> Callable[[F], F]:
@@ -68,8 +80,51 @@ def _swagger_asset(filename: str) -> Response:
     return send_from_directory(swagger_ui_path, filename, max_age=86400)
 
 
+def _scope_rows(actor: Any) -> None:
+    """Row-level security's scope (app/db.py): the organization in the path when the actor
+    holds a role in it, else none; a key's own organization on routes without one.
+
+    An organization the actor holds nothing in is answered 404 at once (row-level
+    security would hide all of it anyway), and the probe is audited as an `access` denial.
+    """
+    held = actor.held_org_ids()
+    path_org = (request.view_args or {}).get("org_id")
+    if path_org is not None:
+        org_id = path_org if path_org in held else None
+        if org_id is None:
+            authz = authz_engine()
+            authz.deny(actor, "access", Organization(id=path_org))
+            if authz.enforce:  # off only in the test proving row-level security alone
+                raise errors.NotFound()
+    else:
+        org_id = next(iter(held)) if len(held) == 1 and not isinstance(actor, UserActor) else None
+    user_id = actor.id if isinstance(actor, UserActor) else None
+    db.set_scope(db.session(), org_id=org_id, user_id=user_id)
+
+
+def _document_idempotency(api: Api) -> None:
+    """Every authenticated POST accepts `Idempotency-Key` (app/idempotency.py)."""
+    from app.idempotency import DOC_PARAMETER
+
+    for operations in api.spec._paths.values():  # apispec keeps registered paths here
+        post = operations.get("post")
+        if post is not None and post.get("security") != []:
+            post.setdefault("parameters", []).append(DOC_PARAMETER)
+
+
 def init_app(app: Flask) -> Api:
-    from app.api import assets, audit, auth, keys, members, ops, orgs, sites
+    from app.api import (
+        assets,
+        audit,
+        auth,
+        events,
+        galleries,
+        keys,
+        members,
+        ops,
+        orgs,
+        sites,
+    )
 
     api = Api(
         app,
@@ -85,10 +140,11 @@ def init_app(app: Flask) -> Api:
     app.add_url_rule("/docs/assets/<path:filename>", "swagger_ui_assets", _swagger_asset)
     blueprints = (
         ops.blp, auth.blp, auth.wellknown, orgs.blp, sites.blp, members.blp, keys.blp,
-        assets.blp, audit.blp,
+        assets.blp, galleries.blp, events.blp, audit.blp,
     )
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
+    _document_idempotency(api)
 
     @app.before_request
     def _guard() -> None:
@@ -96,6 +152,7 @@ def init_app(app: Flask) -> Api:
         if not _is_public(app):
             ingest = getattr(_handler(app), "_accepts_ingest_keys", False)
             g.actor = authenticate(ingest_keys=ingest)
+            _scope_rows(g.actor)
         if request.method in BODY_METHODS and request.content_length:
             mimetype = request.mimetype
             if not (mimetype == "application/json" or mimetype.endswith("+json")):

@@ -28,6 +28,10 @@ class Principal:
         """Sites on which this actor holds exactly `role`."""
         return [site for site, granted in self.site_roles.items() if granted == role]
 
+    def held_org_ids(self) -> set[uuid.UUID]:
+        """Organizations where this actor holds any role, on them or on one of their sites."""
+        return set(self.org_roles) | set(self.site_orgs.values())
+
     def guest_org_ids(self) -> list[uuid.UUID]:
         """Organizations where this actor holds a role on some site only."""
         return [org for org in set(self.site_orgs.values()) if org not in self.org_roles]

@@ -50,7 +50,8 @@ class _Literal:
 class CompiledFilter:
     model: type
     where: ColumnElement[bool]
-    key: Any = None  # the primary key, when the filter is exactly `pk = literal`
+    lookup: bool = False  # the filter is exactly `pk = key`: oso following a relation
+    key: Any = None
 
 
 class SqlFilterAdapter(DataAdapter):
@@ -58,19 +59,21 @@ class SqlFilterAdapter(DataAdapter):
         self.session = session
 
     def build_query(self, filter: DataFilter) -> CompiledFilter:
-        return CompiledFilter(filter.model, _Compiler(filter).compile(), _primary_key(filter))
+        lookup, key = _primary_key(filter)
+        return CompiledFilter(filter.model, _Compiler(filter).compile(), lookup, key)
 
     def execute_query(self, query: CompiledFilter) -> list[Any]:
         session = self.session()
-        if query.key is not None:
-            row = session.get(query.model, query.key)
-            return [] if row is None else [row]
+        if query.lookup:
+            # oso asserts exactly one row for a "one" relation: a NULL or dangling key
+            # answers [None], which Polar sees as nil, so the relation does not hold.
+            return [None if query.key is None else session.get(query.model, query.key)]
         return list(session.scalars(select(query.model).where(query.where)))
 
 
-def _primary_key(f: DataFilter) -> Any:
+def _primary_key(f: DataFilter) -> tuple[bool, Any]:
     if f.relations or len(f.conditions) != 1 or len(f.conditions[0]) != 1:
-        return None
+        return False, None
     cond = f.conditions[0][0]
     key = inspect(f.model).primary_key[0].name
     if (
@@ -80,8 +83,8 @@ def _primary_key(f: DataFilter) -> Any:
         and (cond.left.field or key) == key
         and not isinstance(cond.right, Projection)
     ):
-        return cond.right
-    return None
+        return True, cond.right
+    return False, None
 
 
 class _Compiler:
@@ -144,8 +147,7 @@ class _Compiler:
 
     def _side(self, side: Any) -> Any:
         if isinstance(side, Projection):
-            field = side.field or inspect(side.source).primary_key[0].name
-            return self._hoist(side.source, field)
+            return self._hoist(side.source, side.field or _identity(side.source))
         mapper = inspect(type(side), raiseerr=False)
         if mapper is not None and hasattr(mapper, "primary_key"):
             return _Literal(getattr(side, mapper.primary_key[0].name))
@@ -206,10 +208,16 @@ class _Compiler:
                 return lhs.is_(None) if value is None else lhs == value
             if op == "Neq":
                 return lhs.is_not(None) if value is None else lhs.is_distinct_from(value)
-            values = sorted(value, key=str)
+            # Python's `in`: None is in a list that holds None; SQL's IN never matches NULL.
+            values = sorted((v for v in value if v is not None), key=str)
+            has_none = len(values) < len(value)
             if op == "In":
-                return lhs.in_(values)
-            return or_(lhs.is_(None), lhs.not_in(values)) if nullable else lhs.not_in(values)
+                match = lhs.in_(values)
+                return or_(lhs.is_(None), match) if has_none and nullable else match
+            miss = lhs.not_in(values)
+            if not nullable:
+                return miss
+            return and_(lhs.is_not(None), miss) if has_none else or_(lhs.is_(None), miss)
         rhs = self._column(right[0], right[1], alias)
         either_nullable = nullable or _nullable(right[0], right[1])
         if op == "Eq":
@@ -226,6 +234,14 @@ class _Compiler:
             return getattr(target, field)
         except AttributeError as exc:
             raise UnsupportedFilter(f"{model.__name__} has no column {field!r}") from exc
+
+
+def _identity(model: type) -> str:
+    """The column that stands for a whole row when oso compares rows themselves."""
+    key = inspect(model).primary_key
+    if len(key) != 1:
+        raise UnsupportedFilter(f"{model.__name__} has a composite key: compare a field")
+    return key[0].key
 
 
 def _projections(cond: Any) -> list[tuple[type, str]]:

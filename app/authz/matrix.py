@@ -19,6 +19,7 @@ from app.models import (
     ApiKey,
     Asset,
     AuditEvent,
+    Event,
     Gallery,
     GalleryItem,
     IngestKey,
@@ -65,6 +66,8 @@ def _samples() -> dict[str, object]:
     gallery.site = site
     item = GalleryItem(id=uuid.uuid4(), org_id=org.id, site_id=site.id, gallery_id=gallery.id)
     item.gallery = gallery
+    analytics_event = Event(id=uuid.uuid4(), org_id=org.id, site_id=site.id)
+    analytics_event.site = site
     return {
         "Organization": org,
         "Site": site,
@@ -76,6 +79,7 @@ def _samples() -> dict[str, object]:
         "Asset": asset,
         "Gallery": gallery,
         "GalleryItem": item,
+        "Event": analytics_event,
     }
 
 

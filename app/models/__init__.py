@@ -4,7 +4,9 @@ from app.db import Base
 from app.models.assets import ASSET_STATUSES, Asset
 from app.models.audit import AuditEvent
 from app.models.credentials import ApiKey, IngestKey
+from app.models.events import Event
 from app.models.galleries import Gallery, GalleryItem
+from app.models.idempotency import IdempotencyRecord
 from app.models.identity import AuthSession, RefreshToken, User
 from app.models.tenancy import (
     ORG_ROLES,
@@ -24,8 +26,10 @@ __all__ = [
     "AuditEvent",
     "AuthSession",
     "Base",
+    "Event",
     "Gallery",
     "GalleryItem",
+    "IdempotencyRecord",
     "IngestKey",
     "OrgMembership",
     "Organization",

@@ -117,7 +117,8 @@ def download_url(storage: Storage, asset: Asset) -> tuple[str, datetime]:
 
 def purge(session: Session, storage: Storage, pending_older_than: timedelta) -> int:
     """Remove the objects of deleted assets and of uploads never completed in time.
-    Rows stay (deleted, purged) so the audit trail keeps its references."""
+    Rows stay (deleted, purged) so the audit trail keeps its references. Deleting an
+    object twice is harmless, so a failed commit only means the next run redoes it."""
     now = utcnow()
     stale = session.scalars(
         select(Asset).where(
@@ -132,5 +133,4 @@ def purge(session: Session, storage: Storage, pending_older_than: timedelta) -> 
         storage.delete(asset.key)  # deleting a missing key succeeds
         asset.deleted_at = asset.deleted_at or now
         asset.purged_at = now
-    session.commit()
     return len(stale)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Uuid, null, select, union_all
+from sqlalchemy import Uuid, null, select, text, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -85,7 +85,15 @@ def _actor(
 
 
 def list_grants(session: Session, user_id: uuid.UUID) -> list[Grant]:
-    """Every role the user holds on a live organization or site, in one query."""
+    """Every role the user holds on a live organization or site, in one query. On
+    PostgreSQL through `app_user_grants`, which crosses organizations for this user only
+    (row-level security hides other organizations' rows from everything else)."""
+    if session.get_bind().dialect.name == "postgresql":
+        rows = session.execute(
+            text("SELECT org_id, site_id, role FROM app_user_grants(:user_id)"),
+            {"user_id": user_id},
+        )
+        return [Grant(org_id, site_id, role) for org_id, site_id, role in rows]
     on_orgs = (
         select(OrgMembership.org_id, null().cast(Uuid).label("site_id"), OrgMembership.role)
         .join(Organization, Organization.id == OrgMembership.org_id)

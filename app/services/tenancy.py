@@ -9,14 +9,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth import invalidation
-from app.db import utcnow
+from app.db import set_scope, utcnow
 from app.errors import NotFound
 from app.models import Organization, OrgMembership, Site
 
 
 def create_org(session: Session, creator_id: uuid.UUID, name: str) -> Organization:
     """Create an organization; its creator becomes its first org_admin."""
-    org = Organization(name=name)
+    org = Organization(id=uuid.uuid4(), name=name)
+    set_scope(session, org_id=org.id, user_id=creator_id)  # row-level security: the new org
     session.add(org)
     session.flush()
     session.add(OrgMembership(org_id=org.id, user_id=creator_id, role="org_admin"))

@@ -66,11 +66,13 @@ DENIALS = [
         "Organization",
         id="403-org-update",
     ),
+    # An outsider holds nothing in the organization: row-level security hides all of it,
+    # and the probe is audited as `access` to the organization, whatever the route.
     pytest.param(
         "outsider",
         lambda c, t, h: c.get(t.org_path, headers=h),
         404,
-        "read",
+        "access",
         "Organization",
         id="404-org-read",
     ),
@@ -102,8 +104,8 @@ DENIALS = [
         "outsider",
         lambda c, t, h: c.get(t.site_path + "/members", headers=h),
         404,
-        "list_members",
-        "Site",
+        "access",
+        "Organization",
         id="404-site-members",
     ),
     pytest.param(
@@ -187,10 +189,20 @@ def test_successful_requests_and_unknown_resources_are_not_denials(client, app, 
     admin = tenant["org_admin"]
     ok, missing = request_id(), request_id()
     assert client.get(tenant.org_path, headers=with_id(admin.headers, ok)).status_code == 200
-    response = client.get(f"/v1/orgs/{uuid.uuid4()}", headers=with_id(admin.headers, missing))
-    assert_problem(response, 404)
+    unknown_site = f"{tenant.org_path}/sites/{uuid.uuid4()}"
+    assert_problem(client.get(unknown_site, headers=with_id(admin.headers, missing)), 404)
     assert denials(app, ok) == [] and denials(app, missing) == []
     assert audit_log(client, tenant) == []
+
+
+def test_an_unknown_organization_is_audited_like_a_foreign_one(client, app, tenant):
+    """Row-level security hides both alike, so neither the answer nor the log can tell an
+    organization that does not exist from one the caller holds nothing in."""
+    rid, unknown = request_id(), uuid.uuid4()
+    response = client.get(f"/v1/orgs/{unknown}", headers=with_id(tenant["org_admin"].headers, rid))
+    assert_problem(response, 404)
+    [row] = denials(app, rid)
+    assert (row.action, row.resource_type, row.org_id) == ("access", "Organization", unknown)
 
 
 def test_audit_log_is_newest_first_by_default(client, tenant):

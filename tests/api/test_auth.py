@@ -25,7 +25,7 @@ from joserfc.jwk import KeySet, OKPKey
 from sqlalchemy import update
 
 from app.auth import invalidation
-from app.db import utcnow
+from app.db import owner_sessionmaker, utcnow
 from app.models import AuthSession, User
 from tests.support import PASSWORD
 
@@ -124,7 +124,7 @@ def hs256(header: dict[str, Any], claims: dict[str, Any], secret: bytes) -> str:
 
 def set_row(app: Any, model: type, row_id: uuid.UUID, user_id: uuid.UUID, **values: Any) -> None:
     """Change a row behind the API's back, announcing it as the app's own writes do."""
-    with app.extensions["db.sessionmaker"]() as session, session.begin():
+    with owner_sessionmaker(app)() as session, session.begin():
         session.execute(update(model).where(model.id == row_id).values(**values))
         invalidation.user_changed(session, user_id)
 
@@ -144,7 +144,7 @@ def test_register_creates_an_account_with_a_lowercased_email(app, client):
     assert set(body) == {"id", "email", "display_name", "created_at"}
     assert body["email"] == "alice.smith@example.com"
     assert body["display_name"] == "Alice"
-    with app.extensions["db.sessionmaker"]() as session:
+    with owner_sessionmaker(app)() as session:
         user = session.get(User, uuid.UUID(body["id"]))
         assert user.email == "alice.smith@example.com"
         assert user.password_hash.startswith("$argon2id$")

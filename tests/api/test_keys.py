@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from app.db import utcnow
+from app.db import owner_sessionmaker, utcnow
 from app.models import ApiKey, IngestKey
 from tests.api.helpers import (
     ROLES,
@@ -78,12 +78,12 @@ def create_ingest_key(client: Any, tenant: Tenant, **body: Any) -> Key:
 
 
 def row(app: Any, model: type, key_id: str) -> Any:
-    with app.extensions["db.sessionmaker"]() as s:
+    with owner_sessionmaker(app)() as s:
         return s.get(model, uuid.UUID(key_id))
 
 
 def set_row(app: Any, model: type, key_id: str, **values: Any) -> None:
-    with app.extensions["db.sessionmaker"]() as s, s.begin():
+    with owner_sessionmaker(app)() as s, s.begin():
         s.execute(update(model).where(model.id == uuid.UUID(key_id)).values(**values))
 
 
@@ -521,7 +521,7 @@ def test_a_revoked_ingest_key_is_no_longer_listed(client, tenant):
 
 def test_keys_are_stored_by_id_and_hash_only(app, client, tenant):
     api_key, ingest_key = create_api_key(client, tenant), create_ingest_key(client, tenant)
-    with app.extensions["db.sessionmaker"]() as s:
+    with owner_sessionmaker(app)() as s:
         hashes = s.scalars(select(ApiKey.secret_hash)).all() + s.scalars(
             select(IngestKey.secret_hash)
         ).all()

@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import select, update
 
 from app import create_app
-from app.db import utcnow
+from app.db import owner_sessionmaker, utcnow
 from app.models import AuditEvent, AuthSession, RefreshToken
 from app.observability import JsonFormatter
 from tests.api.helpers import assert_problem
@@ -59,19 +59,19 @@ def me(client: Any, access_token: str) -> int:
 
 
 def session_row(app: Any, session_id: uuid.UUID) -> AuthSession:
-    with app.extensions["db.sessionmaker"]() as s:
+    with owner_sessionmaker(app)() as s:
         row = s.get(AuthSession, session_id)
         assert row is not None
         return row
 
 
 def set_session(app: Any, session_id: uuid.UUID, **values: Any) -> None:
-    with app.extensions["db.sessionmaker"]() as s, s.begin():
+    with owner_sessionmaker(app)() as s, s.begin():
         s.execute(update(AuthSession).where(AuthSession.id == session_id).values(**values))
 
 
 def audit_events(app: Any, event: str) -> list[AuditEvent]:
-    with app.extensions["db.sessionmaker"]() as s:
+    with owner_sessionmaker(app)() as s:
         return list(s.scalars(select(AuditEvent).where(AuditEvent.event == event)))
 
 
@@ -115,7 +115,7 @@ def test_login_returns_an_access_token_and_an_opaque_refresh_token(app, client, 
     assert claims_of(body["access_token"])["sub"] == str(person.id)
     assert me(client, body["access_token"]) == 200
     # Stored as a hash only.
-    with app.extensions["db.sessionmaker"]() as s:
+    with owner_sessionmaker(app)() as s:
         sid = sid_of(body["access_token"])
         rows = list(s.scalars(select(RefreshToken).where(RefreshToken.session_id == sid)))
     assert len(rows) == 1
@@ -138,7 +138,7 @@ def test_refresh_rotates_the_pair_and_spends_the_old_token(app, client, world):
     # The next link works, and the one after it.
     third = refresh(client, second["refresh_token"])
     assert third.status_code == 200
-    with app.extensions["db.sessionmaker"]() as s:
+    with owner_sessionmaker(app)() as s:
         sid = sid_of(first["access_token"])
         rows = list(s.scalars(select(RefreshToken).where(RefreshToken.session_id == sid)))
     assert sorted(row.used_at is not None for row in rows) == [False, True, True]
@@ -229,7 +229,7 @@ def test_concurrent_refreshes_with_one_token_succeed_at_most_once(app, world, is
     assert statuses.count(200) <= 1, statuses
     assert statuses.count(200) + statuses.count(401) == threads_count, statuses
     # The database agrees: the presented token was spent once, at most one successor exists.
-    with app.extensions["db.sessionmaker"]() as s:
+    with owner_sessionmaker(app)() as s:
         rows = list(s.scalars(select(RefreshToken).where(RefreshToken.session_id == sid)))
     assert len(rows) == 1 + statuses.count(200)
     # The losers presented a spent token: that is reuse, so the session is over.

@@ -48,6 +48,8 @@ EXPECTED = {
         "manage_ingest_keys": ON_SITE["site_admin"],
         "upload": ON_SITE["member"],
         "create_gallery": ON_SITE["member"],
+        "read_events": ON_SITE["member"],
+        "write_events": set(),  # keys only: see test_event_writers
         "grant_viewer": ON_SITE["viewer"],
         "grant_member": ON_SITE["member"],
         "grant_site_admin": ON_SITE["site_admin"],
@@ -70,6 +72,7 @@ EXPECTED = {
         "restore": ON_SITE["site_admin"],
     },
     "GalleryItem": {"read": ON_SITE["viewer"]},
+    "Event": {"read": ON_SITE["member"]},
 }
 
 # Key management stays with people: an API key with the same role may not.
@@ -89,10 +92,15 @@ def test_users_get_exactly_the_table():
     assert compute(Settings().policy_dir, UserActor) == EXPECTED
 
 
+# What an API key writes that a user does not: events.
+KEY_ONLY = {("Site", "write_events"): ON_SITE["member"]}
+
+
 def test_api_keys_get_the_table_minus_key_management():
     expected = {
         resource: {
-            perm: set() if (resource, perm) in USER_ONLY else allowed
+            perm: set() if (resource, perm) in USER_ONLY
+            else KEY_ONLY.get((resource, perm), allowed)
             for perm, allowed in perms.items()
         }
         for resource, perms in EXPECTED.items()
@@ -133,3 +141,22 @@ def test_creators_change_what_they_created(model_name, site_role, keeps_rights):
     engine = AuthzEngine(Settings().policy_dir, session=lambda: lookup)
     granted = {a for a in OWNED[model_name] if engine.is_allowed(creator, a, owned)}
     assert granted == (OWNED[model_name] if keeps_rights else set())
+
+
+def test_event_writers():
+    """An ingest key writes to its own site only and holds nothing else."""
+    import uuid
+
+    from app.authz.actors import IngestClientActor
+    from app.authz.engine import AuthzEngine
+    from app.authz.matrix import InMemoryLookup
+    from app.models import Organization, Site
+
+    org = Organization(id=uuid.uuid4())
+    site, other = (Site(id=uuid.uuid4(), org_id=org.id) for _ in range(2))
+    key = IngestClientActor(uuid.uuid4(), site_id=site.id, site_orgs={site.id: org.id})
+    lookup = InMemoryLookup([org, site, other])
+    engine = AuthzEngine(Settings().policy_dir, session=lambda: lookup)
+    assert engine.is_allowed(key, "write_events", site)
+    assert not engine.is_allowed(key, "write_events", other)
+    assert not any(engine.is_allowed(key, p, site) for p in ("read", "read_events", "upload"))

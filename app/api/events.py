@@ -1,0 +1,149 @@
+"""Event ingestion (keys) and reading (members)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from flask import Response, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy.exc import OperationalError
+
+from app import db
+from app.api.helpers import page, settings
+from app.auth.current import accepts_ingest_keys, actor
+from app.authz import authorize, authorized
+from app.errors import ApiError, Forbidden, problem
+from app.models import Event, Site
+from app.ratelimit import consume
+from app.services import events, ingest, tenancy
+from schemas.events import (
+    EventBatchSchema,
+    EventListArgs,
+    EventPageSchema,
+    IngestResultSchema,
+    StatsArgs,
+    StatsSchema,
+)
+
+blp = Blueprint("events", __name__, description="Analytics events")
+log = logging.getLogger("app.events")
+
+
+def _target_site() -> Site:
+    """The one site the calling key may write to: the key decides, never the body."""
+    site_id = getattr(actor(), "site_id", None) or next(iter(actor().site_roles), None)
+    if site_id is None:
+        raise Forbidden("Send events with an ingest key or a site-scoped API key.")
+    site = db.session().get(Site, site_id)
+    if site is None or site.deleted_at is not None:
+        raise Forbidden("The key's site no longer exists.")
+    authorize(actor(), "write_events", site)
+    return site
+
+
+def _check_origin() -> None:
+    allowed = getattr(actor(), "allowed_origins", ())
+    if allowed and request.headers.get("Origin") not in allowed:
+        raise Forbidden("This key does not accept events from this origin.")
+
+
+@blp.after_request
+def _cors(response: Response) -> Response:
+    """Browsers send events cross-origin: answer the preflight, and let them read every
+    answer (errors included). Which origins a key accepts is checked per request."""
+    origin = request.headers.get("Origin")
+    if origin and request.path == "/v1/events/batch":
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+        # Scripts may read these (CORS hides them otherwise): when to retry, what to report.
+        response.headers["Access-Control-Expose-Headers"] = "Retry-After, X-Request-ID"
+        if request.method == "OPTIONS":
+            response.headers["Access-Control-Allow-Methods"] = "POST"
+            response.headers["Access-Control-Allow-Headers"] = (
+                "Authorization, Content-Type, Content-Encoding"
+            )
+            response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
+@blp.errorhandler(OperationalError)
+def _database_unavailable(exc: OperationalError) -> Response:
+    """PostgreSQL unreachable at any step of these routes (the key lookup in
+    authentication included): 503 with Retry-After, never a 500 or a 200."""
+    log.warning("database unavailable", exc_info=exc)
+    return problem(503, "The database cannot be reached; retry later.",
+                   headers={"Retry-After": "5"})
+
+
+@blp.route("/v1/events/batch")
+class EventBatch(MethodView):
+    @accepts_ingest_keys
+    @blp.doc(
+        requestBody={
+            "required": True,
+            "content": {"application/json": {"schema": EventBatchSchema}},
+            "description": "gzip accepted (`Content-Encoding: gzip`).",
+        }
+    )
+    @blp.response(200, IngestResultSchema)
+    @blp.alt_response(413, description="Too many events or bytes.")
+    @blp.alt_response(429, description="The key's event budget is spent; see `Retry-After`.")
+    @blp.alt_response(503, description="Storage unavailable; nothing was stored.")
+    def post(self) -> Response:
+        """Store a batch of events for the key's site. Valid events are stored even when
+        others are rejected; an event retried with the same `event_id` is stored once."""
+        site = _target_site()
+        _check_origin()
+        config = settings()
+        body = ingest.decode_body(
+            request.get_data(cache=False), request.headers.get("Content-Encoding", ""),
+            config.ingest_max_body_bytes,
+        )
+        batch = ingest.prepare(ingest.events_of(body, config.ingest_max_events), datetime.now(UTC))
+        wait = consume(config.ingest_rate_limit, "events", str(actor().id), len(batch.rows))
+        if wait is not None:
+            raise ApiError.of(429, "The event budget of this key is spent.",
+                              headers={"Retry-After": str(wait)})
+        try:
+            stored = ingest.write(
+                db.session(), site.org_id, site.id, batch.rows, datetime.now(UTC)
+            )
+            db.session().commit()
+        except OperationalError as exc:
+            raise ApiError.of(503, "Events cannot be stored right now; retry later.",
+                              headers={"Retry-After": "5"}) from exc
+        result = {
+            "accepted": stored,
+            "duplicates": len(batch.rows) - stored,
+            "rejected": batch.rejected,
+        }
+        return Response(orjson.dumps(result), status=200, mimetype="application/json")
+
+
+@blp.route("/v1/orgs/<uuid:org_id>/sites/<uuid:site_id>/events")
+class Events(MethodView):
+    @blp.arguments(EventListArgs, location="query")
+    @blp.response(200, EventPageSchema)
+    def get(self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Any:
+        """Events of the site, newest first (member): filter by name, distinct_id, time."""
+        site = tenancy.get_site(db.session(), org_id, site_id)
+        authorize(actor(), "read_events", site)
+        stmt = authorized(events.filtered(site, args), actor(), "read", Event)
+        return page(stmt, Event, args, {"timestamp": Event.ts})
+
+
+@blp.route("/v1/orgs/<uuid:org_id>/sites/<uuid:site_id>/events/stats")
+class EventStats(MethodView):
+    @blp.arguments(StatsArgs, location="query")
+    @blp.response(200, StatsSchema)
+    def get(self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Any:
+        """Event counts per name per hour or day over a window (member)."""
+        site = tenancy.get_site(db.session(), org_id, site_id)
+        authorize(actor(), "read_events", site)
+        rows = events.stats(db.session(), site, args, actor())
+        return {"interval": args["interval"], "rows": rows}

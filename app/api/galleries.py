@@ -1,0 +1,214 @@
+"""Galleries of a site and their items."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from app import db
+from app.api.assets import storage
+from app.api.helpers import page
+from app.auth.current import actor, user
+from app.authz import authorize, authorized
+from app.models import Asset, Gallery, GalleryItem, Site
+from app.pagination import Page
+from app.services import galleries, tenancy
+from schemas.galleries import (
+    GalleryCreateSchema,
+    GalleryListArgs,
+    GalleryPageSchema,
+    GallerySchema,
+    GalleryUpdateSchema,
+    ItemCreateSchema,
+    ItemListArgs,
+    ItemListSchema,
+    ItemOrderSchema,
+    ItemPageSchema,
+    ItemSchema,
+    ItemUpdateSchema,
+)
+
+blp = Blueprint(
+    "galleries", __name__, url_prefix="/v1/orgs/<uuid:org_id>/sites/<uuid:site_id>/galleries",
+    description="Galleries",
+)
+
+SORTABLE = {
+    "created_at": Gallery.created_at,
+    "updated_at": Gallery.updated_at,
+    "title": Gallery.title,
+}
+
+
+def _download_urls(asset_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Presigned URLs for the ready assets among `asset_ids` the actor may read: one query."""
+    if not asset_ids:
+        return {}
+    stmt = authorized(
+        galleries.ready_assets(asset_ids), actor(), "read", Asset
+    )
+    return {
+        asset.id: storage().presign_get(asset.key, asset.filename, asset.content_type)[0]
+        for asset in db.session().scalars(stmt)
+    }
+
+
+def _with_cover_urls(rows: list[Gallery]) -> list[Gallery]:
+    urls = _download_urls({g.cover_asset_id for g in rows if g.cover_asset_id})
+    for gallery in rows:
+        gallery.cover_url = urls.get(gallery.cover_asset_id)  # type: ignore[attr-defined]
+    return rows
+
+
+def _with_download_urls(rows: list[GalleryItem]) -> list[GalleryItem]:
+    urls = _download_urls({item.asset_id for item in rows})
+    for item in rows:
+        item.download_url = urls.get(item.asset_id)  # type: ignore[attr-defined]
+    return rows
+
+
+def _site(org_id: uuid.UUID, site_id: uuid.UUID) -> Site:
+    return tenancy.get_site(db.session(), org_id, site_id)
+
+
+def _gallery(
+    org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID, action: str, *,
+    lock: bool = False,
+) -> tuple[Site, Gallery]:
+    site = _site(org_id, site_id)
+    gallery = galleries.get_gallery(db.session(), site, gallery_id, lock=lock)
+    authorize(actor(), action, gallery)
+    return site, gallery
+
+
+@blp.route("")
+class Galleries(MethodView):
+    @blp.arguments(GalleryListArgs, location="query")
+    @blp.response(200, GalleryPageSchema)
+    def get(self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Page:
+        """Galleries of the site: search, filter, sort, keyset pages."""
+        site = _site(org_id, site_id)
+        authorize(actor(), "read", site)
+        stmt = galleries.filtered(galleries.scoped(site), args)
+        stmt = authorized(stmt, actor(), "read", Gallery)
+        result = page(stmt, Gallery, args, SORTABLE)
+        return Page(_with_cover_urls(result.items), result.next_cursor)
+
+    @blp.arguments(GalleryCreateSchema)
+    @blp.response(201, GallerySchema)
+    def post(self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Gallery:
+        """Create a gallery (member); the cover must be a ready asset of the site."""
+        site = _site(org_id, site_id)
+        authorize(actor(), "create_gallery", site)
+        gallery = galleries.create_gallery(db.session(), site, data, user().id)
+        return _with_cover_urls([gallery])[0]
+
+
+@blp.route("/<uuid:gallery_id>")
+class GalleryResource(MethodView):
+    @blp.etag
+    @blp.response(200, GallerySchema)
+    def get(self, org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID) -> Gallery:
+        _, gallery = _gallery(org_id, site_id, gallery_id, "read")
+        blp.set_etag(galleries.etag(gallery))
+        return _with_cover_urls([gallery])[0]
+
+    @blp.etag
+    @blp.arguments(GalleryUpdateSchema)
+    @blp.response(200, GallerySchema)
+    def patch(
+        self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID
+    ) -> Gallery:
+        """Change title, description or cover; needs `If-Match`."""
+        site, gallery = _gallery(org_id, site_id, gallery_id, "update", lock=True)
+        blp.check_etag(galleries.etag(gallery))
+        galleries.update_gallery(db.session(), site, gallery, data)
+        blp.set_etag(galleries.etag(gallery))
+        return _with_cover_urls([gallery])[0]
+
+    @blp.etag
+    @blp.response(204)
+    def delete(self, org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID) -> None:
+        """Soft-delete (a site_admin can restore it); needs `If-Match`."""
+        _, gallery = _gallery(org_id, site_id, gallery_id, "delete", lock=True)
+        blp.check_etag(galleries.etag(gallery))
+        galleries.soft_delete(gallery)
+
+
+@blp.route("/<uuid:gallery_id>/restore")
+class Restore(MethodView):
+    @blp.response(200, GallerySchema)
+    def post(self, org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID) -> Gallery:
+        """Bring back a deleted gallery (site_admin)."""
+        site = _site(org_id, site_id)
+        gallery = galleries.get_gallery(db.session(), site, gallery_id, deleted=True)
+        authorize(actor(), "restore", gallery)
+        galleries.restore(gallery)
+        db.session().flush()
+        return _with_cover_urls([gallery])[0]
+
+
+@blp.route("/<uuid:gallery_id>/items")
+class Items(MethodView):
+    @blp.arguments(ItemListArgs, location="query")
+    @blp.response(200, ItemPageSchema)
+    def get(
+        self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID
+    ) -> Page:
+        """Items in order."""
+        _, gallery = _gallery(org_id, site_id, gallery_id, "read")
+        stmt = authorized(galleries.items(gallery), actor(), "read", GalleryItem)
+        result = page(stmt, GalleryItem, args, {"position": GalleryItem.position})
+        return Page(_with_download_urls(result.items), result.next_cursor)
+
+    @blp.arguments(ItemCreateSchema)
+    @blp.response(201, ItemSchema)
+    @blp.alt_response(409, description="The asset is already in the gallery.")
+    def post(
+        self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID
+    ) -> GalleryItem:
+        """Add a ready asset of the same site, at `position` or at the end."""
+        site, gallery = _gallery(org_id, site_id, gallery_id, "update", lock=True)
+        item = galleries.add_item(
+            db.session(), site, gallery, data["asset_id"], data["caption"], data["position"]
+        )
+        return _with_download_urls([item])[0]
+
+
+@blp.route("/<uuid:gallery_id>/items/order")
+class ItemOrder(MethodView):
+    @blp.arguments(ItemOrderSchema)
+    @blp.response(200, ItemListSchema)
+    def put(
+        self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID
+    ) -> dict[str, Any]:
+        """Reorder every item at once: `item_ids` lists each item exactly once."""
+        _, gallery = _gallery(org_id, site_id, gallery_id, "update", lock=True)
+        ordered = galleries.reorder(db.session(), gallery, data["item_ids"])
+        return {"items": _with_download_urls(ordered)}
+
+
+@blp.route("/<uuid:gallery_id>/items/<uuid:item_id>")
+class Item(MethodView):
+    @blp.arguments(ItemUpdateSchema)
+    @blp.response(200, ItemSchema)
+    def patch(
+        self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID,
+        item_id: uuid.UUID,
+    ) -> GalleryItem:
+        """Change the caption or move the item."""
+        _, gallery = _gallery(org_id, site_id, gallery_id, "update", lock=True)
+        item = galleries.get_item(db.session(), gallery, item_id)
+        galleries.update_item(db.session(), gallery, item, data)
+        return _with_download_urls([item])[0]
+
+    @blp.response(204)
+    def delete(
+        self, org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID, item_id: uuid.UUID
+    ) -> None:
+        _, gallery = _gallery(org_id, site_id, gallery_id, "update", lock=True)
+        item = galleries.get_item(db.session(), gallery, item_id)
+        galleries.remove_item(db.session(), gallery, item)

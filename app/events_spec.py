@@ -1,0 +1,68 @@
+"""The rules an ingested event must follow: one place, read by both validators.
+
+`schemas/events.py` states them as the marshmallow contract (what OpenAPI documents);
+`app/services/ingest.py` checks them by hand on the hot path. A differential hypothesis
+test (tests/events/test_validator_parity.py) proves the two accept and reject the same.
+"""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+
+NAME = re.compile(r"[A-Za-z0-9$][A-Za-z0-9_.:$/ -]{0,127}")
+DISTINCT_ID_MAX = 200
+MAX_PROPERTY_DEPTH = 5  # properties itself is depth 1
+MAX_PROPERTY_KEYS = 100  # keys at all depths
+MAX_PROPERTY_KEY_LENGTH = 100
+EVENT_FIELDS = frozenset({"event_id", "name", "timestamp", "distinct_id", "properties"})
+# Timestamps more than this far ahead are rejected (not clamped: a clock that is wrong by
+# more than this is a bug the client must see); older than MAX_AGE too.
+MAX_FUTURE_SECONDS = 300
+MAX_AGE_DAYS = 90
+MAX_PROPERTIES_BYTES = 32 * 1024
+# A NUL escape, not a literal backslash followed by "u0000" (which JSON writes as `\\u0000`).
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def properties_json(properties: dict[str, object]) -> bytes:
+    """Compact UTF-8 JSON of the properties: what is stored and what the size limit counts."""
+    return orjson.dumps(properties)
+
+
+def properties_problem(encoded: bytes) -> str | None:
+    """Why encoded properties cannot be stored, or None."""
+    if len(encoded) > MAX_PROPERTIES_BYTES:
+        return f"At most {MAX_PROPERTIES_BYTES} bytes of JSON."
+    # PostgreSQL's jsonb cannot hold NUL characters (the search only runs when it may match).
+    if b"\\u0000" in encoded and _NUL_ESCAPE.search(encoded):
+        return "NUL characters are not allowed."
+    return None
+
+
+def shape_problem(value: object, depth: int = 1) -> tuple[str | None, int]:
+    """(why the nesting is refused or None, number of keys at all depths)."""
+    if isinstance(value, list):
+        total = 0
+        for element in value:
+            problem, count = shape_problem(element, depth)
+            if problem:
+                return problem, 0
+            total += count
+        return None, total
+    if not isinstance(value, dict):
+        return None, 0
+    if depth > MAX_PROPERTY_DEPTH:
+        return f"Nested deeper than {MAX_PROPERTY_DEPTH} levels.", 0
+    total = 0
+    for key, item in value.items():
+        if len(key) > MAX_PROPERTY_KEY_LENGTH:
+            return f"Keys are at most {MAX_PROPERTY_KEY_LENGTH} characters.", 0
+        problem, count = shape_problem(item, depth + 1)
+        if problem:
+            return problem, 0
+        total += 1 + count
+    if depth == 1 and total > MAX_PROPERTY_KEYS:
+        return f"At most {MAX_PROPERTY_KEYS} keys in all.", 0
+    return None, total

@@ -1,0 +1,211 @@
+"""Galleries and their ordered items.
+
+Item changes lock the gallery row, keep `item_count` in step (lists and `has_items` need
+no aggregate), and bump the gallery's `updated_at`, which is its ETag.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Select, select, update
+from sqlalchemy.orm import Session
+
+from app.db import utcnow
+from app.errors import Conflict, NotFound, Unprocessable
+from app.models import Asset, Gallery, GalleryItem, Site
+
+
+def scoped(site: Site, *, deleted: bool = False) -> Select[Any]:
+    """The site's galleries; the deleted ones instead when `deleted`."""
+    alive = Gallery.deleted_at.is_not(None) if deleted else Gallery.deleted_at.is_(None)
+    return select(Gallery).where(Gallery.org_id == site.org_id, Gallery.site_id == site.id, alive)
+
+
+def get_gallery(
+    session: Session, site: Site, gallery_id: uuid.UUID, *, deleted: bool = False,
+    lock: bool = False,
+) -> Gallery:
+    stmt = scoped(site, deleted=deleted).where(Gallery.id == gallery_id)
+    gallery = session.scalar(stmt.with_for_update() if lock else stmt)
+    if gallery is None:
+        raise NotFound()
+    return gallery
+
+
+def etag(gallery: Gallery) -> dict[str, str]:
+    """What the ETag covers: any change, items included, moves `updated_at`."""
+    return {"id": str(gallery.id), "updated_at": gallery.updated_at.isoformat()}
+
+
+def _ready_asset(session: Session, site: Site, asset_id: uuid.UUID, field: str) -> Asset:
+    asset = session.scalar(
+        select(Asset).where(
+            Asset.id == asset_id,
+            Asset.org_id == site.org_id,
+            Asset.site_id == site.id,
+            Asset.deleted_at.is_(None),
+        )
+    )
+    if asset is None or asset.status != "ready":
+        raise Unprocessable(
+            "Only ready assets of this site can be used.",
+            errors={field: ["Not a ready asset of this site."]},
+        )
+    return asset
+
+
+def create_gallery(
+    session: Session, site: Site, data: dict[str, Any], created_by: uuid.UUID
+) -> Gallery:
+    if data.get("cover_asset_id"):
+        _ready_asset(session, site, data["cover_asset_id"], "cover_asset_id")
+    gallery = Gallery(
+        org_id=site.org_id,
+        site_id=site.id,
+        title=data["title"],
+        description=data.get("description", ""),
+        cover_asset_id=data.get("cover_asset_id"),
+        created_by=created_by,
+        item_count=0,
+    )
+    session.add(gallery)
+    session.flush()
+    return gallery
+
+
+def update_gallery(session: Session, site: Site, gallery: Gallery, changes: dict[str, Any]) -> None:
+    if changes.get("cover_asset_id"):
+        _ready_asset(session, site, changes["cover_asset_id"], "cover_asset_id")
+    for name, value in changes.items():
+        setattr(gallery, name, value)
+    session.flush()
+
+
+def soft_delete(gallery: Gallery) -> None:
+    gallery.deleted_at = utcnow()
+
+
+def restore(gallery: Gallery) -> None:
+    gallery.deleted_at = None
+
+
+def filtered(stmt: Select[Any], args: dict[str, Any]) -> Select[Any]:
+    """Apply the list filters: title search, creator, creation window, has items."""
+    if args.get("q"):
+        stmt = stmt.where(Gallery.title.ilike(f"%{_escape_like(args['q'])}%", escape="\\"))
+    if args.get("created_by"):
+        stmt = stmt.where(Gallery.created_by == args["created_by"])
+    if args.get("created_after"):
+        stmt = stmt.where(Gallery.created_at >= args["created_after"])
+    if args.get("created_before"):
+        stmt = stmt.where(Gallery.created_at < args["created_before"])
+    if args.get("has_items") is not None:
+        stmt = stmt.where((Gallery.item_count > 0) == args["has_items"])
+    return stmt
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def ready_assets(ids: set[uuid.UUID]) -> Select[Any]:
+    """Ready, live assets among `ids` (the caller ANDs its read filter)."""
+    return select(Asset).where(
+        Asset.id.in_(ids), Asset.status == "ready", Asset.deleted_at.is_(None)
+    )
+
+
+# -- items --------------------------------------------------------------------------------------
+
+
+def items(gallery: Gallery) -> Select[Any]:
+    return select(GalleryItem).where(
+        GalleryItem.site_id == gallery.site_id, GalleryItem.gallery_id == gallery.id
+    )
+
+
+def get_item(session: Session, gallery: Gallery, item_id: uuid.UUID) -> GalleryItem:
+    item = session.scalar(items(gallery).where(GalleryItem.id == item_id))
+    if item is None:
+        raise NotFound()
+    return item
+
+
+def _touch(gallery: Gallery, delta: int = 0) -> None:
+    gallery.item_count += delta
+    gallery.updated_at = utcnow()
+
+
+def _shift(session: Session, gallery: Gallery, start: int, by: int, end: int | None = None) -> None:
+    """Move items with start <= position (< end) by `by` places."""
+    stmt = update(GalleryItem).where(
+        GalleryItem.gallery_id == gallery.id, GalleryItem.position >= start
+    )
+    if end is not None:
+        stmt = stmt.where(GalleryItem.position < end)
+    session.execute(stmt.values(position=GalleryItem.position + by))
+
+
+def add_item(
+    session: Session, site: Site, gallery: Gallery, asset_id: uuid.UUID, caption: str,
+    position: int | None,
+) -> GalleryItem:
+    """Insert at `position` (default: the end); the caller holds the gallery's row lock."""
+    _ready_asset(session, site, asset_id, "asset_id")
+    if session.scalar(items(gallery).where(GalleryItem.asset_id == asset_id)) is not None:
+        raise Conflict("This asset is already in the gallery.")
+    end = gallery.item_count
+    position = end if position is None else min(position, end)
+    _shift(session, gallery, position, 1)
+    item = GalleryItem(
+        org_id=gallery.org_id, site_id=gallery.site_id, gallery_id=gallery.id,
+        asset_id=asset_id, caption=caption, position=position,
+    )
+    session.add(item)
+    _touch(gallery, +1)
+    session.flush()
+    return item
+
+
+def update_item(
+    session: Session, gallery: Gallery, item: GalleryItem, changes: dict[str, Any]
+) -> None:
+    """Change the caption, or move the item to another position."""
+    if "caption" in changes:
+        item.caption = changes["caption"]
+    if changes.get("position") is not None:
+        target = min(changes["position"], gallery.item_count - 1)
+        if target < item.position:
+            _shift(session, gallery, target, 1, end=item.position)
+        elif target > item.position:
+            _shift(session, gallery, item.position + 1, -1, end=target + 1)
+        item.position = target
+    _touch(gallery)
+    session.flush()
+
+
+def remove_item(session: Session, gallery: Gallery, item: GalleryItem) -> None:
+    position = item.position
+    session.delete(item)
+    session.flush()
+    _shift(session, gallery, position + 1, -1)
+    _touch(gallery, -1)
+    session.flush()
+
+
+def reorder(session: Session, gallery: Gallery, item_ids: list[uuid.UUID]) -> list[GalleryItem]:
+    """Set the order of every item at once; `item_ids` must name each item exactly once."""
+    current = {item.id: item for item in session.scalars(items(gallery))}
+    if len(item_ids) != len(set(item_ids)) or set(item_ids) != set(current):
+        raise Unprocessable(
+            "Name every item of the gallery exactly once.",
+            errors={"item_ids": ["Must be a permutation of the gallery's item ids."]},
+        )
+    for position, item_id in enumerate(item_ids):
+        current[item_id].position = position
+    _touch(gallery)
+    session.flush()
+    return [current[item_id] for item_id in item_ids]
+

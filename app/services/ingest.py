@@ -1,0 +1,216 @@
+"""Event ingestion, the hot path: decode, validate each event, write the batch at once.
+
+Validation here is hand-written for speed; it mirrors the marshmallow contract in
+schemas/events.py rule for rule (both read app/events_spec.py), and a differential
+hypothesis test holds them to the same verdicts. A batch is written by one
+`INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING` on PostgreSQL: one round trip,
+and a retried event (same site, event_id and timestamp) is stored once. COPY would be
+faster still but cannot skip duplicates.
+"""
+
+from __future__ import annotations
+
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from app import events_spec as spec
+from app.errors import ApiError, BadRequest, Unprocessable
+from app.models import Event
+
+INVALID = "Not a valid {}."
+REQUIRED = "Missing data for required field."
+NOT_NULL = "Field may not be null."
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+
+
+@dataclass
+class Batch:
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+
+def decode_body(raw: bytes, encoding: str, max_bytes: int) -> Any:
+    """The JSON body, gunzipped when sent so; at most `max_bytes` after decompression."""
+    encoding = encoding.strip().lower()
+    if encoding == "gzip":
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            raw = inflater.decompress(raw, max_bytes + 1)
+        except zlib.error as exc:
+            raise BadRequest("The body is not valid gzip.") from exc
+        if len(raw) > max_bytes or inflater.unconsumed_tail:  # a decompression bomb stops here
+            raise PayloadTooLarge(f"At most {max_bytes} bytes once decompressed.")
+        if not inflater.eof:
+            raise BadRequest("The gzip stream is truncated.")
+        if inflater.unused_data:  # another member or garbage: never store half a body
+            raise BadRequest("Send one gzip stream with nothing after it.")
+    elif encoding not in ("", "identity"):
+        raise ApiError.of(415, "Content-Encoding must be gzip or identity.")
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(f"At most {max_bytes} bytes.")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest("The request body is not valid JSON.") from exc
+
+
+def events_of(body: Any, max_events: int) -> list[Any]:
+    if not isinstance(body, dict) or set(body) != {"events"}:
+        errors = {"events": [REQUIRED]} if not isinstance(body, dict) or "events" not in body \
+            else {k: ["Unknown field."] for k in body if k != "events"}
+        raise Unprocessable("The body is `{\"events\": [...]}`.", errors=errors)
+    events = body["events"]
+    if not isinstance(events, list):
+        raise Unprocessable("`events` is a list.", errors={"events": ["Not a valid list."]})
+    if not events:
+        raise Unprocessable("Send at least one event.", errors={"events": ["Empty."]})
+    if len(events) > max_events:
+        raise PayloadTooLarge(f"At most {max_events} events per batch.")
+    return events
+
+
+def validate(event: Any, now: datetime) -> tuple[tuple[Any, ...] | None, dict[str, list[str]]]:
+    """(row, {}) for a valid event, (None, field -> messages) otherwise."""
+    if not isinstance(event, dict):
+        return None, {"_schema": ["Invalid input type."]}
+    errors: dict[str, list[str]] = {}
+    for key in event.keys() - spec.EVENT_FIELDS:
+        errors[key] = ["Unknown field."]
+
+    event_id = event.get("event_id")
+    if event_id is not None:
+        try:
+            event_id = uuid.UUID(event_id) if isinstance(event_id, str) else _bad()
+        except (ValueError, TypeError):
+            errors["event_id"] = ["Not a valid UUID."]
+
+    name = event.get("name")
+    if "name" not in event:
+        errors["name"] = [REQUIRED]
+    elif name is None:
+        errors["name"] = [NOT_NULL]
+    elif not isinstance(name, str):
+        errors["name"] = [INVALID.format("string")]
+    elif not spec.NAME.fullmatch(name):
+        errors["name"] = ["Not a valid event name."]
+
+    ts = event.get("timestamp")
+    if "timestamp" not in event:
+        errors["timestamp"] = [REQUIRED]
+    elif ts is None:
+        errors["timestamp"] = [NOT_NULL]
+    else:
+        try:
+            ts = datetime.fromisoformat(ts) if isinstance(ts, str) else _bad()
+        except (ValueError, TypeError):
+            errors["timestamp"] = [INVALID.format("datetime")]
+        else:
+            if ts.tzinfo is None or ts.utcoffset() is None:
+                errors["timestamp"] = ["Not a valid aware datetime."]
+            elif ts > now + timedelta(seconds=spec.MAX_FUTURE_SECONDS):
+                errors["timestamp"] = ["More than 5 minutes in the future."]
+            elif ts < now - timedelta(days=spec.MAX_AGE_DAYS):
+                errors["timestamp"] = [f"More than {spec.MAX_AGE_DAYS} days in the past."]
+
+    distinct_id = event.get("distinct_id")
+    if "distinct_id" not in event:
+        errors["distinct_id"] = [REQUIRED]
+    elif distinct_id is None:
+        errors["distinct_id"] = [NOT_NULL]
+    elif not isinstance(distinct_id, str):
+        errors["distinct_id"] = [INVALID.format("string")]
+    elif not 1 <= len(distinct_id) <= spec.DISTINCT_ID_MAX:
+        errors["distinct_id"] = [f"Length must be between 1 and {spec.DISTINCT_ID_MAX}."]
+    elif "\x00" in distinct_id:
+        errors["distinct_id"] = ["NUL characters are not allowed."]
+
+    properties = event.get("properties", {})
+    encoded = b""
+    if properties is None:
+        errors["properties"] = [NOT_NULL]
+    elif not isinstance(properties, dict):
+        errors["properties"] = [INVALID.format("mapping type")]
+    else:
+        problem = spec.shape_problem(properties)[0]
+        if problem is None:
+            encoded = spec.properties_json(properties)
+            problem = spec.properties_problem(encoded)
+        if problem:
+            errors["properties"] = [problem]
+
+    if errors:
+        return None, errors
+    return (event_id or uuid.uuid4(), name, ts, distinct_id, encoded.decode()), {}
+
+
+def _bad() -> Any:
+    raise TypeError
+
+
+def prepare(events: list[Any], now: datetime) -> Batch:
+    batch = Batch()
+    for index, event in enumerate(events):
+        row, errors = validate(event, now)
+        if row is None:
+            batch.rejected.append({"index": index, "errors": errors})
+        else:
+            batch.rows.append(row)
+    return batch
+
+
+# `%(...)b`: the arrays travel in PostgreSQL's binary format. In text format psycopg
+# escapes every quote of every JSON document with a regex: ~3 ms of Python per 100 events.
+_INSERT_PG = """
+INSERT INTO events (org_id, site_id, event_id, name, ts, received_at, distinct_id, properties)
+SELECT %(org_id)s, %(site_id)s, e.event_id, e.name, e.ts, %(now)s, e.distinct_id,
+       e.properties::jsonb
+FROM unnest(%(event_ids)b::uuid[], %(names)b::text[], %(ts)b::timestamptz[],
+            %(distinct_ids)b::text[], %(properties)b::text[])
+     AS e(event_id, name, ts, distinct_id, properties)
+ON CONFLICT DO NOTHING
+"""
+
+
+def write(
+    session: Session, org_id: uuid.UUID, site_id: uuid.UUID, rows: list[tuple[Any, ...]],
+    now: datetime,
+) -> int:
+    """Store the rows; returns how many were new (the rest were duplicates)."""
+    if not rows:
+        return 0
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        event_ids, names, ts, distinct_ids, properties = map(list, zip(*rows, strict=True))
+        result = connection.exec_driver_sql(
+            _INSERT_PG,
+            {
+                "org_id": org_id, "site_id": site_id, "now": now, "event_ids": event_ids,
+                "names": names, "ts": ts, "distinct_ids": distinct_ids, "properties": properties,
+            },
+        )
+        return result.rowcount
+    stmt = insert(Event).prefix_with("OR IGNORE")  # SQLite: the embedded default
+    values = [
+        {"org_id": org_id, "site_id": site_id, "id": r[0], "name": r[1], "ts": r[2].astimezone(UTC),
+         "received_at": now, "distinct_id": r[3], "properties": orjson.loads(r[4])}
+        for r in rows
+    ]
+    before = session.execute(_count_stmt(site_id)).scalar_one()
+    session.execute(stmt, values)
+    return session.execute(_count_stmt(site_id)).scalar_one() - before
+
+
+def _count_stmt(site_id: uuid.UUID) -> Any:
+    from sqlalchemy import func, select
+
+    return select(func.count()).select_from(Event).where(Event.site_id == site_id)

@@ -1,0 +1,87 @@
+"""Galleries and their items."""
+
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from schemas.common import StrictSchema, Text, list_args, page_of
+
+
+class GalleryCreateSchema(StrictSchema):
+    title = Text(required=True)
+    description = fields.String(load_default="", validate=validate.Length(max=5000))
+    cover_asset_id = fields.UUID(load_default=None, allow_none=True)
+
+
+class GalleryUpdateSchema(StrictSchema):
+    title = Text()
+    description = fields.String(validate=validate.Length(max=5000))
+    cover_asset_id = fields.UUID(allow_none=True)
+
+
+class GallerySchema(StrictSchema):
+    id = fields.UUID(required=True)
+    site_id = fields.UUID(required=True)
+    title = fields.String(required=True)
+    description = fields.String(required=True)
+    cover_asset_id = fields.UUID(allow_none=True, required=True)
+    cover_url = fields.String(
+        allow_none=True, required=True,
+        metadata={"description": "Short-lived download URL of the cover, when readable."},
+    )
+    item_count = fields.Integer(required=True)
+    created_by = fields.UUID(allow_none=True, required=True)
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+
+
+class GalleryListArgs(list_args(("created_at", "updated_at", "title"), "-created_at")):  # type: ignore[misc]
+    q = fields.String(
+        load_default=None, validate=validate.Length(min=1, max=200),
+        metadata={"description": "Case-insensitive search in titles."},
+    )
+    created_by = fields.UUID(load_default=None)
+    created_after = fields.AwareDateTime(load_default=None)
+    created_before = fields.AwareDateTime(load_default=None)
+    has_items = fields.Boolean(load_default=None)
+
+
+class ItemCreateSchema(StrictSchema):
+    asset_id = fields.UUID(required=True)
+    caption = fields.String(load_default="", validate=validate.Length(max=1000))
+    position = fields.Integer(
+        load_default=None, allow_none=True, strict=True, validate=validate.Range(min=0),
+        metadata={"description": "0-based; default: the end."},
+    )
+
+
+class ItemUpdateSchema(StrictSchema):
+    caption = fields.String(validate=validate.Length(max=1000))
+    position = fields.Integer(strict=True, validate=validate.Range(min=0))
+
+
+class ItemOrderSchema(StrictSchema):
+    item_ids = fields.List(fields.UUID(), required=True, validate=validate.Length(max=10_000))
+
+
+class ItemSchema(StrictSchema):
+    id = fields.UUID(required=True)
+    gallery_id = fields.UUID(required=True)
+    asset_id = fields.UUID(required=True)
+    caption = fields.String(required=True)
+    position = fields.Integer(required=True)
+    download_url = fields.String(
+        allow_none=True, required=True,
+        metadata={"description": "Short-lived download URL of the asset, when readable."},
+    )
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+
+
+class ItemListSchema(StrictSchema):
+    items = fields.List(fields.Nested(ItemSchema), required=True)
+
+
+ItemListArgs = list_args(("position",), "position", max_limit=100)
+GalleryPageSchema = page_of(GallerySchema, "GalleryPage")
+ItemPageSchema = page_of(ItemSchema, "ItemPage")
