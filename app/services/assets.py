@@ -12,8 +12,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.db import utcnow
-from app.errors import ApiError, Conflict, NotFound, Unprocessable
+from app.db import one_or_404, utcnow
+from app.errors import ApiError, Conflict, Unprocessable
 from app.models import Asset, Site
 from app.storage import PresignedPost, Storage
 
@@ -99,10 +99,7 @@ def scoped(org_id: uuid.UUID, site_id: uuid.UUID) -> Any:
 
 
 def get_asset(session: Session, site: Site, asset_id: uuid.UUID) -> Asset:
-    asset = session.scalar(scoped(site.org_id, site.id).where(Asset.id == asset_id))
-    if asset is None:
-        raise NotFound()
-    return asset
+    return one_or_404(session, scoped(site.org_id, site.id).where(Asset.id == asset_id))
 
 
 def soft_delete(asset: Asset) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
@@ -20,11 +20,20 @@ from app.auth.secrets import (
     new_secret,
 )
 from app.authz.actors import ApiClientActor, IngestClientActor
-from app.db import utcnow
-from app.errors import NotFound
+from app.db import one_or_404, utcnow
 from app.models import ApiKey, IngestKey, Organization, Site
 
-TOUCH_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often
+TOUCH_EVERY = timedelta(minutes=1)
+Key = TypeVar("Key", ApiKey, IngestKey)  # last_used_at is written at most this often
+
+
+def _mint(session: Session, model: type[Key], prefix: str, **fields: Any) -> tuple[Key, str]:
+    """Store a new key with only the hash of its secret; the secret is returned once."""
+    secret = new_secret()
+    key = model(id=uuid.uuid4(), secret_hash=digest(secret), **fields)
+    session.add(key)
+    session.flush()
+    return key, format_key(prefix, key.id, secret)
 
 
 def create_api_key(
@@ -37,38 +46,19 @@ def create_api_key(
     expires_at: datetime | None,
     created_by: uuid.UUID,
 ) -> tuple[ApiKey, str]:
-    secret = new_secret()
-    key = ApiKey(
-        id=uuid.uuid4(),
-        org_id=org.id,
-        site_id=site.id if site else None,
-        name=name,
-        role=role,
-        secret_hash=digest(secret),
-        expires_at=expires_at,
-        created_by=created_by,
+    return _mint(
+        session, ApiKey, API_KEY_PREFIX, org_id=org.id, site_id=site.id if site else None,
+        name=name, role=role, expires_at=expires_at, created_by=created_by,
     )
-    session.add(key)
-    session.flush()
-    return key, format_key(API_KEY_PREFIX, key.id, secret)
 
 
 def create_ingest_key(
     session: Session, site: Site, *, name: str, allowed_origins: list[str], created_by: uuid.UUID
 ) -> tuple[IngestKey, str]:
-    secret = new_secret()
-    key = IngestKey(
-        id=uuid.uuid4(),
-        org_id=site.org_id,
-        site_id=site.id,
-        name=name,
-        secret_hash=digest(secret),
-        allowed_origins=allowed_origins,
-        created_by=created_by,
+    return _mint(
+        session, IngestKey, INGEST_KEY_PREFIX, org_id=site.org_id, site_id=site.id, name=name,
+        allowed_origins=allowed_origins, created_by=created_by,
     )
-    session.add(key)
-    session.flush()
-    return key, format_key(INGEST_KEY_PREFIX, key.id, secret)
 
 
 def api_keys(org_id: uuid.UUID) -> object:
@@ -84,17 +74,11 @@ def ingest_keys(site: Site) -> object:
 
 
 def get_api_key(session: Session, org_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey:
-    key = session.scalar(api_keys(org_id).where(ApiKey.id == key_id))  # type: ignore[attr-defined]
-    if key is None:
-        raise NotFound()
-    return key
+    return one_or_404(session, api_keys(org_id).where(ApiKey.id == key_id))  # type: ignore[attr-defined]
 
 
 def get_ingest_key(session: Session, site: Site, key_id: uuid.UUID) -> IngestKey:
-    key = session.scalar(ingest_keys(site).where(IngestKey.id == key_id))  # type: ignore[attr-defined]
-    if key is None:
-        raise NotFound()
-    return key
+    return one_or_404(session, ingest_keys(site).where(IngestKey.id == key_id))  # type: ignore[attr-defined]
 
 
 def revoke(session: Session, key: ApiKey | IngestKey) -> None:

@@ -9,6 +9,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.auth import invalidation
+from app.db import one_or_404
 from app.errors import Conflict, NotFound
 from app.models import Organization, OrgMembership, Site, SiteMembership, User
 
@@ -46,12 +47,7 @@ def org_members(org_id: uuid.UUID) -> Any:
 
 
 def get_org_member(session: Session, org_id: uuid.UUID, user_id: uuid.UUID) -> OrgMembership:
-    membership = session.scalar(
-        org_members(org_id).where(OrgMembership.user_id == user_id)
-    )
-    if membership is None:
-        raise NotFound()
-    return membership
+    return one_or_404(session, org_members(org_id).where(OrgMembership.user_id == user_id))
 
 
 def add_org_member(session: Session, org: Organization, email: str, role: str) -> OrgMembership:
@@ -113,10 +109,7 @@ def site_members(site: Site) -> Any:
 
 
 def get_site_member(session: Session, site: Site, user_id: uuid.UUID) -> SiteMembership:
-    membership = session.scalar(site_members(site).where(SiteMembership.user_id == user_id))
-    if membership is None:
-        raise NotFound()
-    return membership
+    return one_or_404(session, site_members(site).where(SiteMembership.user_id == user_id))
 
 
 def add_site_member(session: Session, site: Site, email: str, role: str) -> SiteMembership:

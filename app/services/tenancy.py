@@ -9,8 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth import invalidation
-from app.db import set_scope, utcnow
-from app.errors import NotFound
+from app.db import one_or_404, set_scope, utcnow
 from app.models import Organization, OrgMembership, Site
 
 
@@ -30,10 +29,7 @@ def get_org(session: Session, org_id: uuid.UUID, *, lock: bool = False) -> Organ
     stmt = select(Organization).where(Organization.id == org_id, Organization.deleted_at.is_(None))
     if lock:
         stmt = stmt.with_for_update()
-    org = session.scalar(stmt)
-    if org is None:
-        raise NotFound()
-    return org
+    return one_or_404(session, stmt)
 
 
 def live_orgs() -> Any:
@@ -61,12 +57,10 @@ def create_site(session: Session, org: Organization, name: str, domain: str | No
 def get_site(session: Session, org_id: uuid.UUID, site_id: uuid.UUID) -> Site:
     """A live site of a live organization, or 404."""
     org = get_org(session, org_id)
-    site = session.scalar(
-        select(Site).where(Site.id == site_id, Site.org_id == org.id, Site.deleted_at.is_(None))
+    return one_or_404(
+        session,
+        select(Site).where(Site.id == site_id, Site.org_id == org.id, Site.deleted_at.is_(None)),
     )
-    if site is None:
-        raise NotFound()
-    return site
 
 
 def live_sites(org_id: uuid.UUID) -> Any:
