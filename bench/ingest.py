@@ -1,0 +1,660 @@
+"""Event ingestion end to end (gunicorn + PostgreSQL) next to the raw COPY limit.
+
+One run, one throwaway database:
+
+1. seed an organization, a site and an ingest key;
+2. start gunicorn (gunicorn.conf.py, `wsgi:app`) on a free loopback port, and drive it
+   from client processes that POST pre-built 100-event batches over HTTP/1.1 (http.client,
+   keep-alive when the worker class allows it) for a fixed time: events/s end to end;
+3. the raw limit: the same batches written straight to PostgreSQL with COPY (one
+   transaction per batch, no HTTP, no validation) by as many processes as gunicorn has
+   workers: events/s;
+4. where the time goes: CPU per request in the gunicorn workers, PostgreSQL and the
+   clients during the HTTP phase, then an in-process breakdown of one request and a
+   cProfile of the same request.
+
+Every event id is unique (the 8 leading hex digits are rewritten per request), so every
+event is a real insert. The rate limiter stays on with a budget too large to bite.
+Cleanup (gunicorn, clients, the database) runs even when a step fails.
+
+    .venv/bin/python bench/ingest.py [--duration 12] [--workers 2] [--clients 3]
+                                     [--worker-class sync|gthread] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import http.client
+import importlib
+import io
+import json
+import multiprocessing as mp
+import os
+import pstats
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import orjson  # noqa: E402
+from sqlalchemy import create_engine, make_url, text  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
+
+from app.auth.keys import KeyRing  # noqa: E402
+from app.models import Organization, Site  # noqa: E402
+from app.services import credentials  # noqa: E402
+from bench._pg import throwaway_database  # noqa: E402
+
+BATCH = 100
+TEMPLATES = 64  # distinct pre-built batches
+TAG = b"eeeeeeee"  # leading hex digits of every event id, rewritten per request
+APP_ROLE = os.environ.get("APP_DB_ROLE", "tenant_api_app")
+COLUMNS = "org_id, site_id, event_id, name, ts, received_at, distinct_id, properties"
+NAMES = ["$pageview", "page.view", "click", "signup", "add_to_cart", "purchase"]
+
+
+# -- the batches --------------------------------------------------------------------------------
+
+
+def build_events(rng: random.Random, template: int) -> list[dict[str, Any]]:
+    now = datetime.now(UTC)
+    events = []
+    for i in range(BATCH):
+        events.append({
+            "event_id": f"{TAG.decode()}-{template:04x}-4{i:03x}-8{rng.getrandbits(12):03x}-"
+                        f"{rng.getrandbits(48):012x}",
+            "name": rng.choice(NAMES),
+            "timestamp": (now - timedelta(seconds=rng.randrange(3600))).isoformat(
+                timespec="milliseconds"),
+            "distinct_id": f"visitor-{rng.randrange(100_000)}",
+            "properties": {
+                "path": f"/products/{rng.randrange(5000)}",
+                "referrer": rng.choice(["https://www.google.com/", "", "https://news.example/"]),
+                "screen": {"w": 1920, "h": 1080},
+                "utm": {"source": "newsletter", "campaign": f"spring-{rng.randrange(9)}"},
+                "price": round(rng.uniform(1, 500), 2),
+                "items": [{"sku": f"SKU-{rng.randrange(999)}", "qty": rng.randrange(1, 4)}],
+                "logged_in": rng.random() < 0.3,
+            },
+        })
+    return events
+
+
+def _copy_field(value: str) -> str:
+    return (value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+            .replace("\r", "\\r"))
+
+
+def copy_rows(events: list[dict[str, Any]], org_id: uuid.UUID, site_id: uuid.UUID) -> bytes:
+    """The same events as COPY text rows (what the endpoint would store), not validated."""
+    received = datetime.now(UTC).isoformat()
+    lines = []
+    for e in events:
+        fields = [str(org_id), str(site_id), e["event_id"], e["name"], e["timestamp"], received,
+                  e["distinct_id"], orjson.dumps(e["properties"]).decode()]
+        lines.append("\t".join(_copy_field(f) for f in fields) + "\n")
+    return "".join(lines).encode()
+
+
+def stamp(template: bytes, worker: int, seq: int) -> bytes:
+    return template.replace(TAG, b"%02x%06x" % (worker, seq & 0xFFFFFF))
+
+
+# -- processes ----------------------------------------------------------------------------------
+
+
+def http_client(index: int, port: int, bodies: list[bytes], headers: dict[str, str],
+                warm_from: float, start: float, end: float, results: Any) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    seq = accepted = warm_accepted = requests = warm_requests = reconnects = 0
+    statuses: Counter[int] = Counter()
+    latencies: list[float] = []
+    while time.time() < warm_from:
+        time.sleep(0.001)
+    while True:
+        sent_at = time.time()
+        if sent_at >= end:
+            break
+        body = stamp(bodies[seq % len(bodies)], index, seq) if bodies else None
+        seq += 1
+        began = time.perf_counter()
+        try:
+            if body is None:  # the floor: a public no-op endpoint
+                conn.request("GET", "/healthz")
+            else:
+                conn.request("POST", "/v1/events/batch", body, headers)
+            response = conn.getresponse()
+            data = response.read()
+        except (http.client.HTTPException, ConnectionError):
+            conn.close()
+            reconnects += 1
+            continue
+        took = time.perf_counter() - began
+        count = orjson.loads(data).get("accepted", 0) if response.status == 200 else 0
+        if sent_at < start:
+            warm_accepted += count
+            warm_requests += 1
+            continue
+        statuses[response.status] += 1
+        accepted += count
+        requests += 1
+        latencies.append(took)
+    conn.close()
+    results.put({"accepted": accepted, "warm_accepted": warm_accepted, "requests": requests,
+                 "warm_requests": warm_requests,
+                 "statuses": dict(statuses), "latencies": latencies, "reconnects": reconnects,
+                 "cpu": _own_cpu()})
+
+
+def copy_writer(index: int, conninfo: str, rows: list[bytes], warm_from: float, start: float,
+                end: float, results: Any) -> None:
+    import psycopg
+
+    written = seq = 0
+    with psycopg.connect(conninfo) as conn:
+        while time.time() < warm_from:
+            time.sleep(0.001)
+        cpu_began = _own_cpu()
+        while True:
+            began = time.time()
+            if began >= end:
+                break
+            data = stamp(rows[seq % len(rows)], index, seq)
+            seq += 1
+            with conn.cursor() as cur, cur.copy(f"COPY events ({COLUMNS}) FROM STDIN") as copy:
+                copy.write(data)
+            conn.commit()
+            if began >= start:
+                written += BATCH
+        backend_cpu = cpu_seconds(conn.info.backend_pid)  # this connection's whole life
+    results.put({"written": written, "batches": seq, "pg_cpu": backend_cpu,
+                 "cpu": _own_cpu() - cpu_began})
+
+
+def _own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids(owner_url: str) -> tuple[list[int], list[int]]:
+    """(client backends of the bench database, the server's background processes)."""
+    engine = create_engine(owner_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text(
+                "SELECT pid, backend_type = 'client backend' AND datname = current_database()"
+                " AND pid <> pg_backend_pid() FROM pg_stat_activity"
+                " WHERE backend_type <> 'client backend' OR datname = current_database()"
+            )).all()
+    finally:
+        engine.dispose()
+    return [p for p, ours in rows if ours], [p for p, ours in rows if not ours]
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(stat[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+def run_processes(target: Any, args_for: list[tuple], start_in: float, warmup: float,
+                  duration: float) -> tuple[list[dict[str, Any]], float, float]:
+    """Start one process per args tuple; they warm up, then measure [start, end)."""
+    ctx = mp.get_context("fork")
+    results = ctx.Queue()
+    start = time.time() + start_in + warmup
+    end = start + duration
+    procs = [ctx.Process(target=target, args=(*a, start - warmup, start, end, results))
+             for a in args_for]
+    try:
+        for p in procs:
+            p.start()
+        out = [results.get(timeout=start_in + warmup + duration + 60) for _ in procs]
+        for p in procs:
+            p.join(timeout=10)
+        return out, start, end
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+                p.join(timeout=5)
+
+
+# -- setup --------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def runtime_url(owner_url: str) -> tuple[str, str]:
+    """The role the app runs as: the row-level-security role when it exists and was
+    granted the tables by the migrations, else the owner."""
+    engine = create_engine(owner_url)
+    try:
+        with engine.connect() as conn:
+            granted = conn.execute(text(
+                "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = :r) AND "
+                "has_table_privilege(:r, 'events', 'INSERT')"
+            ), {"r": APP_ROLE}).scalar()
+    finally:
+        engine.dispose()
+    if granted:
+        url = make_url(owner_url).set(username=APP_ROLE).render_as_string(hide_password=False)
+        return url, f"{APP_ROLE} (row-level security applies)"
+    return owner_url, "the tables' owner (no row-level security)"
+
+
+def seed(owner_url: str) -> tuple[uuid.UUID, uuid.UUID, str]:
+    engine = create_engine(owner_url)
+    try:
+        with Session(engine) as session, session.begin():
+            org = Organization(id=uuid.uuid4(), name="Bench")
+            session.add(org)
+            session.flush()
+            site = Site(id=uuid.uuid4(), org_id=org.id, name="Bench site")
+            session.add(site)
+            session.flush()
+            _, secret = credentials.create_ingest_key(
+                session, site, name="bench", allowed_origins=[], created_by=None  # type: ignore[arg-type]
+            )
+            return org.id, site.id, secret
+    finally:
+        engine.dispose()
+
+
+def count_events(owner_url: str) -> int:
+    engine = create_engine(owner_url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM events")).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def truncate_events(owner_url: str) -> None:
+    engine = create_engine(owner_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("TRUNCATE events"))
+    finally:
+        engine.dispose()
+
+
+def app_env(owner_url: str, url: str, instance: str, jwt_keys: str, port: int,
+            args: argparse.Namespace) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": url,
+        "MIGRATION_DATABASE_URL": owner_url,
+        "INSTANCE_PATH": instance,
+        "JWT_KEYS": jwt_keys,
+        "BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": str(args.workers),
+        "GUNICORN_WORKER_CLASS": args.worker_class,
+        "GUNICORN_THREADS": str(args.threads),
+        "GUNICORN_MAX_REQUESTS": "0",  # no worker restarts inside the window
+        "LOG_LEVEL": "WARNING",  # one access line per request would be measured too
+        "S3_CREATE_BUCKET": "0",
+        "INGEST_RATE_LIMIT": "1000000000 per minute",  # the limiter runs; it never bites
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def start_gunicorn(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    proc = subprocess.Popen(
+        [str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=env,
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                conn.close()
+                return proc
+        time.sleep(0.2)
+    raise RuntimeError("gunicorn did not answer /healthz within 60 s")
+
+
+def stop(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)  # the master we started, and its workers
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
+# -- where the time goes (in process) -----------------------------------------------------------
+
+
+STEPS = [  # (label, module, attribute): the first is the whole request
+    ("whole request (WSGI app)", "flask.app", "Flask.wsgi_app"),
+    ("authenticate (ingest key, cached actor)", "app.api", "authenticate"),
+    ("row-level security scope", "app.api", "_scope_rows"),
+    ("site lookup (+ set_config) + authorize", "app.api.events", "_target_site"),
+    ("  of which Polar authorize", "app.api.events", "authorize"),
+    ("allowed origins", "app.api.events", "_check_origin"),
+    ("read the body + decode (orjson)", "app.services.ingest", "decode_body"),
+    ("validate 100 events (prepare)", "app.services.ingest", "prepare"),
+    ("rate limit (consume)", "app.api.events", "consume"),
+    ("write (INSERT ... unnest)", "app.services.ingest", "write"),
+    ("commit", "sqlalchemy.orm.session", "Session.commit"),
+]
+
+
+def _timed(func: Any, total: list[float]) -> Any:
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            total[0] += time.perf_counter() - wall
+            total[1] += time.process_time() - cpu
+
+    return timed
+
+
+def properties_rules(events: list[dict[str, Any]]) -> None:
+    from app import events_spec as spec
+
+    for e in events:
+        spec.shape_problem(e["properties"])
+        spec.properties_problem(spec.properties_json(e["properties"]))
+
+
+def per_call_us(func: Any, rounds: int) -> tuple[float, float]:
+    """(median wall time, mean CPU time of this process) per call, in microseconds."""
+    samples = []
+    cpu_began = time.process_time()
+    for _ in range(rounds):
+        began = time.perf_counter()
+        func()
+        samples.append(time.perf_counter() - began)
+    return statistics.median(samples) * 1e6, (time.process_time() - cpu_began) / rounds * 1e6
+
+
+def in_process(owner_url: str, url: str, instance: str, jwt_keys: str, org_id: uuid.UUID,
+               site_id: uuid.UUID, secret: str, batches: list[list[dict[str, Any]]],
+               bodies: list[bytes], rounds: int) -> None:
+    from sqlalchemy import event as sa_event
+
+    from app import create_app, db
+    from app.services import ingest
+
+    app = create_app({
+        "database_url": url, "migration_database_url": owner_url, "instance_path": instance,
+        "jwt_keys": json.loads(jwt_keys), "log_level": "WARNING", "s3_create_bucket": False,
+        "ingest_rate_limit": "1000000000 per minute",
+    })
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+    seq = [0]
+
+    def request() -> None:
+        seq[0] += 1
+        body = stamp(bodies[seq[0] % len(bodies)], 0xFE, seq[0])
+        response = client.post("/v1/events/batch", data=body, headers=headers)
+        assert response.status_code == 200, response.get_data(as_text=True)
+
+    for _ in range(50):
+        request()
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(" ".join(statement.split())[:60])
+
+    engine = app.extensions["db.engine"]
+    sa_event.listen(engine, "before_cursor_execute", count)
+    request()
+    sa_event.remove(engine, "before_cursor_execute", count)
+
+    whole, whole_cpu = per_call_us(request, rounds)
+    raw = bodies[0]
+    events = batches[0]
+    now = datetime.now(UTC)
+    rows = ingest.prepare(events, now).rows
+    with app.app_context():
+        def write_commit() -> None:
+            session = db.session()
+            db.set_scope(session, org_id=org_id)
+            fresh = [(uuid.uuid4(), *r[1:]) for r in rows]
+            ingest.write(session, org_id, site_id, fresh, datetime.now(UTC))
+            session.commit()
+
+        write_us = per_call_us(write_commit, rounds)
+        db.end_request_session()
+    parts = [
+        ("decode: orjson.loads of the body", per_call_us(lambda: ingest.decode_body(
+            raw, "", 1 << 20), rounds)),
+        ("validate 100 events (prepare)", per_call_us(lambda: ingest.prepare(events, now),
+                                                      rounds)),
+        ("  of which properties: shape + JSON + NUL", per_call_us(
+            lambda: properties_rules(events), rounds)),
+        ("write: INSERT ... unnest + COMMIT", write_us),
+    ]
+    print(f"\nin-process, one request of {BATCH} events ({len(raw):,} bytes), {rounds} rounds"
+          " (wall: median; CPU: of this Python process, mean):")
+    print(f"  {'':44} {'wall us':>8} {'CPU us':>8} {'CPU share':>9}")
+    print(f"  {'whole request (Flask test client)':44} {whole:8.0f} {whole_cpu:8.0f} {1:9.0%}")
+    for label, (wall, cpu) in parts:
+        print(f"  {label:44} {wall:8.0f} {cpu:8.0f} {cpu / whole_cpu:9.0%}")
+    top = [p for p in parts if not p[0].startswith("  ")]
+    rest_wall = whole - sum(wall for _, (wall, _) in top)
+    rest_cpu = whole_cpu - sum(cpu for _, (_, cpu) in top)
+    print(f"  {'rest: Flask, auth, authz, scope, limiter':44} {rest_wall:8.0f} {rest_cpu:8.0f} "
+          f"{rest_cpu / whole_cpu:9.0%}")
+    print(f"  SQL statements per request: {len(statements)} ({'; '.join(statements)})")
+
+    # Each step timed by a wrapper around the function the view calls (a few us of
+    # overhead per step, unlike a profiler, whose cost grows with the number of calls).
+    timings: dict[str, list[float]] = {label: [0.0, 0.0] for label, _, _ in STEPS}
+    originals = []
+    for label, module_name, path in STEPS:
+        owner: Any = importlib.import_module(module_name)
+        *classes, attr = path.split(".")
+        for name in classes:
+            owner = getattr(owner, name)
+        original = getattr(owner, attr)
+        originals.append((owner, attr, original))
+        setattr(owner, attr, _timed(original, timings[label]))
+    try:
+        for _ in range(rounds):
+            request()
+    finally:
+        for module, attr, original in originals:
+            setattr(module, attr, original)
+    print(f"\nper step, {rounds} in-process requests (wrappers around what the view calls):")
+    print(f"  {'':44} {'wall us':>8} {'CPU us':>8} {'CPU share':>9}")
+    whole_wall, whole_cpu = (x / rounds * 1e6 for x in timings[STEPS[0][0]])
+    for label, _, _ in STEPS:
+        wall, cpu = (x / rounds * 1e6 for x in timings[label])
+        print(f"  {label:44} {wall:8.0f} {cpu:8.0f} {cpu / whole_cpu:9.0%}")
+    inner = [label for label, _, _ in STEPS[1:] if not label.startswith("  ")]
+    rest_wall = whole_wall - sum(timings[label][0] / rounds * 1e6 for label in inner)
+    rest_cpu = whole_cpu - sum(timings[label][1] / rounds * 1e6 for label in inner)
+    print(f"  {'rest: Flask/werkzeug/smorest, test client':44} {rest_wall:8.0f} {rest_cpu:8.0f} "
+          f"{rest_cpu / whole_cpu:9.0%}")
+
+    profile = cProfile.Profile()
+    profile.enable()
+    for _ in range(rounds):
+        request()
+    profile.disable()
+    out = io.StringIO()
+    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(15)
+    print(f"\ncProfile of {rounds} in-process requests, top functions by own (wall) time:")
+    lines = out.getvalue().splitlines()
+    begin = next(i for i, line in enumerate(lines) if "ncalls" in line)
+    for line in lines[begin:begin + 16]:
+        print("  " + line.replace(str(ROOT) + "/", "").replace(
+            str(Path(sys.executable).parent.parent) + "/lib/python3.11/site-packages/", "")[:140])
+    app.extensions["actor_cache"].close()
+    engine.dispose()
+
+
+# -- main ---------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    global BATCH
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=12.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=3)
+    parser.add_argument("--worker-class", default="sync")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--profile-rounds", type=int, default=300)
+    parser.add_argument("--floor-seconds", type=float, default=4.0)
+    parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--batch", type=int, default=100, help="events per request")
+    args = parser.parse_args()
+    BATCH = args.batch  # read by the forked processes too
+
+    rng = random.Random(6)
+    batches = [build_events(rng, t) for t in range(TEMPLATES)]
+    bodies = [orjson.dumps({"events": b}) for b in batches]
+    print(f"cores: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.2f}; "
+          f"batches of {BATCH} events, {statistics.mean(map(len, bodies)) / BATCH:.0f} "
+          f"bytes/event of JSON")
+    gunicorn = None
+    with throwaway_database("bench_ingest") as owner_url, \
+            tempfile.TemporaryDirectory() as instance:
+        try:
+            url, role = runtime_url(owner_url)
+            org_id, site_id, secret = seed(owner_url)
+            jwt_keys = json.dumps({"keys": [KeyRing.generate_key()]})
+            headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+            http_rate = None
+            if not args.skip_http:
+                port = free_port()
+                env = app_env(owner_url, url, instance, jwt_keys, port, args)
+                gunicorn = start_gunicorn(env, port)
+                workers = children(gunicorn.pid)
+                floor, _, _ = run_processes(
+                    http_client, [(i, port, [], {}) for i in range(args.clients)],
+                    start_in=0.5, warmup=1.0, duration=args.floor_seconds,
+                )
+                floor_rate = sum(r["requests"] for r in floor) / args.floor_seconds
+                _, background = postgres_pids(owner_url)
+                bg_before = {p: cpu_seconds(p) for p in background}
+                gu_before = {p: cpu_seconds(p) for p in workers}
+                results, _, _ = run_processes(
+                    http_client, [(i, port, bodies, headers) for i in range(args.clients)],
+                    start_in=1.0, warmup=args.warmup, duration=args.duration,
+                )
+                # CPU over warm-up + window (the app's connections open during warm-up);
+                # requests are scaled to the same span for the ratio.
+                backends, _ = postgres_pids(owner_url)
+                pg_cpu = sum(map(cpu_seconds, backends)) + sum(
+                    cpu_seconds(p) - before for p, before in bg_before.items())
+                gu_cpu = sum(cpu_seconds(p) - gu_before[p] for p in workers)
+                stop(gunicorn)
+                gunicorn = None
+                accepted = sum(r["accepted"] for r in results)
+                requests = sum(r["requests"] for r in results)
+                statuses = sum((Counter(r["statuses"]) for r in results), Counter())
+                latencies = sorted(x for r in results for x in r["latencies"])
+                stored = count_events(owner_url)
+                sent_total = accepted + sum(r["warm_accepted"] for r in results)
+                http_rate = accepted / args.duration
+                # CPU was read over warm-up + window: divide by the requests of both.
+                all_requests = requests + sum(r["warm_requests"] for r in results)
+                print(f"\nHTTP: gunicorn {args.workers} x {args.worker_class} worker(s)"
+                      f"{f' x {args.threads} threads' if args.threads > 1 else ''}, "
+                      f"{args.clients} client processes, app connects as {role}, "
+                      f"LOG_LEVEL=WARNING")
+                print(f"  {requests:,} requests in {args.duration:.0f} s, statuses "
+                      f"{dict(statuses)}, reconnects {sum(r['reconnects'] for r in results)}")
+                print(f"  latency p50 {latencies[len(latencies) // 2] * 1e3:.1f} ms, "
+                      f"p99 {latencies[int(len(latencies) * 0.99)] * 1e3:.1f} ms")
+                print(f"  stored rows {stored:,} == accepted {sent_total:,}: "
+                      f"{stored == sent_total}")
+                client_cpu = sum(r["cpu"] for r in results)
+                http_cpu_ms = (gu_cpu + pg_cpu + client_cpu) / all_requests * 1e3
+                print(f"  CPU per request: gunicorn workers {gu_cpu / all_requests * 1e3:.2f} ms,"
+                      f" PostgreSQL {pg_cpu / all_requests * 1e3:.2f} ms, clients "
+                      f"{client_cpu / all_requests * 1e3:.2f} ms")
+                print(f"  floor: GET /healthz (public, no database) at {floor_rate:,.0f} "
+                      f"requests/s: {floor_rate * BATCH:,.0f} events/s if each carried {BATCH}")
+                print(f"  end to end: {http_rate:,.0f} events/s")
+                truncate_events(owner_url)
+
+            rows = [copy_rows(b, org_id, site_id) for b in batches]
+            results, _, _ = run_processes(
+                copy_writer, [(i, libpq(owner_url), rows) for i in range(args.workers)],
+                start_in=0.5, warmup=args.warmup, duration=args.duration,
+            )
+            raw_rate = sum(r["written"] for r in results) / args.duration
+            batches_written = sum(r["batches"] for r in results)
+            raw_pg = sum(r["pg_cpu"] for r in results) / batches_written * 1e3
+            raw_own = sum(r["cpu"] for r in results) / batches_written * 1e3
+            print(f"\nraw: COPY by {args.workers} processes, one transaction per batch of "
+                  f"{BATCH}: {raw_rate:,.0f} events/s")
+            print(f"  CPU per batch: PostgreSQL {raw_pg:.2f} ms, writers {raw_own:.2f} ms")
+            if http_rate is not None:
+                print(f"\nend to end / raw = {http_rate / raw_rate:.0%}  "
+                      f"(goal: >= 100,000 events/s and >= 70%)")
+                cores = os.cpu_count() or 1
+                e2e_cpu = http_cpu_ms
+                raw_cpu = raw_pg + raw_own
+                print(f"CPU per {BATCH} events: end to end {e2e_cpu:.2f} ms, raw {raw_cpu:.2f} ms;"
+                      f" on {cores} idle cores that caps end to end at "
+                      f"{cores * 1e3 / e2e_cpu * BATCH:,.0f} events/s and raw at "
+                      f"{cores * 1e3 / raw_cpu * BATCH:,.0f} events/s "
+                      f"(ratio {raw_cpu / e2e_cpu:.0%}; measured under a load average of "
+                      f"{os.getloadavg()[0]:.1f})")
+            truncate_events(owner_url)
+            if args.profile_rounds > 0:
+                in_process(owner_url, url, instance, jwt_keys, org_id, site_id, secret, batches,
+                           bodies, args.profile_rounds)
+        finally:
+            stop(gunicorn)
+
+
+if __name__ == "__main__":
+    main()
