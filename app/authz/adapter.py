@@ -7,8 +7,10 @@ adapter shipped with oso turns that into a legacy `Query` with inner joins and
 boolean expression over the root model, so endpoints compose it with `select()`:
 
 - a comparison on a related type's key is rewritten onto the foreign key of the row that
-  points at it (`organizations.id = X` via `sites.parent` becomes `sites.org_id = X`), so
-  the common role checks need no join at all;
+  points at it (`organizations.id = X` via `sites.parent` becomes `sites.org_id = X`), and
+  so is one on a column a composite foreign key pins to a column of that row
+  (`galleries (site_id, org_id) -> sites (id, org_id)`: `sites.org_id` is
+  `galleries.org_id`), so the common role checks need no join at all;
 - what still needs a related row becomes a correlated `EXISTS`;
 - single-comparison disjuncts on one column collapse into one `IN (...)`;
 - comparisons keep Python's semantics for NULL (`IS DISTINCT FROM`, `NOT IN` or NULL);
@@ -24,6 +26,7 @@ relation (`site.parent`): that filter is a primary-key lookup, answered by
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -105,6 +108,7 @@ class _Compiler:
     def compile(self) -> ColumnElement[bool]:
         in_lists: dict[str, set[Any]] = defaultdict(set)
         others: list[ColumnElement[bool]] = []
+        seen: set[frozenset[str]] = set()  # oso repeats a conjunction once per role path
         for conjunction in self.disjuncts:
             conditions = [self._normalize(c) for c in conjunction]
             if any(c is False for c in conditions):
@@ -117,7 +121,10 @@ class _Compiler:
                 column, value = single
                 in_lists[column].add(value)
                 continue
-            others.append(self._conjunction(conditions))
+            signature = frozenset(repr(_plain(c)) for c in conditions)
+            if signature not in seen:
+                seen.add(signature)
+                others.append(self._conjunction(conditions))
         parts = [self._column(self.root, col).in_(sorted(vals, key=str)) for col, vals in
                  sorted(in_lists.items())]
         parts.extend(others)
@@ -158,12 +165,14 @@ class _Compiler:
         raise UnsupportedFilter(f"cannot compile a literal of type {type(side).__name__}")
 
     def _hoist(self, source: type, field: str) -> tuple[type, str]:
-        """Follow `related.key` back along foreign keys while the field is the join key."""
+        """Follow `related.field` back along the relations while a foreign key guarantees
+        the row pointing at it holds the same value in one of its own columns."""
         while source is not self.root:
             parent, my_field, other_field = self._edge(source)
-            if field != other_field:
+            same = _pinned_columns(parent, my_field, source, other_field).get(field)
+            if same is None:
                 break
-            source, field = parent, my_field
+            source, field = parent, same
         return (source, field)
 
     def _edge(self, source: type) -> tuple[type, str, str]:
@@ -236,12 +245,36 @@ class _Compiler:
             raise UnsupportedFilter(f"{model.__name__} has no column {field!r}") from exc
 
 
+@functools.cache
+def _pinned_columns(child: type, my_field: str, parent: type, other_field: str) -> dict[str, str]:
+    """Parent attribute -> child attribute with the same value in every row, by a foreign
+    key of the child that includes `child.my_field -> parent.other_field`: the join key
+    itself, and the other columns of a composite key (e.g. org_id)."""
+    child_mapper, parent_mapper = inspect(child), inspect(parent)
+    pinned = {other_field: my_field}
+    join = (child_mapper.columns[my_field], parent_mapper.columns[other_field])
+    for fk in child_mapper.local_table.foreign_key_constraints:
+        pairs = [(element.parent, element.column) for element in fk.elements]
+        if fk.referred_table is not parent_mapper.local_table or join not in pairs:
+            continue
+        for child_column, parent_column in pairs:
+            pinned[parent_mapper.get_property_by_column(parent_column).key] = (
+                child_mapper.get_property_by_column(child_column).key
+            )
+    return pinned
+
+
 def _identity(model: type) -> str:
     """The column that stands for a whole row when oso compares rows themselves."""
     key = inspect(model).primary_key
     if len(key) != 1:
         raise UnsupportedFilter(f"{model.__name__} has a composite key: compare a field")
     return key[0].key
+
+
+def _plain(cond: Any) -> Any:
+    """A normalized condition with literals unwrapped: equal conditions look equal."""
+    return tuple(c.value if isinstance(c, _Literal) else c for c in cond)
 
 
 def _projections(cond: Any) -> list[tuple[type, str]]:
