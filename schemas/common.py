@@ -9,6 +9,11 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc: C0, DEL, C1
 
+# For free-form strings that reach the database (multi-line text, search terms, filters):
+# PostgreSQL's text cannot hold U+0000, and the statement would fail with a 500. Published
+# in the OpenAPI document as the field's `pattern`.
+NO_NUL = validate.Regexp(r"^[^\x00]*$", error="NUL characters are not allowed.")
+
 
 class StrictSchema(Schema):
     """Unknown fields are an error on input, and documented as forbidden on output."""

@@ -8,7 +8,7 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
 from app import events_spec as spec
-from schemas.common import StrictSchema, list_args, page_of
+from schemas.common import NO_NUL, StrictSchema, list_args, page_of
 
 
 class EventSchema(StrictSchema):
@@ -78,8 +78,8 @@ class EventReadSchema(StrictSchema):
 
 
 class EventListArgs(list_args(("timestamp",), "-timestamp")):  # type: ignore[misc]
-    name = fields.String(load_default=None, validate=validate.Length(max=128))
-    distinct_id = fields.String(load_default=None, validate=validate.Length(max=200))
+    name = fields.String(load_default=None, validate=[validate.Length(max=128), NO_NUL])
+    distinct_id = fields.String(load_default=None, validate=[validate.Length(max=200), NO_NUL])
     since = fields.AwareDateTime(load_default=None)
     until = fields.AwareDateTime(load_default=None)
 
@@ -88,7 +88,7 @@ class StatsArgs(StrictSchema):
     since = fields.AwareDateTime(required=True)
     until = fields.AwareDateTime(required=True)
     interval = fields.String(load_default="day", validate=validate.OneOf(["hour", "day"]))
-    name = fields.String(load_default=None, validate=validate.Length(max=128))
+    name = fields.String(load_default=None, validate=[validate.Length(max=128), NO_NUL])
 
     @validates_schema
     def _window(self, data: dict[str, Any], **_: Any) -> None:

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from schemas.common import StrictSchema, Text, list_args, page_of
+from schemas.common import NO_NUL, StrictSchema, Text, list_args, page_of
 
 
 class GalleryCreateSchema(StrictSchema):
     title = Text(required=True)
-    description = fields.String(load_default="", validate=validate.Length(max=5000))
+    description = fields.String(load_default="", validate=[validate.Length(max=5000), NO_NUL])
     cover_asset_id = fields.UUID(load_default=None, allow_none=True)
 
 
 class GalleryUpdateSchema(StrictSchema):
     title = Text()
-    description = fields.String(validate=validate.Length(max=5000))
+    description = fields.String(validate=[validate.Length(max=5000), NO_NUL])
     cover_asset_id = fields.UUID(allow_none=True)
 
 
@@ -37,7 +37,7 @@ class GallerySchema(StrictSchema):
 
 class GalleryListArgs(list_args(("created_at", "updated_at", "title"), "-created_at")):  # type: ignore[misc]
     q = fields.String(
-        load_default=None, validate=validate.Length(min=1, max=200),
+        load_default=None, validate=[validate.Length(min=1, max=200), NO_NUL],
         metadata={"description": "Case-insensitive search in titles."},
     )
     created_by = fields.UUID(load_default=None)
@@ -48,7 +48,7 @@ class GalleryListArgs(list_args(("created_at", "updated_at", "title"), "-created
 
 class ItemCreateSchema(StrictSchema):
     asset_id = fields.UUID(required=True)
-    caption = fields.String(load_default="", validate=validate.Length(max=1000))
+    caption = fields.String(load_default="", validate=[validate.Length(max=1000), NO_NUL])
     position = fields.Integer(
         load_default=None, allow_none=True, strict=True, validate=validate.Range(min=0),
         metadata={"description": "0-based; default: the end."},
@@ -56,7 +56,7 @@ class ItemCreateSchema(StrictSchema):
 
 
 class ItemUpdateSchema(StrictSchema):
-    caption = fields.String(validate=validate.Length(max=1000))
+    caption = fields.String(validate=[validate.Length(max=1000), NO_NUL])
     position = fields.Integer(strict=True, validate=validate.Range(min=0))
 
 
