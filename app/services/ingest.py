@@ -199,18 +199,12 @@ def write(
             },
         )
         return result.rowcount
-    stmt = insert(Event).prefix_with("OR IGNORE")  # SQLite: the embedded default
+    # SQLite, the embedded default: one executemany; its rowcount counts the new rows.
+    stmt = insert(Event.__table__).prefix_with("OR IGNORE")
     values = [
-        {"org_id": org_id, "site_id": site_id, "id": r[0], "name": r[1], "ts": r[2].astimezone(UTC),
-         "received_at": now, "distinct_id": r[3], "properties": orjson.loads(r[4])}
+        {"org_id": org_id, "site_id": site_id, "event_id": r[0], "name": r[1],
+         "ts": r[2].astimezone(UTC), "received_at": now, "distinct_id": r[3],
+         "properties": orjson.loads(r[4])}
         for r in rows
     ]
-    before = session.execute(_count_stmt(site_id)).scalar_one()
-    session.execute(stmt, values)
-    return session.execute(_count_stmt(site_id)).scalar_one() - before
-
-
-def _count_stmt(site_id: uuid.UUID) -> Any:
-    from sqlalchemy import func, select
-
-    return select(func.count()).select_from(Event).where(Event.site_id == site_id)
+    return connection.execute(stmt, values).rowcount
