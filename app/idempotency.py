@@ -10,7 +10,8 @@ Per (organization, caller, method, route, key):
   `Idempotent-Replayed: true`; the same key with another payload answers 422;
 - validation failures (400, 422), throttling (429) and server errors are not recorded:
   the claim is released, so the client can correct and retry with the same key.
-Records expire after IDEMPOTENCY_TTL_SECONDS (default 24 h).
+Records expire after IDEMPOTENCY_TTL_SECONDS (default 24 h). A new key's `secret` is
+never recorded: its replay says it was shown once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from flask import Flask, Response, current_app, g, request
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -166,8 +168,26 @@ def _fill(session: Session, ident: dict[str, Any], response: Response) -> None:
     if record is not None:
         record.status = response.status_code
         record.content_type = response.mimetype
-        record.body = response.get_data(as_text=True)
+        record.body = _without_secrets(response)
         record.location = response.headers.get("Location")
+
+
+SECRET_FIELDS = ("secret",)  # a new key's secret: shown once, stored only as a hash
+NOT_REPLAYED = "(shown once: not replayed)"
+
+
+def _without_secrets(response: Response) -> str:
+    """The body to record, with secrets replaced: a replay must not reveal them again, and
+    the record must not keep them in plaintext."""
+    body = response.get_data(as_text=True)
+    if response.mimetype != "application/json" or not any(f in body for f in SECRET_FIELDS):
+        return body
+    data = orjson.loads(body)
+    if isinstance(data, dict):
+        for name in SECRET_FIELDS:
+            if name in data:
+                data[name] = NOT_REPLAYED
+    return orjson.dumps(data).decode()
 
 
 def purge_expired(session: Session) -> int:

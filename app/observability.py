@@ -42,6 +42,8 @@ def configure_logging(level: str) -> None:
         root.handlers = [handler]
     root.setLevel(level)
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
+    # botocore's DEBUG output carries request signatures, presigned URLs' included.
+    logging.getLogger("botocore").setLevel(max(logging.INFO, root.level))
 
 
 def init_app(app: Flask) -> None:

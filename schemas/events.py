@@ -18,7 +18,7 @@ class EventSchema(StrictSchema):
     name = fields.String(
         required=True,
         validate=validate.Regexp(spec.NAME.pattern + r"\Z", error="Not a valid event name."),
-        metadata={"pattern": spec.NAME.pattern},
+        metadata={"pattern": f"^{spec.NAME.pattern}$"},
     )
     timestamp = fields.AwareDateTime(required=True, format="iso")
     distinct_id = fields.String(

@@ -74,11 +74,16 @@ def set_records(app: Any, key: str, **values: Any) -> None:
 
 
 def assert_replay(first: Any, again: Any) -> None:
-    """`again` is the replay of `first`: same status, media type and body, marked replayed."""
+    """`again` is the replay of `first`: same status, media type and body, marked replayed;
+    a new key's secret alone is not replayed (shown once, never stored)."""
     assert again.status_code == first.status_code, again.get_data(as_text=True)
     assert again.headers.get(REPLAYED) == "true", dict(again.headers)
     assert again.mimetype == first.mimetype
-    assert again.get_data() == first.get_data()
+    expected = first.get_json(silent=True)
+    if isinstance(expected, dict) and "secret" in expected:
+        assert again.get_json() == {**expected, "secret": "(shown once: not replayed)"}
+    else:
+        assert again.get_data() == first.get_data()
     assert again.headers.get("Location") == first.headers.get("Location")
 
 
@@ -677,3 +682,18 @@ def test_concurrent_distinct_keys_all_do_their_work(app: Any, tenant: Tenant) ->
 def _sites(app: Any, tenant: Tenant) -> list[Site]:
     with owner_sessionmaker(app)() as session:
         return list(session.scalars(select(Site).where(Site.org_id == tenant.org.id)))
+
+
+def test_a_new_keys_secret_is_neither_stored_nor_replayed(app, client, tenant):
+    """Key secrets are shown once and kept only as hashes: the idempotency record holds the
+    key's metadata, and a replay says the secret is not shown again."""
+    headers = {**tenant["org_admin"].headers, "Idempotency-Key": "secret-once"}
+    path = f"{tenant.org_path}/api-keys"
+    first = client.post(path, json={"name": "ci", "role": "viewer"}, headers=headers)
+    assert first.status_code == 201 and first.json["secret"].startswith("sk_")
+    [record] = records(app, "secret-once")
+    assert first.json["secret"] not in (record.body or "")
+    again = client.post(path, json={"name": "ci", "role": "viewer"}, headers=headers)
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json["id"] == first.json["id"]
+    assert again.json["secret"] == "(shown once: not replayed)"
