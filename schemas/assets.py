@@ -5,10 +5,10 @@ from __future__ import annotations
 from marshmallow import ValidationError, fields, validate, validates
 
 from app.models import ASSET_STATUSES
-from schemas.common import CONTROL_CHARS, StrictSchema, Text, list_args, page_of
+from schemas.common import CONTROL_CHARS, FullMatch, StrictSchema, Text, list_args, page_of
 
-CONTENT_TYPE = validate.Regexp(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}$")
-SHA256 = validate.Regexp(r"^[0-9a-f]{64}$", error="A lower-case hex SHA-256.")
+CONTENT_TYPE = FullMatch(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}$")
+SHA256 = FullMatch(r"^[0-9a-f]{64}$", error="A lower-case hex SHA-256.")
 
 
 class UploadCreateSchema(StrictSchema):

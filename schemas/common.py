@@ -9,10 +9,23 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc: C0, DEL, C1
 
+class FullMatch(validate.Regexp):
+    """A regular expression the whole value must match.
+
+    `Regexp` uses `re.match`, where a final `$` also matches before a trailing newline, so
+    "example.com" followed by a newline passed. The pattern keeps its `$` (it is published in
+    the OpenAPI document, where Python's `\\Z` does not exist)."""
+
+    def __call__(self, value: str) -> str:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
 # For free-form strings that reach the database (multi-line text, search terms, filters):
 # PostgreSQL's text cannot hold U+0000, and the statement would fail with a 500. Published
 # in the OpenAPI document as the field's `pattern`.
-NO_NUL = validate.Regexp(r"^[^\x00]*$", error="NUL characters are not allowed.")
+NO_NUL = FullMatch(r"^[^\x00]*$", error="NUL characters are not allowed.")
 
 
 class StrictSchema(Schema):

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
 from app.models import ORG_ROLES, SITE_ROLES
-from schemas.common import StrictSchema, Text, list_args, page_of
+from schemas.common import FullMatch, StrictSchema, Text, list_args, page_of
 
-ORIGIN = validate.Regexp(
+ORIGIN = FullMatch(
     r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?$", error="An origin is scheme://host[:port]."
 )
 

@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-from marshmallow import ValidationError, fields, validate
+from marshmallow import fields, validate
 
 from app.models import ORG_ROLES, SITE_ROLES
-from schemas.common import Email, StrictSchema, Text, list_args, page_of
-
-
-class FullMatch(validate.Regexp):
-    """A regular expression the whole value must match.
-
-    `Regexp` uses `re.match`, where a final `$` also matches before a trailing newline, so
-    "example.com" followed by a newline passed. The pattern keeps its `$` (it is published in
-    the OpenAPI document, where Python's `\\Z` does not exist)."""
-
-    def __call__(self, value: str) -> str:
-        if self.regex.fullmatch(value) is None:
-            raise ValidationError(self._format_error(value))
-        return value
-
+from schemas.common import Email, FullMatch, StrictSchema, Text, list_args, page_of
 
 HOSTNAME = FullMatch(
     r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*$",
