@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import create_app
 from app.auth.keys import KeyRing
-from bench._pg import throwaway_database
+from bench._common import throwaway_database
 from tests.support import World
 
 ROUNDS = 2000

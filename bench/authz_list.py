@@ -34,7 +34,7 @@ from app.authz.actors import UserActor  # noqa: E402
 from app.models import Organization, Site  # noqa: E402
 from app.pagination import paginate  # noqa: E402
 from app.services.identity import list_grants  # noqa: E402
-from bench._pg import throwaway_database  # noqa: E402
+from bench._common import pct, throwaway_database, timed  # noqa: E402
 
 ORGS, SITES_PER_ORG, PAGE = 1_000, 100, 20
 WARM_RUNS, COLD_RUNS, SHIPPED_RUNS = 1_500, 40, 1_000
@@ -85,18 +85,6 @@ def seed(url: str) -> uuid.UUID:
         cur.execute("ANALYZE")
     return me
 
-
-def timed(fn, runs: int) -> list[float]:
-    out = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1000)
-    return out
-
-
-def pct(samples: list[float], q: float) -> float:
-    return statistics.quantiles(samples, n=100, method="inclusive")[q - 1]
 
 
 def main() -> None:

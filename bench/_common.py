@@ -1,10 +1,13 @@
-"""A throwaway PostgreSQL database for a benchmark run (created, migrated, dropped)."""
+"""What every benchmark needs: a throwaway PostgreSQL database (created, migrated,
+dropped) and timing helpers."""
 
 from __future__ import annotations
 
 import os
+import statistics
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import create_engine, make_url, text
@@ -30,3 +33,18 @@ def throwaway_database(prefix: str = "bench") -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def timed(fn: Callable[[], object], runs: int) -> list[float]:
+    """Milliseconds taken by each of `runs` calls of `fn`."""
+    out = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def pct(samples: list[float], q: int) -> float:
+    """The q-th percentile of `samples`."""
+    return statistics.quantiles(samples, n=100, method="inclusive")[q - 1]
