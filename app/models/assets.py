@@ -11,7 +11,6 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     ForeignKey,
-    ForeignKeyConstraint,
     Index,
     String,
     UniqueConstraint,
@@ -19,7 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Entity, UTCDateTime
-from app.models.tenancy import Site
+from app.models.tenancy import Site, in_one_site
 
 ASSET_STATUSES = ("pending", "ready")
 
@@ -27,10 +26,7 @@ ASSET_STATUSES = ("pending", "ready")
 class Asset(Entity):
     __tablename__ = "assets"
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["site_id", "org_id"], ["sites.id", "sites.org_id"], name="fk_assets_site_org",
-            ondelete="CASCADE",
-        ),
+        in_one_site("assets"),
         Index("ix_assets_site_created", "org_id", "site_id", "created_at", "id"),
         # Target of the composite foreign keys that keep gallery rows inside one site.
         UniqueConstraint("id", "site_id", name="uq_assets_id_site_id"),

@@ -6,20 +6,17 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, ForeignKeyConstraint, Index, String
+from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Entity, UTCDateTime
-from app.models.tenancy import ORG_ROLES, Organization, Site, _role_check
+from app.models.tenancy import ORG_ROLES, Organization, Site, _role_check, in_one_site
 
 
 class ApiKey(Entity):
     __tablename__ = "api_keys"
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["site_id", "org_id"], ["sites.id", "sites.org_id"], name="fk_api_keys_site_org",
-            ondelete="CASCADE",
-        ),
+        in_one_site("api_keys"),
         Index("ix_api_keys_org_id_created_at", "org_id", "created_at", "id"),
         _role_check(ORG_ROLES),
     )
@@ -42,10 +39,7 @@ class ApiKey(Entity):
 class IngestKey(Entity):
     __tablename__ = "ingest_keys"
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["site_id", "org_id"], ["sites.id", "sites.org_id"], name="fk_ingest_keys_site_org",
-            ondelete="CASCADE",
-        ),
+        in_one_site("ingest_keys"),
         Index("ix_ingest_keys_site_id_created_at", "site_id", "created_at", "id"),
     )
 

@@ -11,12 +11,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKeyConstraint, Index, String
+from sqlalchemy import JSON, Index, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base, UTCDateTime
-from app.models.tenancy import Site
+from app.models.tenancy import Site, in_one_site
 
 JSON_DOCUMENT = JSON().with_variant(JSONB(), "postgresql")
 
@@ -24,10 +24,7 @@ JSON_DOCUMENT = JSON().with_variant(JSONB(), "postgresql")
 class Event(Base):
     __tablename__ = "events"
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["site_id", "org_id"], ["sites.id", "sites.org_id"], name="fk_events_site_org",
-            ondelete="CASCADE",
-        ),
+        in_one_site("events"),
         Index("ix_events_site_name_ts", "site_id", "name", "ts"),
         Index("ix_events_site_distinct_ts", "site_id", "distinct_id", "ts"),
     )

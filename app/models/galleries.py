@@ -18,16 +18,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Entity, UTCDateTime
-from app.models.tenancy import Site
+from app.models.tenancy import Site, in_one_site
 
 
 class Gallery(Entity):
     __tablename__ = "galleries"
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["site_id", "org_id"], ["sites.id", "sites.org_id"], name="fk_galleries_site_org",
-            ondelete="CASCADE",
-        ),
+        in_one_site("galleries"),
         # The cover is an asset of the same site.
         ForeignKeyConstraint(
             ["cover_asset_id", "site_id"], ["assets.id", "assets.site_id"],

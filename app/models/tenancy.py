@@ -22,6 +22,15 @@ ORG_ROLES = ("viewer", "member", "site_admin", "org_admin")
 SITE_ROLES = ("viewer", "member", "site_admin")
 
 
+def in_one_site(table: str) -> ForeignKeyConstraint:
+    """(site_id, org_id) -> sites (id, org_id): a site-owned row can never point at a site
+    of another organization."""
+    return ForeignKeyConstraint(
+        ["site_id", "org_id"], ["sites.id", "sites.org_id"], name=f"fk_{table}_site_org",
+        ondelete="CASCADE",
+    )
+
+
 def _role_check(roles: tuple[str, ...]) -> CheckConstraint:
     names = ", ".join(f"'{r}'" for r in roles)
     return CheckConstraint(f"role IN ({names})", name="role")
@@ -69,12 +78,7 @@ class OrgMembership(Entity):
 class SiteMembership(Entity):
     __tablename__ = "site_memberships"
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["site_id", "org_id"],
-            ["sites.id", "sites.org_id"],
-            name="fk_site_memberships_site_org",
-            ondelete="CASCADE",
-        ),
+        in_one_site("site_memberships"),
         UniqueConstraint("site_id", "user_id", name="uq_site_memberships_site_id_user_id"),
         Index("ix_site_memberships_user_id", "user_id"),
         Index("ix_site_memberships_org_id", "org_id"),
