@@ -23,8 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import create_app
 from app.auth.keys import KeyRing
-from bench._common import throwaway_database
-from tests.support import World
+from tests.support import World, throwaway_database
 
 ROUNDS = 2000
 
@@ -53,7 +52,7 @@ def main() -> None:
     bare = Flask("bare")
     bare.add_url_rule("/ping", "ping", lambda: {"status": "ok"})
     rows = [("bare Flask endpoint", *measure(bare.test_client(), "/ping", {}))]
-    with throwaway_database() as url, tempfile.TemporaryDirectory() as instance:
+    with throwaway_database("bench_auth") as url, tempfile.TemporaryDirectory() as instance:
         keys = {"keys": [KeyRing.generate_key()]}
         for label, ttl in (("auth, cache off", 0), ("auth, cache on", 60)):
             app = create_app({

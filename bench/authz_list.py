@@ -34,7 +34,8 @@ from app.authz.actors import UserActor  # noqa: E402
 from app.models import Organization, Site  # noqa: E402
 from app.pagination import paginate  # noqa: E402
 from app.services.identity import list_grants  # noqa: E402
-from bench._common import pct, throwaway_database, timed  # noqa: E402
+from bench._common import pct, timed  # noqa: E402
+from tests.support import throwaway_database  # noqa: E402
 
 ORGS, SITES_PER_ORG, PAGE = 1_000, 100, 20
 WARM_RUNS, COLD_RUNS, SHIPPED_RUNS = 1_500, 40, 1_000
@@ -84,7 +85,6 @@ def seed(url: str) -> uuid.UUID:
              ((uuid.uuid4(), *g) for g in {g[:3]: g for g in site_grants}.values()))
         cur.execute("ANALYZE")
     return me
-
 
 
 def main() -> None:

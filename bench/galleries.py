@@ -48,7 +48,8 @@ from app.models import Asset, Gallery, Site  # noqa: E402
 from app.pagination import encode_cursor, paginate  # noqa: E402
 from app.services import galleries  # noqa: E402
 from app.services.identity import list_grants  # noqa: E402
-from bench._common import pct, throwaway_database, timed  # noqa: E402
+from bench._common import pct, timed  # noqa: E402
+from tests.support import throwaway_database  # noqa: E402
 
 GALLERIES, OTHER_SITES, PER_OTHER_SITE, ASSETS, CREATORS = 100_000, 4, 5_000, 5_000, 50
 PAGE, DEEP = 20, 80_000
@@ -122,7 +123,6 @@ def seed(url: str) -> dict:
         conn.commit()
         cur.execute("ANALYZE")
     return {"org": org, "site": site, "reader": reader, "session": session_id}
-
 
 
 def main() -> None:

@@ -57,7 +57,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 from app.auth.keys import KeyRing  # noqa: E402
 from app.models import Organization, Site  # noqa: E402
 from app.services import credentials  # noqa: E402
-from bench._common import throwaway_database  # noqa: E402
+from tests.support import throwaway_database  # noqa: E402
 
 BATCH = 100
 TEMPLATES = 64  # distinct pre-built batches

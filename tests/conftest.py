@@ -9,44 +9,18 @@ Every test starts from empty tables.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import make_url
 
 from app import create_app
 from app.auth.keys import KeyRing
 from app.db import owner_sessionmaker
 from app.migrate import upgrade
 from app.models import Base
-from tests.support import Tenant, World
-
-DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-APP_ROLE = "tenant_api_app"  # what the app connects as: owns nothing, row-level security applies
-
-
-def _throwaway_postgres() -> Iterator[str]:
-    configured = os.environ.get("DATABASE_URL", "")
-    base = make_url(configured if configured.startswith("postgresql") else DEFAULT_PG)
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    # The maintenance database exists on every server, even where `test` does not.
-    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-        # Roles are per server: create it once; a concurrent run may win the race.
-        conn.execute(text(
-            f"DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB "
-            "NOCREATEROLE; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
-        ))
-    url = base.set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+from tests.support import APP_ROLE, Tenant, World, throwaway_database
 
 
 @pytest.fixture(scope="session")
@@ -56,11 +30,8 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         upgrade(url)
         yield url
         return
-    gen = _throwaway_postgres()
-    url = next(gen)
-    upgrade(url)
-    yield url
-    gen.close()
+    with throwaway_database("t") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,8 +11,11 @@ from datetime import timedelta
 from itertools import groupby
 from typing import Any
 
+from sqlalchemy import create_engine, make_url, text
+
 from app.auth.passwords import hash_password
 from app.db import owner_sessionmaker, utcnow
+from app.migrate import upgrade
 from app.models import (
     AuthSession,
     Base,
@@ -21,6 +25,36 @@ from app.models import (
     SiteMembership,
     User,
 )
+
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+APP_ROLE = "tenant_api_app"  # what the app connects as: owns nothing, row-level security applies
+
+
+@contextmanager
+def throwaway_database(prefix: str) -> Iterator[str]:
+    """A new PostgreSQL database on the server of `DATABASE_URL` (default: the local one),
+    migrated, with the runtime role; dropped afterwards. Tests and benchmarks use it."""
+    configured = os.environ.get("DATABASE_URL", "")
+    base = make_url(configured if configured.startswith("postgresql") else DEFAULT_PG)
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    # The maintenance database exists on every server, even where `test` does not.
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        # Roles are per server: create it once; a concurrent run may win the race.
+        conn.execute(text(
+            f"DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB "
+            "NOCREATEROLE; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        ))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
 
 PASSWORD = "correct horse battery staple"
 _PASSWORD_HASH = hash_password(PASSWORD)  # argon2 is slow on purpose: hash once

@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from app.db import make_engine, make_sessionmaker, set_scope
-from tests.conftest import APP_ROLE
+from tests.support import APP_ROLE
 
 
 @pytest.fixture
