@@ -12,17 +12,18 @@ import base64
 import hashlib
 import hmac
 import json
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Select, tuple_
+from sqlalchemy import Select, bindparam, tuple_
 from sqlalchemy.orm import Session
 
 from app.errors import Unprocessable
 
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -78,21 +79,20 @@ def paginate(
     cursor: str | None,
     secret: str,
     scope: str,
+    params: dict[str, Any] | None = None,
 ) -> Page:
-    """Run `stmt` for one page ordered by `sort` ("field" or "-field"), ties broken by id."""
-    descending = sort.startswith("-")
+    """Run `stmt` for one page ordered by `sort` ("field" or "-field"), ties broken by id.
+
+    `params` are the values of the named bind parameters of `stmt`, when it is a statement
+    built once and reused (see `galleries.listing`): its page statement is then reused too.
+    """
     column = sortable[sort.lstrip("-")]
-    id_column = model.id  # type: ignore[attr-defined]
+    values = {**(params or {}), "page_size": limit + 1}
     if cursor:
-        raw_value, last_id = decode_cursor(secret, scope, sort, cursor)
-        value = _parse_value(column, raw_value)
-        # A row-value comparison, not `col < v OR (col = v AND id < last)`: PostgreSQL uses
-        # it as an index condition on (..., col, id), so a deep page costs what the first
-        # does; the OR form is only a filter, which scans every row before the cursor.
-        keys, last = tuple_(column, id_column), tuple_(value, last_id)
-        stmt = stmt.where(keys < last if descending else keys > last)
-    order = (column.desc(), id_column.desc()) if descending else (column.asc(), id_column.asc())
-    rows = list(session.scalars(stmt.order_by(*order).limit(limit + 1)))
+        raw_value, values["after_id"] = decode_cursor(secret, scope, sort, cursor)
+        values["after_value"] = _parse_value(column, raw_value)
+    page_stmt = _page_statement(stmt, column, model.id, sort.startswith("-"), bool(cursor))  # type: ignore[attr-defined]
+    rows = list(session.scalars(page_stmt, values))
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -101,6 +101,40 @@ def paginate(
             secret, scope, sort, getattr(last, column.key), last.id
         )
     return Page(rows, next_cursor)
+
+
+_page_statements: WeakKeyDictionary[Select[Any], dict[tuple[Any, ...], Select[Any]]] = (
+    WeakKeyDictionary()
+)
+_page_statements_lock = threading.Lock()
+
+
+def _page_statement(
+    stmt: Select[Any], column: Any, id_column: Any, descending: bool, after: bool
+) -> Select[Any]:
+    """`stmt` ordered, limited and (`after`) past the cursor, all values bound by name.
+
+    Remembered for as long as `stmt` lives: a statement reused across requests then costs
+    SQLAlchemy neither building nor cache-key work (about a third of a page's time)."""
+    key = (column, descending, after)
+    with _page_statements_lock:
+        found = _page_statements.get(stmt, {}).get(key)
+    if found is not None:
+        return found
+    page_stmt = stmt
+    if after:
+        # A row-value comparison, not `col < v OR (col = v AND id < last)`: PostgreSQL uses
+        # it as an index condition on (..., col, id), so a deep page costs what the first
+        # does; the OR form is only a filter, which scans every row before the cursor.
+        keys = tuple_(column, id_column)
+        last = tuple_(bindparam("after_value", type_=column.type),
+                      bindparam("after_id", type_=id_column.type))
+        page_stmt = page_stmt.where(keys < last if descending else keys > last)
+    order = (column.desc(), id_column.desc()) if descending else (column.asc(), id_column.asc())
+    page_stmt = page_stmt.order_by(*order).limit(bindparam("page_size"))
+    with _page_statements_lock:
+        _page_statements.setdefault(stmt, {})[key] = page_stmt
+    return page_stmt
 
 
 def _parse_value(column: Any, raw: Any) -> Any:

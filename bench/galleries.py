@@ -10,8 +10,8 @@ assets. The reader is an organization viewer.
 
 Four lists: the default sort, sort=title, a `q` search, and a page 80,000 rows deep through
 its cursor. For each, three levels:
-- page: the view's list query, `galleries.filtered(scoped(site))` + `authorized()` (the Oso
-  filter, from its warm cache) + `paginate()`, vs. the same page written by hand in SQL and
+- page: the view's list query, `galleries.listing()` around `condition()` (the Oso filter,
+  from its warm cache) + `paginate()`, vs. the same page written by hand in SQL and
   loaded as the same `Gallery` objects (`select(Gallery).from_statement(...)`): the goal is
   <= 1.2x. Also shown: the hand-written SQL read as plain tuples (no ORM at all);
 - page + covers: the same plus the view's one query for the covers' assets (no presigning);
@@ -42,7 +42,7 @@ from sqlalchemy import make_url, select, text  # noqa: E402
 from app import create_app  # noqa: E402
 from app.api.galleries import SORTABLE  # noqa: E402
 from app.auth.keys import KeyRing  # noqa: E402
-from app.authz import authorized  # noqa: E402
+from app.authz import authorized, condition  # noqa: E402
 from app.authz.actors import UserActor  # noqa: E402
 from app.models import Asset, Gallery, Site  # noqa: E402
 from app.pagination import encode_cursor, paginate  # noqa: E402
@@ -167,9 +167,10 @@ def run(app, ids: dict) -> None:
 
     def real_page(s, a: dict) -> list[Gallery]:
         """The view's list query (app/api/galleries.py, Galleries.get)."""
-        stmt = authorized(galleries.filtered(galleries.scoped(site), a), actor, "read", Gallery)
+        stmt, values = galleries.listing(site, a, condition(actor, "read", Gallery))
         return paginate(s, stmt, model=Gallery, sort=a["sort"], sortable=SORTABLE,
-                        limit=a["limit"], cursor=a["cursor"], secret=secret, scope=path).items
+                        limit=a["limit"], cursor=a["cursor"], secret=secret, scope=path,
+                        params=values).items
 
     def real_covers(s, rows: list[Gallery]) -> list[Asset]:
         """The view's cover query (_download_urls), without presigning."""

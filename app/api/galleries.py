@@ -12,7 +12,7 @@ from app import db
 from app.api.assets import storage
 from app.api.helpers import page
 from app.auth.current import actor, user
-from app.authz import authorize, authorized
+from app.authz import authorize, authorized, condition
 from app.models import Asset, Gallery, GalleryItem, Site
 from app.pagination import Page
 from app.services import galleries, tenancy
@@ -92,9 +92,8 @@ class Galleries(MethodView):
         """Galleries of the site: search, filter, sort, keyset pages."""
         site = _site(org_id, site_id)
         authorize(actor(), "read", site)
-        stmt = galleries.filtered(galleries.scoped(site), args)
-        stmt = authorized(stmt, actor(), "read", Gallery)
-        result = page(stmt, Gallery, args, SORTABLE)
+        stmt, values = galleries.listing(site, args, condition(actor(), "read", Gallery))
+        result = page(stmt, Gallery, args, SORTABLE, values)
         return Page(_with_cover_urls(result.items), result.next_cursor)
 
     @blp.arguments(GalleryCreateSchema)

@@ -15,8 +15,12 @@ def settings() -> Any:
     return current_app.extensions["settings"]
 
 
-def page(stmt: Select[Any], model: type, args: dict[str, Any], sortable: dict[str, Any]) -> Page:
-    """One page of `stmt`; cursors are bound to this list (the request path)."""
+def page(
+    stmt: Select[Any], model: type, args: dict[str, Any], sortable: dict[str, Any],
+    values: dict[str, Any] | None = None,
+) -> Page:
+    """One page of `stmt` (with `values` for its named bind parameters); cursors are bound
+    to this list (the request path)."""
     return paginate(
         db.session(),
         stmt,
@@ -27,4 +31,5 @@ def page(stmt: Select[Any], model: type, args: dict[str, Any], sortable: dict[st
         cursor=args["cursor"],
         secret=settings().secret_key,
         scope=request.path,
+        params=values,
     )

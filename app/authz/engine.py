@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from flask import current_app
 from oso import Oso, Relation
-from sqlalchemy import ColumnElement, Select
+from sqlalchemy import ColumnElement, Select, true
 from sqlalchemy.orm import Session
 
 from app.authz.actors import ApiClientActor, IngestClientActor, UserActor
@@ -84,6 +84,8 @@ ACTORS = {UserActor: "User", ApiClientActor: "ApiClient", IngestClientActor: "In
 # Called with each denial: (actor, action, resource, visible); set by the app (audit log).
 DenialHook = Callable[[Any, str, Any, bool], None]
 
+_EVERY_ROW = true()
+
 
 class _LRU:
     def __init__(self, size: int) -> None:
@@ -154,6 +156,11 @@ class AuthzEngine:
             key, lambda: self.oso.authorized_query(actor, action, model).where
         )
 
+    def condition(self, actor: Any, action: str, model: type) -> ColumnElement[bool]:
+        """`filter()`, or TRUE while enforcement is off. The same object for the same grants,
+        so a statement built around it can be cached per grant set (see `galleries.listing`)."""
+        return self.filter(actor, action, model) if self.enforce else _EVERY_ROW
+
     def authorized(self, stmt: S, actor: Any, action: str, model: type) -> S:
         if not self.enforce:
             return stmt
@@ -174,3 +181,7 @@ def authorize(actor: Any, action: str, resource: Any) -> None:
 
 def authorized(stmt: S, actor: Any, action: str, model: type) -> S:
     return engine().authorized(stmt, actor, action, model)
+
+
+def condition(actor: Any, action: str, model: type) -> ColumnElement[bool]:
+    return engine().condition(actor, action, model)

@@ -12,8 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
+from app.authz import condition
+from app.authz.actors import UserActor
 from app.db import utcnow
 from app.models import Gallery
+from app.services import galleries
 from tests.api.gallery_helpers import (
     StatementCounter,
     create_gallery,
@@ -402,3 +405,38 @@ def test_list_costs_the_same_statements_for_1_or_20_galleries(app, client, world
         assert len([s for s in statements if "FROM assets" in s]) == 1, statements
         counts.append(counter.count)
     assert counts[0] == counts[1], counts
+
+
+# -- the reused list statement ------------------------------------------------------------------
+
+
+def test_the_reused_list_statement_carries_no_request_s_values(app, client, world, tenant):
+    """The list statement is built once per shape (filters used, reader's grants) and reused
+    with each request's values: interleaved lists of two sites and two organizations by one
+    reader (one shape, one statement) each show their own rows, filters and pages."""
+    admin = tenant["org_admin"]
+    other = Tenant(tenant.org, world.site(tenant.org, "Other"), tenant.people)
+    foreign = world.tenant("Elsewhere")
+    world.grant_org(admin, foreign.org, "viewer")
+    lists = {"a": tenant, "b": other, "f": foreign}
+    for prefix, owner in lists.items():
+        for n in range(3):
+            new_gallery(world, owner.site, owner["member"], title=f"{prefix}-{n}",
+                        created_at=at(n))
+    for _ in range(2):
+        for prefix, owner in lists.items():
+            titles = [g["title"] for g in items(client, galleries_path(owner), admin, limit=2)]
+            assert titles == [f"{prefix}-2", f"{prefix}-1", f"{prefix}-0"]
+            found = items(client, galleries_path(owner), admin, q=f"{prefix}-1")
+            assert [g["title"] for g in found] == [f"{prefix}-1"]
+
+    reader = UserActor(admin.id, org_roles={tenant.org.id: "org_admin", foreign.org.id: "viewer"})
+    stranger = UserActor(uuid.uuid4(), org_roles={foreign.org.id: "member"})
+    with app.app_context():
+        read = condition(reader, "read", Gallery)
+        args = {"q": "x", "created_by": None, "has_items": False}
+        shapes = [galleries.listing(owner.site, args, read)[0] for owner in lists.values()]
+        assert shapes[0] is shapes[1] is shapes[2]
+        assert galleries.listing(tenant.site, {}, read)[0] is not shapes[0]
+        assert galleries.listing(
+            foreign.site, args, condition(stranger, "read", Gallery))[0] is not shapes[2]
