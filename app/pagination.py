@@ -25,7 +25,6 @@ from sqlalchemy.orm import Session
 from app.errors import Unprocessable
 
 
-
 @dataclass(frozen=True)
 class Page:
     items: list[Any]
