@@ -17,6 +17,11 @@ class Principal:
     org_roles: Mapping[uuid.UUID, str] = field(default_factory=dict)
     site_roles: Mapping[uuid.UUID, str] = field(default_factory=dict)
     site_orgs: Mapping[uuid.UUID, uuid.UUID] = field(default_factory=dict)
+    # Polar's answers about resources decided by their ids alone (AuthzEngine.is_allowed),
+    # kept as long as this actor: its grants never change.
+    decisions: dict[tuple[object, ...], bool] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     kind = "principal"
 

@@ -79,6 +79,14 @@ RESOURCES: dict[type, dict[str, Any]] = {
     },
     Event: {"site": Relation("one", "Site", "site_id", "id")},
 }
+# Resources on which the policies read nothing but these ids (their own, and those their
+# relations follow): a decision about one is memoized on the actor asking (Principal).
+DECIDED_BY_IDS: dict[type, Callable[[Any], tuple[Any, ...]]] = {
+    Organization: lambda org: (org.id,),
+    Site: lambda site: (site.id, site.org_id),
+}
+MEMOIZED_DECISIONS = 1024  # per actor; a cached actor is rebuilt when its grants change
+
 ACTORS = {UserActor: "User", ApiClientActor: "ApiClient", IngestClientActor: "IngestClient"}
 
 # Called with each denial: (actor, action, resource, visible); set by the app (audit log).
@@ -133,7 +141,16 @@ class AuthzEngine:
         self.enforce = True
 
     def is_allowed(self, actor: Any, action: str, resource: Any) -> bool:
-        return bool(self.oso.is_allowed(actor, action, resource))
+        ids = DECIDED_BY_IDS.get(type(resource))
+        if ids is None:
+            return bool(self.oso.is_allowed(actor, action, resource))
+        key = (action, type(resource), *ids(resource))
+        decided = actor.decisions.get(key)
+        if decided is None:
+            decided = bool(self.oso.is_allowed(actor, action, resource))
+            if len(actor.decisions) < MEMOIZED_DECISIONS:
+                actor.decisions[key] = decided
+        return decided
 
     def deny(self, actor: Any, action: str, resource: Any, visible: bool = False) -> None:
         """Record a denial (the audit log) without raising."""
