@@ -42,27 +42,32 @@ def properties_problem(encoded: bytes) -> str | None:
 
 
 def shape_problem(value: object, depth: int = 1) -> tuple[str | None, int]:
-    """(why the nesting is refused or None, number of keys at all depths)."""
-    if isinstance(value, list):
+    """(why the nesting is refused or None, number of keys at all depths).
+
+    Only containers are descended into: most values are scalars, and this runs for every
+    event ingested."""
+    if type(value) is list:
         total = 0
         for element in value:
-            problem, count = shape_problem(element, depth)
-            if problem:
-                return problem, 0
-            total += count
+            if type(element) is dict or type(element) is list:
+                problem, count = shape_problem(element, depth)
+                if problem:
+                    return problem, 0
+                total += count
         return None, total
-    if not isinstance(value, dict):
+    if type(value) is not dict:
         return None, 0
     if depth > MAX_PROPERTY_DEPTH:
         return f"Nested deeper than {MAX_PROPERTY_DEPTH} levels.", 0
-    total = 0
+    total = len(value)
     for key, item in value.items():
         if len(key) > MAX_PROPERTY_KEY_LENGTH:
             return f"Keys are at most {MAX_PROPERTY_KEY_LENGTH} characters.", 0
-        problem, count = shape_problem(item, depth + 1)
-        if problem:
-            return problem, 0
-        total += 1 + count
+        if type(item) is dict or type(item) is list:
+            problem, count = shape_problem(item, depth + 1)
+            if problem:
+                return problem, 0
+            total += count
     if depth == 1 and total > MAX_PROPERTY_KEYS:
         return f"At most {MAX_PROPERTY_KEYS} keys in all.", 0
     return None, total
