@@ -3,12 +3,16 @@
 One run, one throwaway database:
 
 1. seed an organization, a site and an ingest key;
-2. start gunicorn (gunicorn.conf.py, `wsgi:app`) on a free loopback port, and drive it
-   from client processes that POST pre-built 100-event batches over HTTP/1.1 (http.client,
-   keep-alive when the worker class allows it) for a fixed time: events/s end to end;
-3. the raw limit: the same batches written straight to PostgreSQL with COPY (one
-   transaction per batch, no HTTP, no validation) by as many processes as gunicorn has
-   workers: events/s;
+2. start gunicorn (gunicorn.conf.py, `wsgi:app`) on a free loopback port, rate limits in
+   Redis as in production (memory:// when no Redis answers);
+3. in each of `--rounds` rounds, two phases of `--duration` seconds, alternated so that
+   drift on a shared machine hits both:
+   - end to end: client processes POST pre-built 100-event batches over HTTP/1.1
+     (http.client, keep-alive when the worker class allows it): events/s;
+   - the raw limit: the same batches written straight to PostgreSQL with COPY (one
+     transaction per batch, no HTTP, no validation) by as many processes as gunicorn has
+     workers: events/s;
+   the figures are the medians over the rounds, the ratio the median of each round's;
 4. where the time goes: CPU per request in the gunicorn workers, PostgreSQL and the
    clients during the HTTP phase, then an in-process breakdown of one request and a
    cProfile of the same request.
@@ -17,7 +21,7 @@ Every event id is unique (the 8 leading hex digits are rewritten per request), s
 event is a real insert. The rate limiter stays on with a budget too large to bite.
 Cleanup (gunicorn, clients, the database) runs even when a step fails.
 
-    .venv/bin/python bench/ingest.py [--duration 12] [--workers 2] [--clients 3]
+    .venv/bin/python bench/ingest.py [--duration 6] [--rounds 3] [--workers 2] [--clients 3]
                                      [--worker-class sync|gthread] [--threads 1]
 """
 
@@ -331,8 +335,17 @@ def app_env(owner_url: str, url: str, instance: str, jwt_keys: str, port: int,
         "LOG_LEVEL": "WARNING",  # one access line per request would be measured too
         "S3_CREATE_BUCKET": "0",
         "INGEST_RATE_LIMIT": "1000000000 per minute",  # the limiter runs; it never bites
+        "RATELIMIT_STORAGE_URI": args.ratelimit_storage,
         "PYTHONPATH": str(ROOT),
     }
+
+
+def default_limiter_storage() -> str:
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()
+    except OSError:
+        return "memory://"
+    return "redis://127.0.0.1:6379/15"
 
 
 def start_gunicorn(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
@@ -536,13 +549,107 @@ def in_process(owner_url: str, url: str, instance: str, jwt_keys: str, org_id: u
     engine.dispose()
 
 
+# -- the two phases -----------------------------------------------------------------------------
+
+
+def http_phase(number: int, port: int, bodies: list[bytes], headers: dict[str, str],
+               owner_url: str, gunicorn: subprocess.Popen[bytes], args: Any) -> dict[str, Any]:
+    """Clients POST batches through gunicorn; every accepted event must be stored once."""
+    workers = children(gunicorn.pid)
+    _, background = postgres_pids(owner_url)
+    bg_before = {p: cpu_seconds(p) for p in background}
+    backends_before, _ = postgres_pids(owner_url)
+    be_before = {p: cpu_seconds(p) for p in backends_before}
+    gu_before = {p: cpu_seconds(p) for p in workers}
+    stored_before = count_events(owner_url)
+    first = 0x10 * (number + 1)  # event ids unique across rounds (see stamp)
+    results, _, _ = run_processes(
+        http_client, [(first + i, port, bodies, headers) for i in range(args.clients)],
+        start_in=1.0, warmup=args.warmup, duration=args.duration,
+    )
+    backends, _ = postgres_pids(owner_url)
+    pg_cpu = sum(cpu_seconds(p) - be_before.get(p, 0.0) for p in backends) + sum(
+        cpu_seconds(p) - before for p, before in bg_before.items())
+    requests = sum(r["requests"] for r in results)
+    # CPU is read over warm-up + window: divide by the requests of both.
+    all_requests = requests + sum(r["warm_requests"] for r in results)
+    accepted = sum(r["accepted"] for r in results)
+    return {
+        "rate": accepted / args.duration,
+        "requests": requests,
+        "all_requests": all_requests,
+        "statuses": sum((Counter(r["statuses"]) for r in results), Counter()),
+        "reconnects": sum(r["reconnects"] for r in results),
+        "latencies": [x for r in results for x in r["latencies"]],
+        "sent": accepted + sum(r["warm_accepted"] for r in results),
+        "stored": count_events(owner_url) - stored_before,
+        "workers_cpu": sum(cpu_seconds(p) - gu_before[p] for p in workers),
+        "pg_cpu": pg_cpu,
+        "clients_cpu": sum(r["cpu"] for r in results),
+    }
+
+
+def raw_phase(number: int, owner_url: str, rows: list[bytes], args: Any) -> dict[str, Any]:
+    first = 0x80 + 0x10 * number  # event ids unique across rounds and apart from HTTP's
+    results, _, _ = run_processes(
+        copy_writer, [(first + i, libpq(owner_url), rows) for i in range(args.workers)],
+        start_in=0.5, warmup=args.warmup, duration=args.duration,
+    )
+    return {
+        "rate": sum(r["written"] for r in results) / args.duration,
+        "batches": sum(r["batches"] for r in results),
+        "pg_cpu": sum(r["pg_cpu"] for r in results),
+        "writers_cpu": sum(r["cpu"] for r in results),
+    }
+
+
+def report(rounds: list[tuple[dict[str, Any] | None, dict[str, Any]]], args: Any) -> None:
+    raws = [raw for _, raw in rounds]
+    raw_rate = statistics.median(r["rate"] for r in raws)
+    batches = sum(r["batches"] for r in raws)
+    raw_pg = sum(r["pg_cpu"] for r in raws) / batches * 1e3
+    raw_own = sum(r["writers_cpu"] for r in raws) / batches * 1e3
+    https = [http for http, _ in rounds if http is not None]
+    print(f"\nraw (median of {len(raws)} rounds): {raw_rate:,.0f} events/s; CPU per batch: "
+          f"PostgreSQL {raw_pg:.2f} ms, writers {raw_own:.2f} ms")
+    if not https:
+        return
+    http_rate = statistics.median(h["rate"] for h in https)
+    requests = sum(h["all_requests"] for h in https)
+    workers, pg, clients = (sum(h[k] for h in https) / requests * 1e3
+                            for k in ("workers_cpu", "pg_cpu", "clients_cpu"))
+    latencies = sorted(x for h in https for x in h["latencies"])
+    statuses = sum((h["statuses"] for h in https), Counter())
+    stored, sent = sum(h["stored"] for h in https), sum(h["sent"] for h in https)
+    print(f"end to end (median of {len(https)} rounds): {http_rate:,.0f} events/s; "
+          f"{sum(h['requests'] for h in https):,} requests, statuses {dict(statuses)}, "
+          f"reconnects {sum(h['reconnects'] for h in https)}")
+    print(f"  latency p50 {latencies[len(latencies) // 2] * 1e3:.1f} ms, "
+          f"p99 {latencies[int(len(latencies) * 0.99)] * 1e3:.1f} ms")
+    print(f"  stored rows {stored:,} == accepted {sent:,}: {stored == sent}")
+    print(f"  CPU per request: gunicorn workers {workers:.2f} ms, PostgreSQL {pg:.2f} ms, "
+          f"clients {clients:.2f} ms")
+    ratios = sorted(h["rate"] / r["rate"] for h, r in rounds if h is not None)
+    print(f"\nend to end / raw = {statistics.median(ratios):.0%} (per round: "
+          f"{', '.join(f'{x:.0%}' for x in ratios)}; goal: >= 100,000 events/s and >= 70%)")
+    cores = os.cpu_count() or 1
+    e2e_cpu, raw_cpu = workers + pg + clients, raw_pg + raw_own
+    print(f"CPU per {BATCH} events: end to end {e2e_cpu:.2f} ms, raw {raw_cpu:.2f} ms; on "
+          f"{cores} idle cores that caps end to end at {cores * 1e3 / e2e_cpu * BATCH:,.0f} "
+          f"events/s and raw at {cores * 1e3 / raw_cpu * BATCH:,.0f} events/s (ratio "
+          f"{raw_cpu / e2e_cpu:.0%}; load average now {os.getloadavg()[0]:.1f})")
+
+
 # -- main ---------------------------------------------------------------------------------------
 
 
 def main() -> None:
     global BATCH
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=float, default=12.0)
+    parser.add_argument("--duration", type=float, default=6.0, help="seconds per phase")
+    parser.add_argument("--rounds", type=int, default=3, choices=range(1, 7))
+    parser.add_argument("--ratelimit-storage", default=default_limiter_storage(),
+                        help="default: Redis (production's storage) when it answers")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--clients", type=int, default=3)
@@ -569,85 +676,37 @@ def main() -> None:
             org_id, site_id, secret = seed(owner_url)
             jwt_keys = json.dumps({"keys": [KeyRing.generate_key()]})
             headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
-            http_rate = None
+            rows = [copy_rows(b, org_id, site_id) for b in batches]
+            port = free_port()
             if not args.skip_http:
-                port = free_port()
                 env = app_env(owner_url, url, instance, jwt_keys, port, args)
                 gunicorn = start_gunicorn(env, port)
-                workers = children(gunicorn.pid)
                 floor, _, _ = run_processes(
                     http_client, [(i, port, [], {}) for i in range(args.clients)],
                     start_in=0.5, warmup=1.0, duration=args.floor_seconds,
                 )
-                floor_rate = sum(r["requests"] for r in floor) / args.floor_seconds
-                _, background = postgres_pids(owner_url)
-                bg_before = {p: cpu_seconds(p) for p in background}
-                gu_before = {p: cpu_seconds(p) for p in workers}
-                results, _, _ = run_processes(
-                    http_client, [(i, port, bodies, headers) for i in range(args.clients)],
-                    start_in=1.0, warmup=args.warmup, duration=args.duration,
-                )
-                # CPU over warm-up + window (the app's connections open during warm-up);
-                # requests are scaled to the same span for the ratio.
-                backends, _ = postgres_pids(owner_url)
-                pg_cpu = sum(map(cpu_seconds, backends)) + sum(
-                    cpu_seconds(p) - before for p, before in bg_before.items())
-                gu_cpu = sum(cpu_seconds(p) - gu_before[p] for p in workers)
-                stop(gunicorn)
-                gunicorn = None
-                accepted = sum(r["accepted"] for r in results)
-                requests = sum(r["requests"] for r in results)
-                statuses = sum((Counter(r["statuses"]) for r in results), Counter())
-                latencies = sorted(x for r in results for x in r["latencies"])
-                stored = count_events(owner_url)
-                sent_total = accepted + sum(r["warm_accepted"] for r in results)
-                http_rate = accepted / args.duration
-                # CPU was read over warm-up + window: divide by the requests of both.
-                all_requests = requests + sum(r["warm_requests"] for r in results)
                 print(f"\nHTTP: gunicorn {args.workers} x {args.worker_class} worker(s)"
                       f"{f' x {args.threads} threads' if args.threads > 1 else ''}, "
-                      f"{args.clients} client processes, app connects as {role}, "
-                      f"LOG_LEVEL=WARNING")
-                print(f"  {requests:,} requests in {args.duration:.0f} s, statuses "
-                      f"{dict(statuses)}, reconnects {sum(r['reconnects'] for r in results)}")
-                print(f"  latency p50 {latencies[len(latencies) // 2] * 1e3:.1f} ms, "
-                      f"p99 {latencies[int(len(latencies) * 0.99)] * 1e3:.1f} ms")
-                print(f"  stored rows {stored:,} == accepted {sent_total:,}: "
-                      f"{stored == sent_total}")
-                client_cpu = sum(r["cpu"] for r in results)
-                http_cpu_ms = (gu_cpu + pg_cpu + client_cpu) / all_requests * 1e3
-                print(f"  CPU per request: gunicorn workers {gu_cpu / all_requests * 1e3:.2f} ms,"
-                      f" PostgreSQL {pg_cpu / all_requests * 1e3:.2f} ms, clients "
-                      f"{client_cpu / all_requests * 1e3:.2f} ms")
+                      f"{args.clients} client processes, app connects as {role}, rate limits "
+                      f"in {env['RATELIMIT_STORAGE_URI']}, LOG_LEVEL=WARNING")
+                floor_rate = sum(r["requests"] for r in floor) / args.floor_seconds
                 print(f"  floor: GET /healthz (public, no database) at {floor_rate:,.0f} "
                       f"requests/s: {floor_rate * BATCH:,.0f} events/s if each carried {BATCH}")
-                print(f"  end to end: {http_rate:,.0f} events/s")
-                truncate_events(owner_url)
-
-            rows = [copy_rows(b, org_id, site_id) for b in batches]
-            results, _, _ = run_processes(
-                copy_writer, [(i, libpq(owner_url), rows) for i in range(args.workers)],
-                start_in=0.5, warmup=args.warmup, duration=args.duration,
-            )
-            raw_rate = sum(r["written"] for r in results) / args.duration
-            batches_written = sum(r["batches"] for r in results)
-            raw_pg = sum(r["pg_cpu"] for r in results) / batches_written * 1e3
-            raw_own = sum(r["cpu"] for r in results) / batches_written * 1e3
-            print(f"\nraw: COPY by {args.workers} processes, one transaction per batch of "
-                  f"{BATCH}: {raw_rate:,.0f} events/s")
-            print(f"  CPU per batch: PostgreSQL {raw_pg:.2f} ms, writers {raw_own:.2f} ms")
-            if http_rate is not None:
-                print(f"\nend to end / raw = {http_rate / raw_rate:.0%}  "
-                      f"(goal: >= 100,000 events/s and >= 70%)")
-                cores = os.cpu_count() or 1
-                e2e_cpu = http_cpu_ms
-                raw_cpu = raw_pg + raw_own
-                print(f"CPU per {BATCH} events: end to end {e2e_cpu:.2f} ms, raw {raw_cpu:.2f} ms;"
-                      f" on {cores} idle cores that caps end to end at "
-                      f"{cores * 1e3 / e2e_cpu * BATCH:,.0f} events/s and raw at "
-                      f"{cores * 1e3 / raw_cpu * BATCH:,.0f} events/s "
-                      f"(ratio {raw_cpu / e2e_cpu:.0%}; measured under a load average of "
-                      f"{os.getloadavg()[0]:.1f})")
+            print(f"raw: COPY by {args.workers} processes as the tables' owner, one transaction "
+                  f"per batch of {BATCH}, no HTTP, no validation")
+            # Rounds alternate the two phases, so that drift on a shared machine hits both.
+            rounds = []
+            for number in range(args.rounds):
+                http = None if args.skip_http else http_phase(
+                    number, port, bodies, headers, owner_url, gunicorn, args)
+                raw = raw_phase(number, owner_url, rows, args)
+                rounds.append((http, raw))
+                ratio = f", ratio {http['rate'] / raw['rate']:.0%}" if http else ""
+                e2e = f"end to end {http['rate']:,.0f} events/s, " if http else ""
+                print(f"  round {number + 1}: {e2e}raw {raw['rate']:,.0f} events/s{ratio}")
+            stop(gunicorn)
+            gunicorn = None
+            report(rounds, args)
             truncate_events(owner_url)
             if args.profile_rounds > 0:
                 in_process(owner_url, url, instance, jwt_keys, org_id, site_id, secret, batches,
