@@ -1,7 +1,8 @@
 """Settings read from the environment, with defaults that are safe for local use only.
 
 `APP_ENV=production` turns the defaults into errors: the app refuses to start with the
-development secret key, without signing keys, or on the embedded SQLite database.
+development secret key, without signing keys, on the embedded SQLite database, or with
+rate limits counted per process.
 """
 
 from __future__ import annotations
@@ -182,6 +183,10 @@ class Settings:
             raise ConfigError("JWT_KEYS or JWT_KEYS_FILE must provide the signing keys")
         if self.database_url.startswith("sqlite"):
             raise ConfigError("DATABASE_URL must point at PostgreSQL in production")
+        if self.ratelimit_enabled and self.ratelimit_storage_uri.startswith("memory://"):
+            # Each worker would count on its own: every limit multiplied by the workers.
+            raise ConfigError("RATELIMIT_STORAGE_URI must name storage the workers share "
+                              "(redis://...) in production")
         if "none" in {a.lower() for a in self.jwt_algorithms} or any(
             a.startswith("HS") for a in self.jwt_algorithms
         ):

@@ -13,6 +13,7 @@ PRODUCTION = {
     "secret_key": "s" * 40,
     "database_url": "postgresql+psycopg://app@db.internal/api",
     "jwt_keys": {"keys": [KeyRing.generate_key()]},
+    "ratelimit_storage_uri": "redis://cache.internal:6379",
 }
 
 
@@ -29,6 +30,7 @@ def test_a_complete_production_configuration_passes():
         ({"database_url": "sqlite:///prod.db"}, "DATABASE_URL"),
         ({"jwt_algorithms": ("HS256",)}, "JWT_ALGORITHMS"),
         ({"jwt_algorithms": ("none",)}, "JWT_ALGORITHMS"),
+        ({"ratelimit_storage_uri": "memory://"}, "RATELIMIT_STORAGE_URI"),
     ],
 )
 def test_production_refuses_development_defaults(override, complaint):
