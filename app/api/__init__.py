@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import flask_smorest
 import orjson
 from flask import Flask, Response, g, request, send_from_directory
 from flask_smorest import Api as SmorestApi
-from flask_smorest import Blueprint
+from flask_smorest.exceptions import NotModified
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.http import quote_etag
 
 from app import db, errors
 from app.auth.current import authenticate
@@ -54,9 +56,19 @@ class ArgumentsParser(FlaskParser):
         return orjson.loads(req.get_data(cache=True).decode())  # UnicodeDecodeError: a 400 too
 
 
-# Set before the blueprints are imported (in init_app): `@blp.arguments` binds the parser of
-# the moment it decorates.
-Blueprint.ARGUMENTS_PARSER = ArgumentsParser()
+class Blueprint(flask_smorest.Blueprint):
+    """Every blueprint of the API: flask-smorest's, reading arguments with ArgumentsParser,
+    and answering 304 with the ETag it matched (RFC 9110 15.4.5 requires it; flask-smorest's
+    NotModified carries none)."""
+
+    ARGUMENTS_PARSER = ArgumentsParser()
+
+    def _check_not_modified(self, etag: str) -> None:
+        try:
+            super()._check_not_modified(etag)
+        except NotModified as exc:
+            exc.data = {"headers": {"ETag": quote_etag(etag)}}  # see errors.handle_http_exception
+            raise
 
 
 class Api(SmorestApi):

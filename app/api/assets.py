@@ -7,9 +7,9 @@ from typing import Any
 
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from app import db
+from app.api import Blueprint
 from app.api.helpers import page, settings
 from app.auth.current import actor, user
 from app.authz import authorize, authorized

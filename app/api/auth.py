@@ -8,10 +8,9 @@ from typing import Any
 
 from flask import current_app, g, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from app import db
-from app.api import public
+from app.api import Blueprint, public
 from app.api.helpers import page, settings
 from app.auth.current import tokens, user
 from app.errors import NotFound, Unauthorized

@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 from flask import Response, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy.exc import OperationalError
 
 from app import db
+from app.api import Blueprint
 from app.api.helpers import page, settings
 from app.auth.current import accepts_ingest_keys, actor
 from app.authz import authorize, authorized

@@ -6,9 +6,9 @@ import uuid
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from app import db
+from app.api import Blueprint
 from app.api.assets import storage
 from app.api.helpers import page
 from app.auth.current import actor, user

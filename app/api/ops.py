@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from sqlalchemy import text
 
 from app import db
-from app.api import public
+from app.api import Blueprint, public
 from app.errors import ApiError
 
 blp = Blueprint("ops", __name__, description="Health checks")

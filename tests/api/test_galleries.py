@@ -500,6 +500,7 @@ def test_if_none_match_answers_304_until_the_gallery_changes(client, gt):
     tag = etag(client, path, viewer)
     response = client.get(path, headers={**viewer.headers, "If-None-Match": tag})
     assert response.status_code == 304 and response.get_data() == b""
+    assert response.headers["ETag"] == tag
     patch_gallery(client, gt, gt.gallery, gt["member"], title="Changed")
     response = client.get(path, headers={**viewer.headers, "If-None-Match": tag})
     assert response.status_code == 200 and response.get_json()["title"] == "Changed"
