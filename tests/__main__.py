@@ -1,40 +1,57 @@
 """The project's test command: `python -m tests` (what README and .ci/run call).
 
 1. ruff over the code,
-2. the whole suite against PostgreSQL (a throwaway database per run),
-3. the portable part again against SQLite, the embedded default.
+2. then, side by side (one per core): the whole suite against PostgreSQL (a throwaway
+   database per run), and the portable part again against SQLite, the embedded default.
+   Each run's output is printed whole when it ends.
 Extra arguments go to both pytest runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run(title: str, argv: list[str], **env: str) -> int:
-    print(f"\n=== {title} ===", flush=True)
-    started = time.monotonic()
-    code = subprocess.call(argv, cwd=ROOT, env={**os.environ, **env})
-    outcome = "ok" if code == 0 else f"exit {code}"
-    print(f"=== {title}: {outcome} in {time.monotonic() - started:.0f}s", flush=True)
-    return code
-
-
 def main() -> int:
     extra = sys.argv[1:]
     python = sys.executable
-    codes = [
-        run("ruff", [python, "-m", "ruff", "check", "--quiet", "."]),
-        run("pytest on SQLite (portable part)",
-            [python, "-m", "pytest", "-m", "portable", *extra], TEST_DATABASE_URL="sqlite"),
-        run("pytest on PostgreSQL (whole suite)", [python, "-m", "pytest", *extra]),
+    runs = [
+        ("ruff", [python, "-m", "ruff", "check", "--quiet", "."], {}),
+        ("pytest on PostgreSQL (whole suite)", [python, "-m", "pytest", *extra], {}),
+        ("pytest on SQLite (portable part)", [python, "-m", "pytest", "-m", "portable", *extra],
+         {"TEST_DATABASE_URL": "sqlite"}),
     ]
+    codes = []
+    with contextlib.ExitStack() as stack:
+        started = []
+        for title, argv, env in runs:
+            output = stack.enter_context(tempfile.TemporaryFile())
+            process = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **env},
+                                       stdout=output, stderr=subprocess.STDOUT)
+            started.append((title, process, output, time.monotonic()))
+        ended: dict[str, float] = {}
+        while len(ended) < len(started):
+            for title, process, _, _ in started:
+                if title not in ended and process.poll() is not None:
+                    ended[title] = time.monotonic()
+            time.sleep(0.1)
+        for title, process, output, began in started:
+            code = process.wait()
+            took = ended[title] - began
+            output.seek(0)
+            print(f"\n=== {title} ===", flush=True)
+            sys.stdout.buffer.write(output.read())
+            print(f"=== {title}: {'ok' if code == 0 else f'exit {code}'} in {took:.0f}s",
+                  flush=True)
+            codes.append(code)
     return next((code for code in codes if code), 0)
 
 
