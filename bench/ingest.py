@@ -21,7 +21,7 @@ Every event id is unique (the 8 leading hex digits are rewritten per request), s
 event is a real insert. The rate limiter stays on with a budget too large to bite.
 Cleanup (gunicorn, clients, the database) runs even when a step fails.
 
-    .venv/bin/python bench/ingest.py [--duration 6] [--rounds 3] [--workers 2] [--clients 3]
+    .venv/bin/python bench/ingest.py [--duration 6] [--rounds 3] [--workers 4] [--clients 6]
                                      [--worker-class sync|gthread] [--threads 1]
 """
 
@@ -651,8 +651,10 @@ def main() -> None:
     parser.add_argument("--ratelimit-storage", default=default_limiter_storage(),
                         help="default: Redis (production's storage) when it answers")
     parser.add_argument("--warmup", type=float, default=2.0)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--clients", type=int, default=3)
+    cores = os.cpu_count() or 1
+    parser.add_argument("--workers", type=int, default=2 * cores,
+                        help="gunicorn workers (default: gunicorn.conf.py's, 2 per core)")
+    parser.add_argument("--clients", type=int, default=2 * cores + 2)
     parser.add_argument("--worker-class", default="sync")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--profile-rounds", type=int, default=300)
