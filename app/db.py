@@ -104,15 +104,15 @@ def set_scope(
         _apply_scope(session, session.connection())
 
 
+# Built once: SQLAlchemy then memoizes its cache key, as it runs in every transaction.
+_SET_SCOPE = text(
+    "SELECT set_config('app.org_id', :org_id, true), set_config('app.user_id', :user_id, true)"
+)
+
+
 def _apply_scope(session: Session, connection: Connection) -> None:
     values = {key: str(session.info.get(key) or "") for key in SCOPE}
-    connection.execute(
-        text(
-            "SELECT set_config('app.org_id', :org_id, true), "
-            "set_config('app.user_id', :user_id, true)"
-        ),
-        values,
-    )
+    connection.execute(_SET_SCOPE, values)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
