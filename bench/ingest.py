@@ -556,9 +556,8 @@ def http_phase(number: int, port: int, bodies: list[bytes], headers: dict[str, s
                owner_url: str, gunicorn: subprocess.Popen[bytes], args: Any) -> dict[str, Any]:
     """Clients POST batches through gunicorn; every accepted event must be stored once."""
     workers = children(gunicorn.pid)
-    _, background = postgres_pids(owner_url)
+    backends_before, background = postgres_pids(owner_url)
     bg_before = {p: cpu_seconds(p) for p in background}
-    backends_before, _ = postgres_pids(owner_url)
     be_before = {p: cpu_seconds(p) for p in backends_before}
     gu_before = {p: cpu_seconds(p) for p in workers}
     stored_before = count_events(owner_url)

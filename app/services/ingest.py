@@ -127,7 +127,7 @@ def validate(event: Any, now: datetime) -> tuple[tuple[Any, ...] | None, dict[st
         errors["distinct_id"] = ["NUL characters are not allowed."]
 
     properties = event.get("properties", _NO_PROPERTIES)
-    encoded = b"{}"
+    encoded = _NO_PROPERTIES_JSON
     if type(properties) is not dict:
         errors["properties"] = [NOT_NULL if properties is None else INVALID.format("mapping type")]
     elif properties:
@@ -148,6 +148,7 @@ _NAME_MATCH = spec.NAME.fullmatch
 _MAX_FUTURE = timedelta(seconds=spec.MAX_FUTURE_SECONDS)
 _MAX_AGE = timedelta(days=spec.MAX_AGE_DAYS)
 _NO_PROPERTIES: dict[str, Any] = {}
+_NO_PROPERTIES_JSON = spec.properties_json(_NO_PROPERTIES)
 
 
 def _type_problem(event: dict[str, Any], field: str, expected: str) -> str | None:
