@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, g
+from flask import Flask, Response, g, request
 from sqlalchemy import make_url
 
 from app import db, errors, observability
@@ -14,6 +14,7 @@ from app.auth.keys import KeyStore
 from app.auth.tokens import TokenService
 from app.authz import AuthzEngine
 from app.config import Settings
+from app.ratelimit import consume
 from app.services import audit
 from app.storage import Storage
 
@@ -81,15 +82,30 @@ def _init_storage(app: Flask, settings: Settings) -> None:
 
 
 def _init_authz(app: Flask, settings: Settings) -> None:
+    """The policy engine, with every refusal going to the audit log (written by
+    _write_denials, after the request's own transaction)."""
     engine = AuthzEngine(settings.policy_dir, session=db.session)
 
-    def record(actor: Any, action: str, resource: Any, visible: bool) -> None:
+    def record(actor: Any, action: str, resource: Any, visible: bool, probe: bool) -> None:
+        if probe and consume(settings.audit_probe_limit, "audit-probes", str(actor.id), 1):
+            return  # this actor's probes fill no more of the log this minute
         g.setdefault("denials", []).append(
             audit.denial(actor, action, resource, g.get("request_id"))
         )
 
     engine.on_denial = record
     app.extensions["authz"] = engine
+
+    @app.errorhandler(errors.NotFound)
+    def _not_found(exc: errors.NotFound) -> Response:
+        """A lookup by a path id found nothing: a refusal too (another tenant's id looks
+        exactly like one that exists nowhere), unless the policy already recorded one."""
+        actor = g.get("actor")
+        if exc.missing is not None and actor is not None and not g.get("denials"):
+            g.setdefault("denials", []).append(audit.refusal(
+                actor, exc.missing, request.method, str(request.url_rule), g.get("request_id")
+            ))
+        return errors.render(exc)
 
 
 def _init_unit_of_work(app: Flask) -> None:

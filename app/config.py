@@ -94,6 +94,9 @@ class Settings:
     ratelimit_enabled: bool = True
     ratelimit_per_ip: str = "30 per minute"
     ratelimit_per_account: str = "10 per minute"
+    # Denials about organizations an actor holds nothing in, recorded per actor: beyond
+    # this, probing ids fills no more of the audit log.
+    audit_probe_limit: str = "30 per minute"
 
     page_default_limit: int = 20
     page_max_limit: int = 100
@@ -160,6 +163,7 @@ class Settings:
             ratelimit_enabled=_env("RATELIMIT_ENABLED", "1") not in ("0", "false", "no"),
             ratelimit_per_ip=_env("RATELIMIT_PER_IP", cls.ratelimit_per_ip),
             ratelimit_per_account=_env("RATELIMIT_PER_ACCOUNT", cls.ratelimit_per_account),
+            audit_probe_limit=_env("AUDIT_PROBE_LIMIT", cls.audit_probe_limit),
             page_default_limit=_env_int("PAGE_DEFAULT_LIMIT", 20),
             page_max_limit=_env_int("PAGE_MAX_LIMIT", 100),
             max_content_length=_env_int("MAX_CONTENT_LENGTH", 1024 * 1024),

@@ -6,14 +6,11 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 from flask import Flask, current_app, g
 from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
-
-from app.errors import NotFound
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -162,14 +159,6 @@ def owner_session() -> Iterator[Session]:
     """An owner session (see owner_sessionmaker) in one transaction, committed on success."""
     with owner_sessionmaker(current_app._get_current_object())() as s, s.begin():  # type: ignore[attr-defined]
         yield s
-
-
-def one_or_404(session: Session, stmt: Any) -> Any:
-    """The one row `stmt` selects, or 404: what is missing and what is hidden look alike."""
-    row = session.scalar(stmt)
-    if row is None:
-        raise NotFound()
-    return row
 
 
 def engine() -> Engine:

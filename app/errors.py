@@ -8,6 +8,8 @@ and anything unexpected, which becomes an opaque 500 and is logged with its stac
 from __future__ import annotations
 
 import logging
+import uuid
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -63,11 +65,25 @@ class Forbidden(ApiError):
     status = 403
 
 
+@dataclass(frozen=True)
+class Missing:
+    """What a lookup by id did not find: the audit log records the refusal (an id of
+    another tenant looks exactly like one that exists nowhere)."""
+
+    resource_type: str
+    resource_id: object
+    org_id: uuid.UUID | None
+
+
 class NotFound(ApiError):
     status = 404
 
-    def __init__(self, detail: str = "The resource does not exist.", **kw: Any) -> None:
+    def __init__(
+        self, detail: str = "The resource does not exist.", *, missing: Missing | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(detail, **kw)
+        self.missing = missing
 
 
 class Conflict(ApiError):
@@ -133,13 +149,15 @@ def handle_http_exception(exc: HTTPException) -> Response:
     return problem(status, _http_detail(exc), errors=errors, headers=headers)
 
 
+def render(exc: ApiError) -> Response:
+    return problem(
+        exc.status, exc.detail, title=exc.title, errors=exc.errors, headers=exc.headers,
+        type_=exc.type_,
+    )
+
+
 def register(app: Flask) -> None:
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError) -> Response:
-        return problem(
-            exc.status, exc.detail, title=exc.title, errors=exc.errors, headers=exc.headers,
-            type_=exc.type_,
-        )
+    app.register_error_handler(ApiError, render)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

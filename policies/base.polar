@@ -4,12 +4,17 @@
 # Role hierarchy: org_admin > site_admin > member > viewer.
 # A role on an organization applies to all of its sites; a role on a site applies to
 # that site only; the effective role is the higher of the two.
+#
+# Power stays with people. Whatever makes a credential (API keys, ingest keys), gives a
+# role (members) or destroys a tenant (deleting an organization or a site) is granted to
+# `User` only, by name, so a leaked key can never mint its successor, add a person, or
+# lock the owners out. Keys get the rest of their role through the shorthand rules.
 
 # A person with a login session.
 actor User {}
 
 # A machine client with an API key: it holds the one role its key was created with, on
-# the key's organization or site, and is otherwise treated like a user.
+# the key's organization or one of its sites.
 actor ApiClient {}
 
 # A browser with an ingest key: no role at all; it may only send events to its site.

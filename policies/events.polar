@@ -16,5 +16,8 @@ has_relation(site: Site, "site", event: Event) if
 has_permission(client: IngestClient, "write_events", site: Site) if
   site.id = client.site_id;
 
+# A site-scoped API key writes to its own site. An organization-wide key does not: a
+# batch names no site, and such a key has no site of its own.
 has_permission(client: ApiClient, "write_events", site: Site) if
+  site.id in client.scoped_site_ids() and
   has_role(client, "member", site);

@@ -5,17 +5,16 @@ resource Organization {
   # organization's sites and none on the organization itself.
   roles = ["guest", "viewer", "member", "site_admin", "org_admin"];
   permissions = [
+    "access",          # any role in it: the request may enter its rows (else 404)
     "read",            # see the organization
     "update",          # rename it
-    "delete",          # soft-delete it
+    "delete",          # soft-delete it: people only
     "create_site",
     "list_sites",      # list the sites of the organization the actor may read
     "list_members",
-    "manage_members",  # add, change the role of, or remove org members
+    "manage_members",  # add, change the role of, or remove org members: people only
     "read_audit",      # the audit log of the organization
-    "manage_api_keys", # users only: see has_permission below
-    # Role ceilings: whoever grants a role (to a member or an API key) must hold it.
-    "grant_viewer", "grant_member", "grant_site_admin", "grant_org_admin"
+    "manage_api_keys", # list, create and revoke API keys: people only
   ];
 
   "guest" if "viewer";
@@ -23,19 +22,13 @@ resource Organization {
   "member" if "site_admin";
   "site_admin" if "org_admin";
 
+  "access" if "guest";
   "list_sites" if "guest";
   "read" if "viewer";
   "list_members" if "viewer";
   "update" if "org_admin";
-  "delete" if "org_admin";
   "create_site" if "org_admin";
-  "manage_members" if "org_admin";
   "read_audit" if "org_admin";
-
-  "grant_viewer" if "viewer";
-  "grant_member" if "member";
-  "grant_site_admin" if "site_admin";
-  "grant_org_admin" if "org_admin";
 }
 
 # The actor's org grants are loaded once per request (see UserActor.org_ids).
@@ -51,19 +44,37 @@ has_role(client: ApiClient, role: String, org: Organization) if
 has_role(client: ApiClient, "guest", org: Organization) if
   org.id in client.guest_org_ids();
 
-# Keys create keys only through a person: a leaked key cannot mint its successors.
+# People only (see base.polar): an org_admin API key cannot do these.
+has_permission(user: User, "delete", org: Organization) if
+  has_role(user, "org_admin", org);
+
+has_permission(user: User, "manage_members", org: Organization) if
+  has_role(user, "org_admin", org);
+
 has_permission(user: User, "manage_api_keys", org: Organization) if
   has_role(user, "org_admin", org);
 
 
-# Org memberships are readable by whoever may list the organization's members.
+# Org memberships: readable by whoever may list the organization's members. A role is
+# given only by someone who manages the members and holds that role there itself (a
+# ceiling): `create` and `update` are asked of the membership as it would be afterwards.
 
 resource OrgMembership {
-  permissions = ["read"];
+  permissions = ["read", "create", "update", "delete"];
   relations = { organization: Organization };
 
   "read" if "list_members" on "organization";
+  "delete" if "manage_members" on "organization";
 }
 
 has_relation(org: Organization, "organization", membership: OrgMembership) if
   membership.organization = org;
+
+has_permission(user: User, action: String, membership: OrgMembership) if
+  action in ["create", "update"] and
+  role in ["viewer", "member", "site_admin", "org_admin"] and
+  membership.role = role and
+  org matches Organization and
+  has_relation(org, "organization", membership) and
+  has_permission(user, "manage_members", org) and
+  has_role(user, role, org);

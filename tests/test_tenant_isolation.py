@@ -266,10 +266,8 @@ def new_api_key(world: World, tenant: Tenant, role: str = "viewer") -> tuple[uui
         org = session.get(Organization, tenant.org.id)
         key, secret = credentials.create_api_key(
             session,
-            org,
+            credentials.proposed_api_key(org, None, role),
             name="test key",
-            role=role,
-            site=None,
             expires_at=None,
             created_by=tenant["org_admin"].id,
         )

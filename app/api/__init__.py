@@ -21,7 +21,6 @@ from werkzeug.http import quote_etag
 from app import db, errors
 from app.auth.current import authenticate
 from app.authz import engine as authz_engine
-from app.authz.actors import UserActor
 from app.models import Organization
 from schemas.common import ProblemSchema
 
@@ -120,25 +119,25 @@ def _swagger_asset(filename: str) -> Response:
 
 
 def _scope_rows(actor: Any) -> None:
-    """Row-level security's scope (app/db.py): the organization in the path when the actor
-    holds a role in it, else none; a key's own organization on routes without one.
+    """Row-level security's scope (app/db.py): the organization in the path when the
+    policy lets the actor `access` it, else none; a key's own organization on routes
+    without one.
 
-    An organization the actor holds nothing in is answered 404 at once (row-level
-    security would hide all of it anyway), and the probe is audited as an `access` denial.
+    An organization the actor may not access is answered 404 at once (row-level security
+    would hide all of it anyway), and the probe is audited as an `access` denial (rate
+    limited per actor: probing ids must not flood the log).
     """
-    held = actor.held_org_ids()
     path_org = (request.view_args or {}).get("org_id")
+    org_id = actor.home_org_id() if path_org is None else path_org
     if path_org is not None:
-        org_id = path_org if path_org in held else None
-        if org_id is None:
-            authz = authz_engine()
-            authz.deny(actor, "access", Organization(id=path_org))
+        authz = authz_engine()
+        org = Organization(id=path_org)
+        if not authz.is_allowed(actor, "access", org):
+            org_id = None
+            authz.deny(actor, "access", org, probe=True)
             if authz.enforce:  # off only in the test proving row-level security alone
                 raise errors.NotFound()
-    else:
-        org_id = next(iter(held)) if len(held) == 1 and not isinstance(actor, UserActor) else None
-    user_id = actor.id if isinstance(actor, UserActor) else None
-    db.set_scope(db.session(), org_id=org_id, user_id=user_id)
+    db.set_scope(db.session(), org_id=org_id, user_id=actor.person_id)
 
 
 def _document_idempotency(api: Api) -> None:

@@ -11,7 +11,7 @@ from flask.views import MethodView
 from app import db
 from app.api import Blueprint
 from app.api.helpers import page, settings
-from app.auth.current import actor, user
+from app.auth.current import actor
 from app.authz import authorize, authorized
 from app.models import Asset
 from app.services import assets, tenancy
@@ -42,12 +42,9 @@ def storage() -> Storage:
     return current_app.extensions["storage"]
 
 
-def _asset(org_id: uuid.UUID, site_id: uuid.UUID, asset_id: uuid.UUID, action: str) -> Asset:
+def _asset(org_id: uuid.UUID, site_id: uuid.UUID, asset_id: uuid.UUID) -> Asset:
     session = db.session()
-    site = tenancy.get_site(session, org_id, site_id)
-    asset = assets.get_asset(session, site, asset_id)
-    authorize(actor(), action, asset)
-    return asset
+    return assets.get_asset(session, tenancy.get_site(session, org_id, site_id), asset_id)
 
 
 @blp.route("/uploads")
@@ -63,7 +60,7 @@ class Uploads(MethodView):
         site = tenancy.get_site(session, org_id, site_id)
         authorize(actor(), "upload", site)
         upload = assets.start_upload(
-            session, storage(), settings(), site, created_by=user().id, **data
+            session, storage(), settings(), site, created_by=actor().id, **data
         )
         return {"asset": upload.asset, "upload": upload.post}
 
@@ -88,7 +85,9 @@ class Assets(MethodView):
 class AssetItem(MethodView):
     @blp.response(200, AssetSchema)
     def get(self, org_id: uuid.UUID, site_id: uuid.UUID, asset_id: uuid.UUID) -> Asset:
-        return _asset(org_id, site_id, asset_id, "read")
+        asset = _asset(org_id, site_id, asset_id)
+        authorize(actor(), "read", asset)
+        return asset
 
     @blp.arguments(AssetUpdateSchema)
     @blp.response(200, AssetSchema)
@@ -96,7 +95,8 @@ class AssetItem(MethodView):
         self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID, asset_id: uuid.UUID
     ) -> Asset:
         """Change title, alt text or tags (the uploader or a site_admin)."""
-        asset = _asset(org_id, site_id, asset_id, "update")
+        asset = _asset(org_id, site_id, asset_id)
+        authorize(actor(), "update", asset)
         tenancy.update(asset, data)
         db.session().flush()
         return asset
@@ -104,7 +104,8 @@ class AssetItem(MethodView):
     @blp.response(204)
     def delete(self, org_id: uuid.UUID, site_id: uuid.UUID, asset_id: uuid.UUID) -> None:
         """Soft-delete; `flask assets purge` removes the object later."""
-        asset = _asset(org_id, site_id, asset_id, "delete")
+        asset = _asset(org_id, site_id, asset_id)
+        authorize(actor(), "delete", asset)
         assets.soft_delete(asset)
 
 
@@ -115,7 +116,8 @@ class Complete(MethodView):
     @blp.alt_response(422, description="The stored file differs from the declared one.")
     def post(self, org_id: uuid.UUID, site_id: uuid.UUID, asset_id: uuid.UUID) -> Asset:
         """Check the stored object (size, type, checksum) and mark the asset ready."""
-        asset = _asset(org_id, site_id, asset_id, "complete")
+        asset = _asset(org_id, site_id, asset_id)
+        authorize(actor(), "complete", asset)
         assets.complete(storage(), asset)
         db.session().flush()
         return asset
@@ -127,6 +129,7 @@ class DownloadUrl(MethodView):
     @blp.alt_response(409, description="The asset is not ready.")
     def get(self, org_id: uuid.UUID, site_id: uuid.UUID, asset_id: uuid.UUID) -> Any:
         """A short-lived presigned GET that downloads the file as an attachment."""
-        asset = _asset(org_id, site_id, asset_id, "read")
+        asset = _asset(org_id, site_id, asset_id)
+        authorize(actor(), "read", asset)
         url, expires_at = assets.download_url(storage(), asset)
         return {"url": url, "expires_at": expires_at}

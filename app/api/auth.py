@@ -11,9 +11,10 @@ from flask.views import MethodView
 
 from app import db
 from app.api import Blueprint, public
-from app.api.helpers import page, settings
-from app.auth.current import tokens, user
-from app.errors import NotFound, Unauthorized
+from app.api.helpers import own_account, page, settings
+from app.auth.current import actor, tokens
+from app.authz import authorize
+from app.errors import Missing, NotFound, Unauthorized
 from app.models import AuthSession
 from app.ratelimit import limit_by_account, limit_by_ip
 from app.services import identity, sessions
@@ -116,8 +117,8 @@ class Logout(MethodView):
     @blp.response(204)
     def post(self) -> None:
         """End this session: its access and refresh tokens stop working at once."""
-        me = user()
-        sessions.revoke(db.session(), me.id, me.session_id)
+        authorize(actor(), "manage", own_account())
+        sessions.revoke(db.session(), actor().id, actor().session_id)
 
 
 @blp.route("/auth/logout-all")
@@ -125,7 +126,8 @@ class LogoutAll(MethodView):
     @blp.response(204)
     def post(self) -> None:
         """End every session of the caller, this one included."""
-        sessions.revoke_all(db.session(), user().id)
+        authorize(actor(), "manage", own_account())
+        sessions.revoke_all(db.session(), actor().id)
 
 
 @blp.route("/auth/password")
@@ -136,9 +138,10 @@ class Password(MethodView):
     @blp.response(204)
     def post(self, data: dict[str, Any]) -> None:
         """Change the password; every other session ends."""
-        me = user()
+        authorize(actor(), "manage", own_account())
         sessions.change_password(
-            db.session(), me.id, data["current_password"], data["new_password"], me.session_id
+            db.session(), actor().id, data["current_password"], data["new_password"],
+            actor().session_id,
         )
 
 
@@ -148,13 +151,13 @@ class Sessions(MethodView):
     @blp.response(200, SessionPageSchema)
     def get(self, args: dict[str, Any]) -> Any:
         """The caller's live sessions."""
-        me = user()
+        authorize(actor(), "manage", own_account())
         result = page(
-            sessions.live_sessions(me.id), AuthSession, args,
+            sessions.live_sessions(actor().id), AuthSession, args,
             {"created_at": AuthSession.created_at},
         )
         for item in result.items:
-            item.current = item.id == me.session_id
+            item.current = item.id == actor().session_id
         return result
 
 
@@ -163,8 +166,9 @@ class SessionItem(MethodView):
     @blp.response(204)
     def delete(self, session_id: uuid.UUID) -> None:
         """Revoke one of the caller's sessions."""
-        if not sessions.revoke(db.session(), user().id, session_id):
-            raise NotFound()
+        authorize(actor(), "manage", own_account())
+        if not sessions.revoke(db.session(), actor().id, session_id):
+            raise NotFound(missing=Missing("AuthSession", session_id, None))
 
 
 @blp.route("/me")
@@ -172,8 +176,9 @@ class Me(MethodView):
     @blp.response(200, MeSchema)
     def get(self) -> dict[str, Any]:
         """The signed-in user and every role it holds."""
+        authorize(actor(), "manage", own_account())
         session = db.session()
-        account = session.get(identity.User, user().id)
+        account = session.get(identity.User, actor().id)
         grants = identity.list_grants(session, account.id)
         return {
             "id": account.id,

@@ -17,7 +17,6 @@ from app.api import Blueprint
 from app.api.helpers import page, settings
 from app.auth.current import accepts_ingest_keys, actor
 from app.authz import authorize, authorized
-from app.authz.actors import IngestClientActor
 from app.errors import ApiError, Forbidden, problem
 from app.models import Event, Site
 from app.ratelimit import consume
@@ -36,20 +35,14 @@ log = logging.getLogger("app.events")
 
 
 def _target_site() -> Site:
-    """The one site the calling key may write to: the key decides, never the body."""
-    caller = actor()
-    if isinstance(caller, IngestClientActor) and caller.site_id is not None:
-        # Resolving the key found its site live, and deleting a site drops cached keys:
-        # no need to read the site again on this hot path.
-        site = Site(id=caller.site_id, org_id=caller.site_orgs[caller.site_id])
-    else:
-        site_id = next(iter(caller.site_roles), None)
-        if site_id is None:
-            raise Forbidden("Send events with an ingest key or a site-scoped API key.")
-        site = db.session().get(Site, site_id)
-        if site is None or site.deleted_at is not None:
-            raise Forbidden("The key's site no longer exists.")
-    authorize(caller, "write_events", site)
+    """The one site the calling key works in: the key decides, never the body."""
+    home = actor().home_site()
+    if home is None:  # nothing names a site: an organization-wide key
+        raise Forbidden("Send events with an ingest key or a site-scoped API key.")
+    # Resolving the key found its site live, and deleting a site drops cached keys: no
+    # need to read the site again on this hot path.
+    site = Site(id=home[0], org_id=home[1])
+    authorize(actor(), "write_events", site)
     return site
 
 

@@ -11,7 +11,7 @@ from app import db
 from app.api import Blueprint
 from app.api.assets import storage
 from app.api.helpers import page
-from app.auth.current import actor, user
+from app.auth.current import actor
 from app.authz import authorize, authorized, condition
 from app.models import Asset, Gallery, GalleryItem, Site
 from app.pagination import Page
@@ -75,13 +75,10 @@ def _site(org_id: uuid.UUID, site_id: uuid.UUID) -> Site:
 
 
 def _gallery(
-    org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID, action: str, *,
-    lock: bool = False,
+    org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID, *, lock: bool = False,
 ) -> tuple[Site, Gallery]:
     site = _site(org_id, site_id)
-    gallery = galleries.get_gallery(db.session(), site, gallery_id, lock=lock)
-    authorize(actor(), action, gallery)
-    return site, gallery
+    return site, galleries.get_gallery(db.session(), site, gallery_id, lock=lock)
 
 
 @blp.route("")
@@ -102,7 +99,7 @@ class Galleries(MethodView):
         """Create a gallery (member); the cover must be a ready asset of the site."""
         site = _site(org_id, site_id)
         authorize(actor(), "create_gallery", site)
-        gallery = galleries.create_gallery(db.session(), site, data, user().id)
+        gallery = galleries.create_gallery(db.session(), site, data, actor().id)
         return _with_cover_urls([gallery])[0]
 
 
@@ -111,7 +108,8 @@ class GalleryResource(MethodView):
     @blp.etag
     @blp.response(200, GallerySchema)
     def get(self, org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID) -> Gallery:
-        _, gallery = _gallery(org_id, site_id, gallery_id, "read")
+        _, gallery = _gallery(org_id, site_id, gallery_id)
+        authorize(actor(), "read", gallery)
         blp.set_etag(galleries.etag(gallery))
         return _with_cover_urls([gallery])[0]
 
@@ -122,7 +120,8 @@ class GalleryResource(MethodView):
         self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID
     ) -> Gallery:
         """Change title, description or cover; needs `If-Match`."""
-        site, gallery = _gallery(org_id, site_id, gallery_id, "update", lock=True)
+        site, gallery = _gallery(org_id, site_id, gallery_id, lock=True)
+        authorize(actor(), "update", gallery)
         blp.check_etag(galleries.etag(gallery))
         galleries.update_gallery(db.session(), site, gallery, data)
         blp.set_etag(galleries.etag(gallery))
@@ -132,7 +131,8 @@ class GalleryResource(MethodView):
     @blp.response(204)
     def delete(self, org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID) -> None:
         """Soft-delete (a site_admin can restore it); needs `If-Match`."""
-        _, gallery = _gallery(org_id, site_id, gallery_id, "delete", lock=True)
+        _, gallery = _gallery(org_id, site_id, gallery_id, lock=True)
+        authorize(actor(), "delete", gallery)
         blp.check_etag(galleries.etag(gallery))
         galleries.soft_delete(gallery)
 
@@ -158,7 +158,8 @@ class Items(MethodView):
         self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID
     ) -> Page:
         """Items in order."""
-        _, gallery = _gallery(org_id, site_id, gallery_id, "read")
+        _, gallery = _gallery(org_id, site_id, gallery_id)
+        authorize(actor(), "read", gallery)
         stmt = authorized(galleries.items(gallery), actor(), "read", GalleryItem)
         result = page(stmt, GalleryItem, args, {"position": GalleryItem.position})
         return Page(_with_download_urls(result.items), result.next_cursor)
@@ -170,7 +171,8 @@ class Items(MethodView):
         self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID
     ) -> GalleryItem:
         """Add a ready asset of the same site, at `position` or at the end."""
-        site, gallery = _gallery(org_id, site_id, gallery_id, "update", lock=True)
+        site, gallery = _gallery(org_id, site_id, gallery_id, lock=True)
+        authorize(actor(), "update", gallery)
         item = galleries.add_item(
             db.session(), site, gallery, data["asset_id"], data["caption"], data["position"]
         )
@@ -185,7 +187,8 @@ class ItemOrder(MethodView):
         self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID
     ) -> dict[str, Any]:
         """Reorder every item at once: `item_ids` lists each item exactly once."""
-        _, gallery = _gallery(org_id, site_id, gallery_id, "update", lock=True)
+        _, gallery = _gallery(org_id, site_id, gallery_id, lock=True)
+        authorize(actor(), "update", gallery)
         ordered = galleries.reorder(db.session(), gallery, data["item_ids"])
         return {"items": _with_download_urls(ordered)}
 
@@ -199,7 +202,8 @@ class Item(MethodView):
         item_id: uuid.UUID,
     ) -> GalleryItem:
         """Change the caption or move the item."""
-        _, gallery = _gallery(org_id, site_id, gallery_id, "update", lock=True)
+        _, gallery = _gallery(org_id, site_id, gallery_id, lock=True)
+        authorize(actor(), "update", gallery)
         item = galleries.get_item(db.session(), gallery, item_id)
         galleries.update_item(db.session(), gallery, item, data)
         return _with_download_urls([item])[0]
@@ -208,6 +212,7 @@ class Item(MethodView):
     def delete(
         self, org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID, item_id: uuid.UUID
     ) -> None:
-        _, gallery = _gallery(org_id, site_id, gallery_id, "update", lock=True)
+        _, gallery = _gallery(org_id, site_id, gallery_id, lock=True)
+        authorize(actor(), "update", gallery)
         item = galleries.get_item(db.session(), gallery, item_id)
         galleries.remove_item(db.session(), gallery, item)

@@ -8,6 +8,8 @@ from flask import current_app, request
 from sqlalchemy import Select
 
 from app import db
+from app.auth.current import actor
+from app.models import User
 from app.pagination import Page, paginate
 
 
@@ -33,3 +35,9 @@ def page(
         scope=request.path,
         params=values,
     )
+
+
+def own_account() -> User:
+    """The caller's own account, as the policy's `Account`: people-only operations are
+    authorized on it (`manage`), so a key gets a 403 from the policy, not from Python."""
+    return User(id=actor().id)

@@ -10,7 +10,7 @@ from flask.views import MethodView
 from app import db
 from app.api import Blueprint
 from app.api.helpers import page
-from app.auth.current import user
+from app.auth.current import actor
 from app.authz import authorize, authorized
 from app.models import ApiKey, IngestKey
 from app.ratelimit import limit_by_account
@@ -38,10 +38,9 @@ class ApiKeys(MethodView):
     @blp.response(200, ApiKeyPageSchema)
     def get(self, args: dict[str, Any], org_id: uuid.UUID) -> Any:
         """Live API keys of the organization (org_admin). Secrets are never shown again."""
-        me = user()  # before any lookup: a key's refusal must not tell which ids exist
         org = tenancy.get_org(db.session(), org_id)
-        authorize(me, "manage_api_keys", org)
-        stmt = authorized(credentials.api_keys(org.id), me, "read", ApiKey)
+        authorize(actor(), "manage_api_keys", org)
+        stmt = authorized(credentials.api_keys(org.id), actor(), "read", ApiKey)
         return page(stmt, ApiKey, args, {"created_at": ApiKey.created_at})
 
     @limit_by_account("api-keys")
@@ -51,19 +50,18 @@ class ApiKeys(MethodView):
     def post(self, data: dict[str, Any], org_id: uuid.UUID) -> dict[str, Any]:
         """Create an API key with a role no higher than the caller's, for the whole
         organization or one of its sites."""
-        me = user()  # before any lookup: a key's refusal must not tell which ids exist
         session = db.session()
         org = tenancy.get_org(session, org_id)
-        authorize(me, "manage_api_keys", org)
-        site = None
-        if data["site_id"] is not None:
-            site = tenancy.get_site(session, org.id, data["site_id"])
-            authorize(me, f"grant_{data['role']}", site)
-        else:
-            authorize(me, f"grant_{data['role']}", org)
+        # Before the site lookup: a key's refusal must not tell which site ids exist.
+        authorize(actor(), "manage_api_keys", org)
+        site = None if data["site_id"] is None else tenancy.get_site(
+            session, org.id, data["site_id"]
+        )
+        proposed = credentials.proposed_api_key(org, site, data["role"])
+        authorize(actor(), "create", proposed)
         key, secret = credentials.create_api_key(
-            session, org, name=data["name"], role=data["role"], site=site,
-            expires_at=data["expires_at"], created_by=me.id,
+            session, proposed, name=data["name"], expires_at=data["expires_at"],
+            created_by=actor().id,
         )
         return _with_secret(key, secret)
 
@@ -73,11 +71,10 @@ class ApiKeyItem(MethodView):
     @blp.response(204)
     def delete(self, org_id: uuid.UUID, key_id: uuid.UUID) -> None:
         """Revoke: the key stops working at once."""
-        me = user()  # before any lookup: a key's refusal must not tell which ids exist
         session = db.session()
-        tenancy.get_org(session, org_id)
-        key = credentials.get_api_key(session, org_id, key_id)
-        authorize(me, "revoke", key)
+        org = tenancy.get_org(session, org_id)
+        key = credentials.get_api_key(session, org.id, key_id)
+        authorize(actor(), "revoke", key)  # 404 for whoever may not read keys: a missing id alike
         credentials.revoke(session, key)
 
 
@@ -87,10 +84,9 @@ class IngestKeys(MethodView):
     @blp.response(200, IngestKeyPageSchema)
     def get(self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Any:
         """Live ingest keys of the site (site_admin)."""
-        me = user()  # before any lookup: a key's refusal must not tell which ids exist
         site = tenancy.get_site(db.session(), org_id, site_id)
-        authorize(me, "manage_ingest_keys", site)
-        stmt = authorized(credentials.ingest_keys(site), me, "read", IngestKey)
+        authorize(actor(), "manage_ingest_keys", site)
+        stmt = authorized(credentials.ingest_keys(site), actor(), "read", IngestKey)
         return page(stmt, IngestKey, args, {"created_at": IngestKey.created_at})
 
     @limit_by_account("ingest-keys")
@@ -99,13 +95,13 @@ class IngestKeys(MethodView):
     @blp.alt_response(429, description="Too many keys created; see `Retry-After`.")
     def post(self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Any:
         """Create an ingest key: it can only send events to this site."""
-        me = user()  # before any lookup: a key's refusal must not tell which ids exist
         session = db.session()
         site = tenancy.get_site(session, org_id, site_id)
-        authorize(me, "manage_ingest_keys", site)
+        authorize(actor(), "manage_ingest_keys", site)
+        authorize(actor(), "create", credentials.proposed_ingest_key(site))
         key, secret = credentials.create_ingest_key(
             session, site, name=data["name"], allowed_origins=data["allowed_origins"],
-            created_by=me.id,
+            created_by=actor().id,
         )
         return _with_secret(key, secret)
 
@@ -115,9 +111,8 @@ class IngestKeyItem(MethodView):
     @blp.response(204)
     def delete(self, org_id: uuid.UUID, site_id: uuid.UUID, key_id: uuid.UUID) -> None:
         """Revoke: the key stops working at once."""
-        me = user()  # before any lookup: a key's refusal must not tell which ids exist
         session = db.session()
         site = tenancy.get_site(session, org_id, site_id)
         key = credentials.get_ingest_key(session, site, key_id)
-        authorize(me, "revoke", key)
+        authorize(actor(), "revoke", key)  # 404 for whoever may not read keys: a missing id alike
         credentials.revoke(session, key)

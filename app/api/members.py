@@ -50,8 +50,7 @@ class OrgMembers(MethodView):
         """Give an existing account a role on the organization (org_admin)."""
         session = db.session()
         org = tenancy.get_org(session, org_id)
-        authorize(actor(), "manage_members", org)
-        authorize(actor(), f"grant_{data['role']}", org)
+        authorize(actor(), "create", memberships.proposed_org_member(org, data["role"]))
         membership = memberships.add_org_member(session, org, data["email"], data["role"])
         return memberships.with_users(session, [membership])[0]
 
@@ -64,9 +63,8 @@ class OrgMember(MethodView):
     def patch(self, data: dict[str, Any], org_id: uuid.UUID, user_id: uuid.UUID) -> Any:
         session = db.session()
         org = tenancy.get_org(session, org_id, lock=True)
-        authorize(actor(), "manage_members", org)
-        authorize(actor(), f"grant_{data['role']}", org)
         membership = memberships.get_org_member(session, org.id, user_id)
+        authorize(actor(), "update", memberships.with_role(membership, data["role"]))
         memberships.change_org_role(session, membership, data["role"])
         return memberships.with_users(session, [membership])[0]
 
@@ -76,8 +74,9 @@ class OrgMember(MethodView):
         """Remove a member, with the roles it held on the organization's sites."""
         session = db.session()
         org = tenancy.get_org(session, org_id, lock=True)
-        authorize(actor(), "manage_members", org)
-        memberships.remove_org_member(session, memberships.get_org_member(session, org.id, user_id))
+        membership = memberships.get_org_member(session, org.id, user_id)
+        authorize(actor(), "delete", membership)
+        memberships.remove_org_member(session, membership)
 
 
 @blp.route("/sites/<uuid:site_id>/members")
@@ -98,8 +97,7 @@ class SiteMembers(MethodView):
         """Give an account a role on this site (site_admin; at most site_admin)."""
         session = db.session()
         site = tenancy.get_site(session, org_id, site_id)
-        authorize(actor(), "manage_members", site)
-        authorize(actor(), f"grant_{data['role']}", site)
+        authorize(actor(), "create", memberships.proposed_site_member(site, data["role"]))
         membership = memberships.add_site_member(session, site, data["email"], data["role"])
         return memberships.with_users(session, [membership])[0]
 
@@ -113,9 +111,8 @@ class SiteMember(MethodView):
     ) -> Any:
         session = db.session()
         site = tenancy.get_site(session, org_id, site_id)
-        authorize(actor(), "manage_members", site)
-        authorize(actor(), f"grant_{data['role']}", site)
         membership = memberships.get_site_member(session, site, user_id)
+        authorize(actor(), "update", memberships.with_role(membership, data["role"]))
         memberships.change_site_role(session, membership, data["role"])
         return memberships.with_users(session, [membership])[0]
 
@@ -123,5 +120,6 @@ class SiteMember(MethodView):
     def delete(self, org_id: uuid.UUID, site_id: uuid.UUID, user_id: uuid.UUID) -> None:
         session = db.session()
         site = tenancy.get_site(session, org_id, site_id)
-        authorize(actor(), "manage_members", site)
-        memberships.remove_site_member(session, memberships.get_site_member(session, site, user_id))
+        membership = memberships.get_site_member(session, site, user_id)
+        authorize(actor(), "delete", membership)
+        memberships.remove_site_member(session, membership)

@@ -9,8 +9,8 @@ from flask.views import MethodView
 
 from app import db
 from app.api import Blueprint
-from app.api.helpers import page
-from app.auth.current import actor, user
+from app.api.helpers import own_account, page
+from app.auth.current import actor
 from app.authz import authorize, authorized
 from app.models import Organization
 from app.services import tenancy
@@ -34,7 +34,8 @@ class Orgs(MethodView):
     @blp.response(201, OrgSchema)
     def post(self, data: dict[str, Any]) -> Organization:
         """Create an organization; the caller becomes its org_admin."""
-        return tenancy.create_org(db.session(), user().id, data["name"])
+        authorize(actor(), "create_organization", own_account())
+        return tenancy.create_org(db.session(), actor().id, data["name"])
 
 
 @blp.route("/<uuid:org_id>")

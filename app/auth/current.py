@@ -18,9 +18,8 @@ from app import db
 from app.auth.invalidation import ActorCache
 from app.auth.secrets import API_KEY_PREFIX, INGEST_KEY_PREFIX, digest, parse_key
 from app.auth.tokens import InvalidToken, TokenService
-from app.authz.actors import UserActor
 from app.db import utcnow
-from app.errors import Forbidden, Unauthorized
+from app.errors import Unauthorized
 from app.services import credentials, identity
 
 log = logging.getLogger("app.auth")
@@ -98,12 +97,3 @@ def _key_actor(token: str, ingest_keys: bool) -> Any:
 def actor() -> Any:
     """The authenticated actor of this request (set before the view runs)."""
     return g.actor
-
-
-def user() -> UserActor:
-    """The actor, which must be a signed-in user: sessions, passwords and ownership
-    belong to people, not to keys."""
-    current = g.actor
-    if not isinstance(current, UserActor):
-        raise Forbidden("This operation needs a signed-in user, not a key.")
-    return current

@@ -41,6 +41,28 @@ class Principal:
         """Organizations where this actor holds a role on some site only."""
         return [org for org in set(self.site_orgs.values()) if org not in self.org_roles]
 
+    def scoped_site_ids(self) -> list[uuid.UUID]:
+        """Sites this actor holds a role on directly (not through their organization)."""
+        return list(self.site_roles)
+
+    @property
+    def person_id(self) -> uuid.UUID | None:
+        """The signed-in person behind this actor, if any (row-level security's
+        `app.user_id`, which lets a person read the organizations it belongs to)."""
+        return None
+
+    def home_org_id(self) -> uuid.UUID | None:
+        """The one organization a key works in, for routes whose path names none."""
+        held = self.held_org_ids()
+        return next(iter(held)) if len(held) == 1 else None
+
+    def home_site(self) -> tuple[uuid.UUID, uuid.UUID] | None:
+        """(site id, org id) of the one site this actor is scoped to, if it is scoped to
+        exactly one and to no organization: where its events go."""
+        if self.org_roles or len(self.site_orgs) != 1:
+            return None
+        return next(iter(self.site_orgs.items()))
+
     @cached_property
     def grants_key(self) -> tuple[object, ...]:
         """Everything a compiled data filter may depend on: the filter cache key."""
@@ -61,6 +83,13 @@ class UserActor(Principal):
     session_id: uuid.UUID | None = None
 
     kind = "user"
+
+    @property
+    def person_id(self) -> uuid.UUID | None:
+        return self.id
+
+    def home_org_id(self) -> uuid.UUID | None:
+        return None  # a person always names its organization in the path
 
 
 @dataclass(frozen=True, eq=False)

@@ -29,12 +29,14 @@ from app.models import (
     OrgMembership,
     Site,
     SiteMembership,
+    User,
 )
 
 S = TypeVar("S", bound=Select[Any])
 
 # Resource classes and the fields Polar may filter on. Relations are many-to-one.
 RESOURCES: dict[type, dict[str, Any]] = {
+    User: {"id": uuid.UUID},  # Polar: Account (`User` names the signed-in actor)
     Organization: {"id": uuid.UUID},
     Site: {
         "id": uuid.UUID,
@@ -44,11 +46,13 @@ RESOURCES: dict[type, dict[str, Any]] = {
     OrgMembership: {
         "id": uuid.UUID,
         "user_id": uuid.UUID,
+        "role": str,
         "organization": Relation("one", "Organization", "org_id", "id"),
     },
     SiteMembership: {
         "id": uuid.UUID,
         "user_id": uuid.UUID,
+        "role": str,
         "site": Relation("one", "Site", "site_id", "id"),
     },
     AuditEvent: {
@@ -57,7 +61,10 @@ RESOURCES: dict[type, dict[str, Any]] = {
     },
     ApiKey: {
         "id": uuid.UUID,
+        "role": str,
+        "site_id": uuid.UUID,
         "organization": Relation("one", "Organization", "org_id", "id"),
+        "site": Relation("one", "Site", "site_id", "id"),
     },
     IngestKey: {
         "id": uuid.UUID,
@@ -79,6 +86,14 @@ RESOURCES: dict[type, dict[str, Any]] = {
     },
     Event: {"site": Relation("one", "Site", "site_id", "id")},
 }
+POLAR_NAMES = {User: "Account"}
+
+
+def polar_name(model: type) -> str:
+    """The name the policies give a resource class."""
+    return POLAR_NAMES.get(model, model.__name__)
+
+
 # Resources on which the policies read nothing but these ids (their own, and those their
 # relations follow): a decision about one is memoized on the actor asking (Principal).
 DECIDED_BY_IDS: dict[type, Callable[[Any], tuple[Any, ...]]] = {
@@ -86,11 +101,15 @@ DECIDED_BY_IDS: dict[type, Callable[[Any], tuple[Any, ...]]] = {
     Site: lambda site: (site.id, site.org_id),
 }
 MEMOIZED_DECISIONS = 1024  # per actor; a cached actor is rebuilt when its grants change
+# Permissions asked of an object as it would be, before it exists (a new key, a new
+# membership): never a filter over stored rows, so never compiled into one.
+ASKED_BEFORE_EXISTING = frozenset({"create"})
 
 ACTORS = {UserActor: "User", ApiClientActor: "ApiClient", IngestClientActor: "IngestClient"}
 
-# Called with each denial: (actor, action, resource, visible); set by the app (audit log).
-DenialHook = Callable[[Any, str, Any, bool], None]
+# Called with each denial: (actor, action, resource, visible, probe); set by the app
+# (audit log). A probe is a denial about an organization the actor holds nothing in.
+DenialHook = Callable[[Any, str, Any, bool, bool], None]
 
 _EVERY_ROW = true()
 
@@ -128,7 +147,7 @@ class AuthzEngine:
         for cls, name in ACTORS.items():
             self.oso.register_class(cls, name=name)
         for cls, fields in RESOURCES.items():
-            self.oso.register_class(cls, fields=fields)
+            self.oso.register_class(cls, name=POLAR_NAMES.get(cls), fields=fields)
         files = sorted(Path(policy_dir).glob("*.polar"))
         if not files:
             raise RuntimeError(f"no policy files in {policy_dir}")
@@ -152,10 +171,12 @@ class AuthzEngine:
                 actor.decisions[key] = decided
         return decided
 
-    def deny(self, actor: Any, action: str, resource: Any, visible: bool = False) -> None:
+    def deny(
+        self, actor: Any, action: str, resource: Any, visible: bool = False, probe: bool = False
+    ) -> None:
         """Record a denial (the audit log) without raising."""
         if self.on_denial is not None:
-            self.on_denial(actor, action, resource, visible)
+            self.on_denial(actor, action, resource, visible, probe)
 
     def authorize(self, actor: Any, action: str, resource: Any) -> None:
         if not self.enforce or self.is_allowed(actor, action, resource):
@@ -168,6 +189,8 @@ class AuthzEngine:
 
     def filter(self, actor: Any, action: str, model: type) -> ColumnElement[bool]:
         """The policy as a WHERE clause; compiled once per (grants, action, model)."""
+        if action in ASKED_BEFORE_EXISTING:
+            raise ValueError(f"`{action}` is asked of an object to be, never of stored rows")
         key = (actor.grants_key, action, model)
         return self.filters.get_or_build(
             key, lambda: self.oso.authorized_query(actor, action, model).where

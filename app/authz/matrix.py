@@ -1,17 +1,23 @@
 """The permission matrix, computed from the loaded policy (not written by hand).
 
 For every resource type, every way an actor can hold a role on it (directly, or through
-its organization) and every permission the policy declares for that type, ask Oso. The
-result renders `docs/permissions.md`, and the tests compare it with their own table.
+its organization), every kind of actor (a person, an API key, an ingest key) and every
+permission the policy declares for that type, ask Oso. Rows the creator rules add (a
+person's own asset or gallery) are asked of a resource that actor created. The role
+ceilings (who may give which role, to a member or to a new API key) are asked of the
+membership or key as it would be. The result renders `docs/permissions.md`, and the
+tests compare it with their own tables.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from app.authz.actors import ApiClientActor, Principal, UserActor
+from app.authz.actors import ApiClientActor, IngestClientActor, Principal, UserActor
 from app.authz.engine import AuthzEngine
 from app.models import (
     ORG_ROLES,
@@ -27,10 +33,23 @@ from app.models import (
     OrgMembership,
     Site,
     SiteMembership,
+    User,
 )
 
 _BLOCK = re.compile(r"resource\s+(\w+)\s*\{(.*?)\n\}", re.S)
 _PERMISSIONS = re.compile(r"permissions\s*=\s*\[(.*?)\];", re.S)
+
+# Actor kinds, as the matrix's column groups name them.
+KINDS: dict[str, type[Principal]] = {
+    "user": UserActor,
+    "API key": ApiClientActor,
+    "ingest key": IngestClientActor,
+}
+# Resources a person may own (`created_by`), with the permissions a creator rule may add.
+OWNED = {"Asset": ("update", "delete", "complete"), "Gallery": ("update", "delete")}
+# Resources that are about the asking actor itself: asked of the actor's own.
+OWN = {"Account"}
+CREATOR = " (creator)"
 
 
 def declared_permissions(policy_dir: str | Path) -> dict[str, list[str]]:
@@ -45,49 +64,70 @@ def declared_permissions(policy_dir: str | Path) -> dict[str, list[str]]:
     return found
 
 
-def _samples() -> dict[str, object]:
-    """One resource of each type, all inside the same organization and site."""
-    org = Organization(id=uuid.uuid4(), name="org")
-    site = Site(id=uuid.uuid4(), org_id=org.id, name="site")
-    site.parent = org
-    org_member = OrgMembership(id=uuid.uuid4(), org_id=org.id, user_id=uuid.uuid4())
-    org_member.organization = org
-    site_member = SiteMembership(id=uuid.uuid4(), org_id=org.id, site_id=site.id)
-    site_member.site = site
-    event = AuditEvent(id=uuid.uuid4(), org_id=org.id)
-    event.organization = org
-    api_key = ApiKey(id=uuid.uuid4(), org_id=org.id)
-    api_key.organization = org
-    ingest_key = IngestKey(id=uuid.uuid4(), org_id=org.id, site_id=site.id)
-    ingest_key.site = site
-    asset = Asset(id=uuid.uuid4(), org_id=org.id, site_id=site.id, created_by=uuid.uuid4())
-    asset.site = site
-    gallery = Gallery(id=uuid.uuid4(), org_id=org.id, site_id=site.id, created_by=uuid.uuid4())
-    gallery.site = site
-    item = GalleryItem(id=uuid.uuid4(), org_id=org.id, site_id=site.id, gallery_id=gallery.id)
-    item.gallery = gallery
-    analytics_event = Event(id=uuid.uuid4(), org_id=org.id, site_id=site.id)
-    analytics_event.site = site
-    return {
-        "Organization": org,
-        "Site": site,
-        "OrgMembership": org_member,
-        "SiteMembership": site_member,
-        "AuditEvent": event,
-        "ApiKey": api_key,
-        "IngestKey": ingest_key,
-        "Asset": asset,
-        "Gallery": gallery,
-        "GalleryItem": item,
-        "Event": analytics_event,
-    }
+class Sample:
+    """One organization with one site, and one resource of each type inside them."""
+
+    def __init__(self) -> None:
+        self.org = org = Organization(id=uuid.uuid4(), name="org")
+        self.site = site = Site(id=uuid.uuid4(), org_id=org.id, name="site")
+        site.parent = org
+        self.objects: list[Any] = [org, site]
+
+    def resource(self, name: str, actor: Principal) -> Any:
+        """The resource of type `name`; for an owned one created by someone else, for
+        `Account` the actor's own."""
+        if name == "Account":
+            return User(id=actor.id)
+        return self._build(name, created_by=uuid.uuid4())
+
+    def created_by(self, name: str, actor: Principal) -> Any:
+        return self._build(name, created_by=actor.id)
+
+    def _build(self, name: str, created_by: uuid.UUID) -> Any:
+        org, site = self.org, self.site
+        builders: dict[str, Callable[[], Any]] = {
+            "Organization": lambda: org,
+            "Site": lambda: site,
+            "OrgMembership": lambda: _with(OrgMembership(
+                id=uuid.uuid4(), org_id=org.id, user_id=uuid.uuid4(), role="viewer"),
+                organization=org),
+            "SiteMembership": lambda: _with(SiteMembership(
+                id=uuid.uuid4(), org_id=org.id, site_id=site.id, role="viewer"), site=site),
+            "AuditEvent": lambda: _with(AuditEvent(id=uuid.uuid4(), org_id=org.id),
+                                        organization=org),
+            "ApiKey": lambda: _with(ApiKey(id=uuid.uuid4(), org_id=org.id, role="viewer"),
+                                    organization=org),
+            "IngestKey": lambda: _with(IngestKey(id=uuid.uuid4(), org_id=org.id,
+                                                 site_id=site.id), site=site),
+            "Asset": lambda: _with(Asset(id=uuid.uuid4(), org_id=org.id, site_id=site.id,
+                                         created_by=created_by), site=site),
+            "Gallery": lambda: _with(Gallery(id=uuid.uuid4(), org_id=org.id, site_id=site.id,
+                                             created_by=created_by), site=site),
+            "GalleryItem": lambda: _with(GalleryItem(
+                id=uuid.uuid4(), org_id=org.id, site_id=site.id, gallery_id=uuid.uuid4()),
+                gallery=self._build("Gallery", created_by)),
+            "Event": lambda: _with(Event(id=uuid.uuid4(), org_id=org.id, site_id=site.id),
+                                   site=site),
+        }
+        built = builders[name]()
+        self.objects.append(built)
+        return built
+
+
+def _with(row: Any, **related: Any) -> Any:
+    for name, value in related.items():
+        setattr(row, name, value)
+    return row
 
 
 def holders(
     org: Organization, site: Site, kind: type[Principal] = UserActor
 ) -> dict[str, Principal]:
     """Column label -> an actor of `kind` holding that role ("org:" on the organization,
-    "site:" on the site only)."""
+    "site:" on the site only); for ingest keys, the one key of the site."""
+    if kind is IngestClientActor:
+        return {"site key": IngestClientActor(uuid.uuid4(), site_id=site.id,
+                                              site_orgs={site.id: org.id})}
     actors = {f"org:{role}": kind(uuid.uuid4(), org_roles={org.id: role}) for role in ORG_ROLES}
     for role in SITE_ROLES:
         actors[f"site:{role}"] = kind(
@@ -101,60 +141,131 @@ class InMemoryLookup:
     """Stands in for the session when deciding on objects that are not in a database:
     oso's relation lookups (`Session.get`) find them here."""
 
-    def __init__(self, objects: list[object]) -> None:
-        self.by_key = {(type(o), o.id): o for o in objects}  # type: ignore[attr-defined]
+    def __init__(self, objects: list[Any]) -> None:
+        self.objects = objects
 
     def get(self, model: type, key: uuid.UUID) -> object | None:
-        return self.by_key.get((model, key))
+        for o in self.objects:
+            if type(o) is model and o.id == key:
+                return o
+        return None
 
 
-def compute(
-    policy_dir: str | Path, kind: type[Principal] = UserActor
-) -> dict[str, dict[str, set[str]]]:
-    """Resource -> permission -> the role labels whose holder (a `kind`) is allowed."""
-    samples = _samples()
-    lookup = InMemoryLookup(list(samples.values()))
-    engine = AuthzEngine(policy_dir, session=lambda: lookup)  # type: ignore[arg-type,return-value]
-    actors = holders(samples["Organization"], samples["Site"], kind)  # type: ignore[arg-type]
-    matrix: dict[str, dict[str, set[str]]] = {}
-    for resource_name, permissions in declared_permissions(policy_dir).items():
-        resource = samples[resource_name]
-        matrix[resource_name] = {
-            permission: {
+def _engine(policy_dir: str | Path, sample: Sample) -> AuthzEngine:
+    lookup = InMemoryLookup(sample.objects)
+    return AuthzEngine(policy_dir, session=lambda: lookup)  # type: ignore[arg-type,return-value]
+
+
+Matrix = dict[str, dict[str, set[str]]]
+
+
+def compute(policy_dir: str | Path, kind: type[Principal] = UserActor) -> Matrix:
+    """Resource -> permission -> the labels of the `kind` actors allowed. Owned resources
+    get extra rows `PERMISSION (creator)`: asked of a resource that actor created."""
+    sample = Sample()
+    engine = _engine(policy_dir, sample)
+    actors = holders(sample.org, sample.site, kind)
+    matrix: Matrix = {}
+    for name, permissions in declared_permissions(policy_dir).items():
+        rows = matrix[name] = {}
+        resources = {label: sample.resource(name, actor) for label, actor in actors.items()}
+        for permission in permissions:
+            rows[permission] = {
                 label for label, actor in actors.items()
-                if engine.is_allowed(actor, permission, resource)
+                if engine.is_allowed(actor, permission, resources[label])
             }
-            for permission in permissions
-        }
+        for permission in OWNED.get(name, ()):
+            rows[permission + CREATOR] = {
+                label for label, actor in actors.items()
+                if engine.is_allowed(actor, permission, sample.created_by(name, actor))
+            }
     return matrix
 
 
+# Role ceilings: what each kind of grant is, as the object a grantor is asked about.
+GRANTS: dict[str, tuple[tuple[str, ...], Callable[[Sample, str], Any]]] = {
+    "org membership": (ORG_ROLES, lambda s, role: _with(
+        OrgMembership(id=uuid.uuid4(), org_id=s.org.id, user_id=uuid.uuid4(), role=role),
+        organization=s.org)),
+    "site membership": (SITE_ROLES, lambda s, role: _with(
+        SiteMembership(id=uuid.uuid4(), org_id=s.org.id, site_id=s.site.id,
+                       user_id=uuid.uuid4(), role=role), site=s.site)),
+    "API key for the organization": (ORG_ROLES, lambda s, role: _with(
+        ApiKey(id=uuid.uuid4(), org_id=s.org.id, site_id=None, role=role),
+        organization=s.org)),
+    "API key for the site": (SITE_ROLES, lambda s, role: _with(
+        ApiKey(id=uuid.uuid4(), org_id=s.org.id, site_id=s.site.id, role=role),
+        organization=s.org, site=s.site)),
+}
+
+
+def ceilings(policy_dir: str | Path, kind: type[Principal] = UserActor) -> dict[
+    str, dict[str, list[str]]
+]:
+    """Grantor label -> grant -> the roles that grantor (a `kind`) may give (`create`)."""
+    sample = Sample()
+    grants = {
+        grant: [(role, build(sample, role)) for role in roles]
+        for grant, (roles, build) in GRANTS.items()
+    }
+    sample.objects.extend(obj for pairs in grants.values() for _, obj in pairs)
+    engine = _engine(policy_dir, sample)
+    return {
+        label: {
+            grant: [role for role, obj in pairs if engine.is_allowed(actor, "create", obj)]
+            for grant, pairs in grants.items()
+        }
+        for label, actor in holders(sample.org, sample.site, kind).items()
+    }
+
+
 def render_markdown(policy_dir: str | Path) -> str:
-    users = compute(policy_dir, UserActor)
-    keys = compute(policy_dir, ApiClientActor)
-    labels = list(holders(*list(_samples().values())[:2]).keys())  # type: ignore[arg-type]
+    by_kind = {name: compute(policy_dir, kind) for name, kind in KINDS.items()}
+    sample = Sample()
+    columns = [
+        (name, label) for name, kind in KINDS.items()
+        for label in holders(sample.org, sample.site, kind)
+    ]
     lines = [
         "# Permissions",
         "",
         "Generated from `policies/*.polar` by `flask authz matrix`; do not edit by hand.",
-        "`org:ROLE` holds ROLE on the organization; `site:ROLE` holds ROLE on the site only;",
-        "`none` holds nothing. `yes`: a user or an API key with that role may; `user`: only",
-        "a user may. A resource an actor may not `read` answers 404, an action it may not",
-        "take on a resource it can read answers 403. Ingest keys may only send events.",
-        "The uploader of an asset may also update, complete and delete it while it may",
-        "`upload` to the asset's site; the creator of a gallery may update and delete it",
-        "while it may `create_gallery` there. The tables show someone else's asset/gallery.",
+        "",
+        "Columns come in three groups, one per kind of actor: a **user** (a person signed",
+        "in), an **API key** created with that role, an **ingest key** of the site.",
+        "`org:ROLE` holds ROLE on the organization, `site:ROLE` on the site only, `none`",
+        "holds nothing. `✓`: allowed. A resource an actor may not `read` answers 404; an",
+        "action it may not take on a resource it can read answers 403.",
+        "",
+        "Rows marked *(creator)* are asked of an asset or gallery the actor created itself",
+        "(the other rows: of someone else's). `Account` is the actor's own account.",
         "",
     ]
-    for resource, permissions in users.items():
-        lines += [f"## {resource}", "", "| permission | " + " | ".join(labels) + " |"]
-        lines.append("|---" * (len(labels) + 1) + "|")
-        for permission, allowed in permissions.items():
-            by_key = keys[resource][permission]
+    header = "| permission | " + " | ".join(f"{kind} {label}" for kind, label in columns) + " |"
+    for resource, permissions in by_kind["user"].items():
+        lines += [f"## {resource}", "", header, "|---" * (len(columns) + 1) + "|"]
+        for permission in permissions:
             cells = [
-                ("yes" if label in by_key else "user") if label in allowed else ""
-                for label in labels
+                "✓" if label in by_kind[kind][resource][permission] else ""
+                for kind, label in columns
             ]
             lines.append(f"| `{permission}` | " + " | ".join(cells) + " |")
         lines.append("")
+    lines += [
+        "## Role ceilings",
+        "",
+        "Which roles a grantor may give: to a member (a membership) or to a new API key.",
+        "Only people give roles, and never one they do not hold there themselves. Actors",
+        "not listed may give none: no API key or ingest key appears here.",
+        "",
+        "| grantor | " + " | ".join(GRANTS) + " |",
+        "|---" * (len(GRANTS) + 1) + "|",
+    ]
+    for name, kind in KINDS.items():
+        for label, given in ceilings(policy_dir, kind).items():
+            if any(given.values()):
+                lines.append(f"| {name} {label} | " + " | ".join(
+                    ", ".join(roles) or "none" for roles in given.values()) + " |")
+    lines.append("")
     return "\n".join(lines)
+

@@ -12,9 +12,10 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.db import one_or_404, utcnow
+from app.db import utcnow
 from app.errors import ApiError, Conflict, Unprocessable
 from app.models import Asset, Site
+from app.services.lookups import one_or_missing
 from app.storage import PresignedPost, Storage
 
 log = logging.getLogger("app.assets")
@@ -99,7 +100,8 @@ def scoped(org_id: uuid.UUID, site_id: uuid.UUID) -> Any:
 
 
 def get_asset(session: Session, site: Site, asset_id: uuid.UUID) -> Asset:
-    return one_or_404(session, scoped(site.org_id, site.id).where(Asset.id == asset_id))
+    stmt = scoped(site.org_id, site.id).where(Asset.id == asset_id)
+    return one_or_missing(session, stmt, Asset, asset_id, site.org_id)
 
 
 def soft_delete(asset: Asset) -> None:

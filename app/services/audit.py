@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.authz.engine import polar_name
+from app.errors import Missing
 from app.models import AuditEvent, Organization
 
 
@@ -30,10 +32,27 @@ def denial(actor: Any, action: str, resource: Any, request_id: str | None) -> Au
         actor_type=getattr(actor, "kind", "anonymous"),
         actor_id=getattr(actor, "id", None),
         action=action,
-        resource_type=type(resource).__name__,
+        resource_type=polar_name(type(resource)),
         resource_id=str(resource_id) if resource_id is not None else None,
         request_id=request_id,
         data={},
+    )
+
+
+def refusal(
+    actor: Any, missing: Missing, method: str, route: str, request_id: str | None
+) -> AuditEvent:
+    """A request for an id that its path's scope does not hold (see `errors.Missing`)."""
+    return AuditEvent(
+        org_id=missing.org_id,
+        event="authz.denied",
+        actor_type=getattr(actor, "kind", "anonymous"),
+        actor_id=getattr(actor, "id", None),
+        action="lookup",
+        resource_type=missing.resource_type,
+        resource_id=str(missing.resource_id),
+        request_id=request_id,
+        data={"reason": "not_found", "method": method, "route": route},
     )
 
 

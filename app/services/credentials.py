@@ -20,8 +20,9 @@ from app.auth.secrets import (
     new_secret,
 )
 from app.authz.actors import ApiClientActor, IngestClientActor
-from app.db import one_or_404, utcnow
+from app.db import utcnow
 from app.models import ApiKey, IngestKey, Organization, Site
+from app.services.lookups import one_or_missing
 
 TOUCH_EVERY = timedelta(minutes=1)
 Key = TypeVar("Key", ApiKey, IngestKey)  # last_used_at is written at most this often
@@ -36,19 +37,29 @@ def _mint(session: Session, model: type[Key], prefix: str, **fields: Any) -> tup
     return key, format_key(prefix, key.id, secret)
 
 
+def proposed_api_key(org: Organization, site: Site | None, role: str) -> ApiKey:
+    """A key with `role` on `org` or one of its sites, not saved: what creating one is
+    authorized on (the policy caps its role by its creator's)."""
+    return ApiKey(org_id=org.id, site_id=site.id if site else None, role=role)
+
+
+def proposed_ingest_key(site: Site) -> IngestKey:
+    """An ingest key of `site`, not saved: what creating one is authorized on."""
+    return IngestKey(org_id=site.org_id, site_id=site.id)
+
+
 def create_api_key(
     session: Session,
-    org: Organization,
+    proposed: ApiKey,
     *,
     name: str,
-    role: str,
-    site: Site | None,
     expires_at: datetime | None,
     created_by: uuid.UUID,
 ) -> tuple[ApiKey, str]:
+    """Store the `proposed` key (see proposed_api_key) with a new secret."""
     return _mint(
-        session, ApiKey, API_KEY_PREFIX, org_id=org.id, site_id=site.id if site else None,
-        name=name, role=role, expires_at=expires_at, created_by=created_by,
+        session, ApiKey, API_KEY_PREFIX, org_id=proposed.org_id, site_id=proposed.site_id,
+        name=name, role=proposed.role, expires_at=expires_at, created_by=created_by,
     )
 
 
@@ -74,11 +85,13 @@ def ingest_keys(site: Site) -> object:
 
 
 def get_api_key(session: Session, org_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey:
-    return one_or_404(session, api_keys(org_id).where(ApiKey.id == key_id))  # type: ignore[attr-defined]
+    stmt = api_keys(org_id).where(ApiKey.id == key_id)  # type: ignore[attr-defined]
+    return one_or_missing(session, stmt, ApiKey, key_id, org_id)
 
 
 def get_ingest_key(session: Session, site: Site, key_id: uuid.UUID) -> IngestKey:
-    return one_or_404(session, ingest_keys(site).where(IngestKey.id == key_id))  # type: ignore[attr-defined]
+    stmt = ingest_keys(site).where(IngestKey.id == key_id)  # type: ignore[attr-defined]
+    return one_or_missing(session, stmt, IngestKey, key_id, site.org_id)
 
 
 def revoke(session: Session, key: ApiKey | IngestKey) -> None:

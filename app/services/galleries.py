@@ -14,8 +14,9 @@ from sqlalchemy import ColumnElement, Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
-from app.errors import Conflict, NotFound, Unprocessable
+from app.errors import Conflict, Unprocessable
 from app.models import Asset, Gallery, GalleryItem, Site
+from app.services.lookups import one_or_missing
 
 
 def scoped(site: Site, *, deleted: bool = False) -> Select[Any]:
@@ -29,10 +30,8 @@ def get_gallery(
     lock: bool = False,
 ) -> Gallery:
     stmt = scoped(site, deleted=deleted).where(Gallery.id == gallery_id)
-    gallery = session.scalar(stmt.with_for_update() if lock else stmt)
-    if gallery is None:
-        raise NotFound()
-    return gallery
+    stmt = stmt.with_for_update() if lock else stmt
+    return one_or_missing(session, stmt, Gallery, gallery_id, site.org_id)
 
 
 def etag(gallery: Gallery) -> dict[str, str]:
@@ -150,10 +149,8 @@ def items(gallery: Gallery) -> Select[Any]:
 
 
 def get_item(session: Session, gallery: Gallery, item_id: uuid.UUID) -> GalleryItem:
-    item = session.scalar(items(gallery).where(GalleryItem.id == item_id))
-    if item is None:
-        raise NotFound()
-    return item
+    stmt = items(gallery).where(GalleryItem.id == item_id)
+    return one_or_missing(session, stmt, GalleryItem, item_id, gallery.org_id)
 
 
 def _touch(gallery: Gallery, delta: int = 0) -> None:

@@ -9,9 +9,9 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.auth import invalidation
-from app.db import one_or_404
 from app.errors import Conflict, NotFound
 from app.models import Organization, OrgMembership, Site, SiteMembership, User
+from app.services.lookups import one_or_missing
 
 
 def member_view(membership: OrgMembership | SiteMembership, user: User) -> dict[str, Any]:
@@ -39,7 +39,18 @@ def _user_by_email(session: Session, email: str) -> User:
     return user
 
 
+def with_role(membership: OrgMembership | SiteMembership, role: str) -> Any:
+    """The membership as it would be with `role`: what a role change is authorized on."""
+    columns = {c.key: getattr(membership, c.key) for c in membership.__table__.columns}
+    return type(membership)(**{**columns, "role": role})
+
+
 # -- organizations ---------------------------------------------------------------------------
+
+
+def proposed_org_member(org: Organization, role: str) -> OrgMembership:
+    """A membership of `org` with `role`, not saved: what adding a member is authorized on."""
+    return OrgMembership(org_id=org.id, role=role)
 
 
 def org_members(org_id: uuid.UUID) -> Any:
@@ -47,7 +58,8 @@ def org_members(org_id: uuid.UUID) -> Any:
 
 
 def get_org_member(session: Session, org_id: uuid.UUID, user_id: uuid.UUID) -> OrgMembership:
-    return one_or_404(session, org_members(org_id).where(OrgMembership.user_id == user_id))
+    stmt = org_members(org_id).where(OrgMembership.user_id == user_id)
+    return one_or_missing(session, stmt, OrgMembership, user_id, org_id)
 
 
 def add_org_member(session: Session, org: Organization, email: str, role: str) -> OrgMembership:
@@ -102,6 +114,11 @@ def remove_org_member(session: Session, membership: OrgMembership) -> None:
 # -- sites ------------------------------------------------------------------------------------
 
 
+def proposed_site_member(site: Site, role: str) -> SiteMembership:
+    """A role on `site`, not saved: what adding a site member is authorized on."""
+    return SiteMembership(org_id=site.org_id, site_id=site.id, role=role)
+
+
 def site_members(site: Site) -> Any:
     return select(SiteMembership).where(
         SiteMembership.org_id == site.org_id, SiteMembership.site_id == site.id
@@ -109,7 +126,8 @@ def site_members(site: Site) -> Any:
 
 
 def get_site_member(session: Session, site: Site, user_id: uuid.UUID) -> SiteMembership:
-    return one_or_404(session, site_members(site).where(SiteMembership.user_id == user_id))
+    stmt = site_members(site).where(SiteMembership.user_id == user_id)
+    return one_or_missing(session, stmt, SiteMembership, user_id, site.org_id)
 
 
 def add_site_member(session: Session, site: Site, email: str, role: str) -> SiteMembership:

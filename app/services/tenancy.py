@@ -9,8 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth import invalidation
-from app.db import one_or_404, set_scope, utcnow
+from app.db import set_scope, utcnow
 from app.models import Organization, OrgMembership, Site
+from app.services.lookups import one_or_missing
 
 
 def create_org(session: Session, creator_id: uuid.UUID, name: str) -> Organization:
@@ -29,7 +30,7 @@ def get_org(session: Session, org_id: uuid.UUID, *, lock: bool = False) -> Organ
     stmt = select(Organization).where(Organization.id == org_id, Organization.deleted_at.is_(None))
     if lock:
         stmt = stmt.with_for_update()
-    return one_or_404(session, stmt)
+    return one_or_missing(session, stmt, Organization, org_id, org_id)
 
 
 def live_orgs() -> Any:
@@ -57,9 +58,10 @@ def create_site(session: Session, org: Organization, name: str, domain: str | No
 def get_site(session: Session, org_id: uuid.UUID, site_id: uuid.UUID) -> Site:
     """A live site of a live organization, or 404."""
     org = get_org(session, org_id)
-    return one_or_404(
+    return one_or_missing(
         session,
         select(Site).where(Site.id == site_id, Site.org_id == org.id, Site.deleted_at.is_(None)),
+        Site, site_id, org.id,
     )
 
 

@@ -284,14 +284,15 @@ class RoleCase:
     authz: (action, resource type) the policy is asked about; a denial is audited with them.
     state: what the endpoint may change, observed by the org_admin; it must change when the
            call is allowed and stay the same when it is denied (authorize before writing).
-    resource_id: the id of the resource the denial names, when it is neither the tenant's
-           organization nor its site (a gallery, ...).
+    resource_id: (client, tenant) -> the id of the resource the denial names, when it is
+           neither the tenant's organization nor its site (a gallery, ...); None for a
+           resource about to be created (it has no id yet).
     """
 
     send: Callable[[Any, Tenant, Person, dict[str, str]], Any]
     authz: tuple[str, str]
     state: Callable[[Any, Tenant], Any] | None = None
-    resource_id: Callable[[Tenant], Any] | None = None
+    resource_id: Callable[[Any, Tenant], Any] | None = None
 
 
 def check_role_case(client: Any, tenant: Tenant, case: RoleCase, role: str, expected: int) -> Any:
@@ -309,7 +310,7 @@ def check_role_case(client: Any, tenant: Tenant, case: RoleCase, role: str, expe
             action, resource_type = "access", "Organization"
             resource_id = tenant.org.id
         elif case.resource_id is not None:
-            resource_id = case.resource_id(tenant)
+            resource_id = case.resource_id(client, tenant)
         else:
             resource_id = {"Organization": tenant.org.id, "Site": tenant.site.id}[resource_type]
         assert [
@@ -323,7 +324,7 @@ def check_role_case(client: Any, tenant: Tenant, case: RoleCase, role: str, expe
                 tenant.org.id,
                 action,
                 resource_type,
-                str(resource_id),
+                None if resource_id is None else str(resource_id),
             )
         ]
         if case.state:
@@ -334,3 +335,13 @@ def check_role_case(client: Any, tenant: Tenant, case: RoleCase, role: str, expe
         if case.state:
             assert case.state(client, tenant) != before, "an allowed request changed nothing"
     return response
+
+
+def membership_id(client: Any, person: Person, scope: Organization | Site) -> uuid.UUID:
+    """The id of `person`'s membership of an organization or a site."""
+    model: Any = OrgMembership if isinstance(scope, Organization) else SiteMembership
+    column = model.org_id if isinstance(scope, Organization) else model.site_id
+    with owner_sessionmaker(client.application)() as session:
+        return session.scalars(
+            select(model.id).where(column == scope.id, model.user_id == person.id)
+        ).one()

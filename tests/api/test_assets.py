@@ -292,15 +292,15 @@ CASES = {
     "list": RoleCase(send=lambda c, t, p, h: c.get(assets_path(t), headers=h),
                      authz=("read", "Site")),
     "get": RoleCase(send=lambda c, t, p, h: c.get(asset_path(t, t.asset), headers=h),
-                    authz=("read", "Asset"), resource_id=lambda t: t.asset),
+                    authz=("read", "Asset"), resource_id=lambda c, t: t.asset),
     "download": RoleCase(send=lambda c, t, p, h: download_url(c, t, p, t.asset, headers=h),
-                         authz=("read", "Asset"), resource_id=lambda t: t.asset),
+                         authz=("read", "Asset"), resource_id=lambda c, t: t.asset),
     "patch": RoleCase(
         send=lambda c, t, p, h: c.patch(asset_path(t, t.asset),
                                         json={"title": f"by {p.id}", "tags": ["x"]}, headers=h),
-        authz=("update", "Asset"), state=_row, resource_id=lambda t: t.asset),
+        authz=("update", "Asset"), state=_row, resource_id=lambda c, t: t.asset),
     "delete": RoleCase(send=lambda c, t, p, h: c.delete(asset_path(t, t.asset), headers=h),
-                       authz=("delete", "Asset"), state=_row, resource_id=lambda t: t.asset),
+                       authz=("delete", "Asset"), state=_row, resource_id=lambda c, t: t.asset),
 }
 ROLE_TABLE = {
     # org_admin, site_admin, member, viewer, site_site_admin, site_member, site_viewer, outsider

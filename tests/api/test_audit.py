@@ -185,14 +185,28 @@ def test_audit_log_is_per_organization(client, world, tenant):
     )
 
 
-def test_successful_requests_and_unknown_resources_are_not_denials(client, app, tenant):
-    admin = tenant["org_admin"]
-    ok, missing = request_id(), request_id()
-    assert client.get(tenant.org_path, headers=with_id(admin.headers, ok)).status_code == 200
-    unknown_site = f"{tenant.org_path}/sites/{uuid.uuid4()}"
-    assert_problem(client.get(unknown_site, headers=with_id(admin.headers, missing)), 404)
-    assert denials(app, ok) == [] and denials(app, missing) == []
+def test_successful_requests_are_not_denials(client, app, tenant):
+    ok = request_id()
+    response = client.get(tenant.org_path, headers=with_id(tenant["org_admin"].headers, ok))
+    assert response.status_code == 200
+    assert denials(app, ok) == []
     assert audit_log(client, tenant) == []
+
+
+@pytest.mark.parametrize("whose", ["nobody's", "another tenant's"])
+def test_an_id_the_path_does_not_hold_is_a_refusal(client, app, world, tenant, whose):
+    """Under one's own organization, an id that exists nowhere and one of another tenant
+    answer alike (404), and both are recorded: probing for other tenants' ids shows."""
+    site_id = uuid.uuid4() if whose == "nobody's" else world.tenant("Other").site.id
+    admin, rid = tenant["org_admin"], request_id()
+    path = f"{tenant.org_path}/sites/{site_id}"
+    assert_problem(client.get(path, headers=with_id(admin.headers, rid)), 404)
+    [row] = denials(app, rid)
+    assert (row.org_id, row.actor_id, row.action, row.resource_type, row.resource_id) == (
+        tenant.org.id, admin.id, "lookup", "Site", str(site_id))
+    assert row.data == {"reason": "not_found", "method": "GET",
+                        "route": "/v1/orgs/<uuid:org_id>/sites/<uuid:site_id>"}
+    assert [e["request_id"] for e in audit_log(client, tenant)] == [rid]
 
 
 def test_an_unknown_organization_is_audited_like_a_foreign_one(client, app, tenant):
@@ -222,3 +236,28 @@ def test_audit_log_sorts_by_creation_only(client, tenant, sort):
         headers=tenant["org_admin"].headers,
     )
     assert_problem(response, 422, errors={"sort"})
+
+
+def test_what_is_for_people_only_is_a_recorded_refusal_for_a_key(client, app, tenant):
+    """An org_admin API key asking for what the policy keeps for people gets a 403, and the
+    refusal names the policy's action and resource (policies/accounts.polar, ...)."""
+    from tests.api.test_keys import create_api_key
+
+    key = create_api_key(client, tenant, role="org_admin")
+    asks = [
+        (lambda h: client.get("/v1/me", headers=h), "manage", "Account", key.id),
+        (lambda h: client.post("/v1/orgs", json={"name": "Mine"}, headers=h),
+         "create_organization", "Account", key.id),
+        (lambda h: client.post(tenant.org_path + "/members", headers=h,
+                               json={"email": tenant["outsider"].email, "role": "org_admin"}),
+         "create", "OrgMembership", None),
+        (lambda h: client.get(tenant.org_path + "/api-keys", headers=h),
+         "manage_api_keys", "Organization", str(tenant.org.id)),
+    ]
+    for send, action, resource_type, resource_id in asks:
+        rid = request_id()
+        assert_problem(send(with_id(key.headers, rid)), 403)
+        [row] = denials(app, rid)
+        assert (row.actor_type, row.actor_id, row.action, row.resource_type) == (
+            "api_key", uuid.UUID(key.id), action, resource_type)
+        assert row.resource_id == (None if resource_id is None else str(resource_id))

@@ -126,7 +126,7 @@ CASES = {
     "read": RoleCase(
         send=lambda c, t, p, h: c.get(gallery_path(t, t.gallery), headers=h),
         authz=("read", "Gallery"),
-        resource_id=lambda t: t.gallery,
+        resource_id=lambda c, t: t.gallery,
     ),
     "update": RoleCase(
         send=lambda c, t, p, h: c.patch(
@@ -134,7 +134,7 @@ CASES = {
         ),
         authz=("update", "Gallery"),
         state=_stored,
-        resource_id=lambda t: t.gallery,
+        resource_id=lambda c, t: t.gallery,
     ),
     "delete": RoleCase(
         send=lambda c, t, p, h: c.delete(
@@ -142,18 +142,18 @@ CASES = {
         ),
         authz=("delete", "Gallery"),
         state=_stored,
-        resource_id=lambda t: t.gallery,
+        resource_id=lambda c, t: t.gallery,
     ),
     "restore": RoleCase(
         send=lambda c, t, p, h: c.post(gallery_path(t, t.deleted) + "/restore", headers=h),
         authz=("restore", "Gallery"),
         state=lambda c, t: _stored(c, t, t.deleted),
-        resource_id=lambda t: t.deleted,
+        resource_id=lambda c, t: t.deleted,
     ),
     "list_items": RoleCase(
         send=lambda c, t, p, h: c.get(items_path(t, t.gallery), headers=h),
         authz=("read", "Gallery"),
-        resource_id=lambda t: t.gallery,
+        resource_id=lambda c, t: t.gallery,
     ),
     "add_item": RoleCase(
         send=lambda c, t, p, h: c.post(
@@ -161,7 +161,7 @@ CASES = {
         ),
         authz=("update", "Gallery"),
         state=_items,
-        resource_id=lambda t: t.gallery,
+        resource_id=lambda c, t: t.gallery,
     ),
     "reorder": RoleCase(
         send=lambda c, t, p, h: c.put(
@@ -171,7 +171,7 @@ CASES = {
         ),
         authz=("update", "Gallery"),
         state=_items,
-        resource_id=lambda t: t.gallery,
+        resource_id=lambda c, t: t.gallery,
     ),
     "update_item": RoleCase(
         send=lambda c, t, p, h: c.patch(
@@ -179,13 +179,13 @@ CASES = {
         ),
         authz=("update", "Gallery"),
         state=_items,
-        resource_id=lambda t: t.gallery,
+        resource_id=lambda c, t: t.gallery,
     ),
     "remove_item": RoleCase(
         send=lambda c, t, p, h: c.delete(item_path(t, t.gallery, t.items[0]), headers=h),
         authz=("update", "Gallery"),
         state=_items,
-        resource_id=lambda t: t.gallery,
+        resource_id=lambda c, t: t.gallery,
     ),
 }
 

@@ -14,6 +14,7 @@ from tests.api.helpers import (
     check_each,
     check_role_case,
     items,
+    membership_id,
     org_roles_of,
     role_table,
     site_roles_of,
@@ -54,20 +55,23 @@ ORG_CASES = {
             json={"email": t["outsider"].email, "role": "viewer"},
             headers=h,
         ),
-        authz=("manage_members", "Organization"),
+        authz=("create", "OrgMembership"),  # the membership as it would be (no id yet)
         state=org_members,
+        resource_id=lambda c, t: None,
     ),
     "change": RoleCase(
         send=lambda c, t, p, h: c.patch(
             member_path(t, t["viewer"]), json={"role": "member"}, headers=h
         ),
-        authz=("manage_members", "Organization"),
+        authz=("update", "OrgMembership"),
         state=org_members,
+        resource_id=lambda c, t: membership_id(c, t["viewer"], t.org),
     ),
     "remove": RoleCase(
         send=lambda c, t, p, h: c.delete(member_path(t, t["viewer"]), headers=h),
-        authz=("manage_members", "Organization"),
+        authz=("delete", "OrgMembership"),
         state=org_members,
+        resource_id=lambda c, t: membership_id(c, t["viewer"], t.org),
     ),
 }
 
@@ -92,20 +96,23 @@ SITE_CASES = {
             json={"email": t["outsider"].email, "role": "viewer"},
             headers=h,
         ),
-        authz=("manage_members", "Site"),
+        authz=("create", "SiteMembership"),
         state=site_members,
+        resource_id=lambda c, t: None,
     ),
     "change": RoleCase(
         send=lambda c, t, p, h: c.patch(
             member_path(t, t["site_viewer"], site=True), json={"role": "member"}, headers=h
         ),
-        authz=("manage_members", "Site"),
+        authz=("update", "SiteMembership"),
         state=site_members,
+        resource_id=lambda c, t: membership_id(c, t["site_viewer"], t.site),
     ),
     "remove": RoleCase(
         send=lambda c, t, p, h: c.delete(member_path(t, t["site_viewer"], site=True), headers=h),
-        authz=("manage_members", "Site"),
+        authz=("delete", "SiteMembership"),
         state=site_members,
+        resource_id=lambda c, t: membership_id(c, t["site_viewer"], t.site),
     ),
 }
 

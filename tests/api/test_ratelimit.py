@@ -216,3 +216,24 @@ def test_the_suite_app_is_not_throttled(app, make_app, storage):
     client = app.test_client()
     for _ in range(35):  # above the default 30 per minute per IP
         assert refresh(client, 61).status_code == 401
+
+
+def test_probing_organizations_fills_the_audit_log_only_so_far(make_app, world):
+    """Denials about organizations an actor holds nothing in are recorded up to
+    AUDIT_PROBE_LIMIT per actor: a script walking random ids cannot flood the log. The
+    answers themselves do not change (404), and another actor's probes are still kept."""
+    from tests.api.helpers import denials, request_id, with_id
+
+    app = make_app(ratelimit_storage_uri="memory://", audit_probe_limit="3 per minute")
+    client = app.test_client()
+    prober, other = world.user(), world.user()
+    recorded = []
+    for _ in range(5):
+        rid = request_id()
+        response = client.get(f"/v1/orgs/{uuid.uuid4()}", headers=with_id(prober.headers, rid))
+        assert_problem(response, 404)
+        recorded.append(len(denials(app, rid)))
+    assert recorded == [1, 1, 1, 0, 0]
+    rid = request_id()
+    assert_problem(client.get(f"/v1/orgs/{uuid.uuid4()}", headers=with_id(other.headers, rid)), 404)
+    assert len(denials(app, rid)) == 1

@@ -359,7 +359,7 @@ CASES = {
         send=lambda c, t, p, h: complete(c, t, p, t.pending, headers=h),
         authz=("complete", "Asset"),
         state=_status,
-        resource_id=lambda t: t.pending,
+        resource_id=lambda c, t: t.pending,
     ),
 }
 ROLE_TABLE = {

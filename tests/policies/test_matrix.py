@@ -6,9 +6,10 @@ fresh), so this table, the policy and the document cannot drift apart.
 
 import pytest
 
-from app.authz.actors import ApiClientActor, UserActor
-from app.authz.matrix import compute
+from app.authz.actors import ApiClientActor, IngestClientActor, UserActor
+from app.authz.matrix import ceilings, compute
 from app.config import Settings
+from app.models import ORG_ROLES, SITE_ROLES
 
 pytestmark = pytest.mark.portable
 
@@ -21,9 +22,17 @@ SITE["member"] = SITE["viewer"] - {"site:viewer"}
 SITE["site_admin"] = {"site:site_admin"}
 ON_SITE = {role: ORG[role] | SITE[role] for role in SITE}  # org roles flow down to sites
 
+ANY = ORG["viewer"] | SITE["viewer"] | {"none"}  # every user, whatever it holds
+
 # What a user holding each role may do.
 EXPECTED = {
+    "Account": {  # the actor's own
+        "read": ANY,
+        "manage": ANY,
+        "create_organization": ANY,
+    },
     "Organization": {
+        "access": ORG["viewer"] | SITE["viewer"],
         "read": ORG["viewer"],
         "update": ORG["org_admin"],
         "delete": ORG["org_admin"],
@@ -33,12 +42,14 @@ EXPECTED = {
         "manage_members": ORG["org_admin"],
         "read_audit": ORG["org_admin"],
         "manage_api_keys": ORG["org_admin"],
-        "grant_viewer": ORG["viewer"],
-        "grant_member": ORG["member"],
-        "grant_site_admin": ORG["site_admin"],
-        "grant_org_admin": ORG["org_admin"],
     },
-    "OrgMembership": {"read": ORG["viewer"]},
+    # Someone else's membership, with the lowest role (the ceilings are tested below).
+    "OrgMembership": {
+        "read": ORG["viewer"],
+        "create": ORG["org_admin"],
+        "update": ORG["org_admin"],
+        "delete": ORG["org_admin"],
+    },
     "Site": {
         "read": ON_SITE["viewer"],
         "update": ON_SITE["site_admin"],
@@ -50,41 +61,80 @@ EXPECTED = {
         "create_gallery": ON_SITE["member"],
         "read_events": ON_SITE["member"],
         "write_events": set(),  # keys only: see test_event_writers
-        "grant_viewer": ON_SITE["viewer"],
-        "grant_member": ON_SITE["member"],
-        "grant_site_admin": ON_SITE["site_admin"],
     },
-    "SiteMembership": {"read": ON_SITE["viewer"]},
+    "SiteMembership": {
+        "read": ON_SITE["viewer"],
+        "create": ON_SITE["site_admin"],
+        "update": ON_SITE["site_admin"],
+        "delete": ON_SITE["site_admin"],
+    },
     "AuditEvent": {"read": ORG["org_admin"]},
-    "ApiKey": {"read": ORG["org_admin"], "revoke": ORG["org_admin"]},
-    "IngestKey": {"read": ON_SITE["site_admin"], "revoke": ON_SITE["site_admin"]},
-    # Someone else's asset: the uploader's own rights are in test_asset_ownership.
+    "ApiKey": {"read": ORG["org_admin"], "create": ORG["org_admin"], "revoke": ORG["org_admin"]},
+    "IngestKey": {
+        "read": ON_SITE["site_admin"],
+        "create": ON_SITE["site_admin"],
+        "revoke": ON_SITE["site_admin"],
+    },
+    # Someone else's asset; the creator rows ask of the actor's own.
     "Asset": {
         "read": ON_SITE["viewer"],
         "update": ON_SITE["site_admin"],
         "delete": ON_SITE["site_admin"],
         "complete": ON_SITE["site_admin"],
+        "update (creator)": ON_SITE["member"],
+        "delete (creator)": ON_SITE["member"],
+        "complete (creator)": ON_SITE["member"],
     },
     "Gallery": {
         "read": ON_SITE["viewer"],
         "update": ON_SITE["site_admin"],
         "delete": ON_SITE["site_admin"],
         "restore": ON_SITE["site_admin"],
+        "update (creator)": ON_SITE["member"],
+        "delete (creator)": ON_SITE["member"],
     },
     "GalleryItem": {"read": ON_SITE["viewer"]},
     "Event": {"read": ON_SITE["member"]},
 }
 
-# Key management stays with people: an API key with the same role may not.
+# Power stays with people (policies/base.polar): an API key with the same role may not
+# make a credential, give a role, or delete an organization or a site; it has no account.
 USER_ONLY = {
+    ("Account", "manage"),
+    ("Account", "create_organization"),
+    ("Organization", "delete"),
+    ("Organization", "manage_members"),
     ("Organization", "manage_api_keys"),
+    ("OrgMembership", "create"),
+    ("OrgMembership", "update"),
+    ("OrgMembership", "delete"),
+    ("Site", "delete"),
+    ("Site", "manage_members"),
     ("Site", "manage_ingest_keys"),
     ("Site", "upload"),
     ("Site", "create_gallery"),
+    ("SiteMembership", "create"),
+    ("SiteMembership", "update"),
+    ("SiteMembership", "delete"),
     ("ApiKey", "read"),
+    ("ApiKey", "create"),
     ("ApiKey", "revoke"),
     ("IngestKey", "read"),
+    ("IngestKey", "create"),
     ("IngestKey", "revoke"),
+    # The creator rules name people: a key's rights on an asset or gallery are its role's.
+    ("Asset", "update (creator)"),
+    ("Asset", "delete (creator)"),
+    ("Asset", "complete (creator)"),
+    ("Gallery", "update (creator)"),
+    ("Gallery", "delete (creator)"),
+}
+KEY_CREATOR_ROWS = {
+    ("Asset", "update (creator)"): "update",
+    ("Asset", "delete (creator)"): "delete",
+    ("Asset", "complete (creator)"): "complete",
+    ("Gallery", "update (creator)"): "update",
+    ("Gallery", "delete (creator)"): "delete",
 }
 
 
@@ -92,15 +142,21 @@ def test_users_get_exactly_the_table():
     assert compute(Settings().policy_dir, UserActor) == EXPECTED
 
 
-# What an API key writes that a user does not: events.
-KEY_ONLY = {("Site", "write_events"): ON_SITE["member"]}
+# What an API key does that a user does not: writing events, to the one site it is for.
+KEY_ONLY = {("Site", "write_events"): SITE["member"]}
+# Every actor sees itself.
+KEY_SELF = {("Account", "read"): ANY}
 
 
-def test_api_keys_get_the_table_minus_key_management():
+def test_api_keys_get_the_table_minus_what_is_for_people():
     expected = {
         resource: {
-            perm: set() if (resource, perm) in USER_ONLY
-            else KEY_ONLY.get((resource, perm), allowed)
+            perm: (
+                allowed & EXPECTED[resource][KEY_CREATOR_ROWS[(resource, perm)]]
+                if (resource, perm) in KEY_CREATOR_ROWS
+                else set() if (resource, perm) in USER_ONLY
+                else KEY_ONLY.get((resource, perm), KEY_SELF.get((resource, perm), allowed))
+            )
             for perm, allowed in perms.items()
         }
         for resource, perms in EXPECTED.items()
@@ -108,10 +164,59 @@ def test_api_keys_get_the_table_minus_key_management():
     assert compute(Settings().policy_dir, ApiClientActor) == expected
 
 
-def test_nobody_without_a_role_gets_anything():
+def test_ingest_keys_write_events_to_their_site_and_see_only_themselves():
+    matrix = compute(Settings().policy_dir, IngestClientActor)
+    granted = {
+        (resource, perm)
+        for resource, perms in matrix.items()
+        for perm, allowed in perms.items()
+        if allowed
+    }
+    assert granted == {("Site", "write_events"), ("Account", "read")}
+
+
+def test_nobody_without_a_role_gets_anything_but_its_own_account():
     for kind in (UserActor, ApiClientActor):
         matrix = compute(Settings().policy_dir, kind)
-        assert all("none" not in allowed for perms in matrix.values() for allowed in perms.values())
+        assert all(
+            "none" not in allowed
+            for resource, perms in matrix.items() if resource != "Account"
+            for allowed in perms.values()
+        )
+
+
+# Role ceilings: who may give which role. Only people; never a role they do not hold.
+CEILINGS = {
+    "org:org_admin": {
+        "org membership": list(ORG_ROLES),
+        "site membership": list(SITE_ROLES),
+        "API key for the organization": list(ORG_ROLES),
+        "API key for the site": list(SITE_ROLES),
+    },
+    "org:site_admin": {
+        "org membership": [],
+        "site membership": list(SITE_ROLES),
+        "API key for the organization": [],
+        "API key for the site": [],
+    },
+    "site:site_admin": {
+        "org membership": [],
+        "site membership": list(SITE_ROLES),
+        "API key for the organization": [],
+        "API key for the site": [],
+    },
+}
+
+
+def test_role_ceilings():
+    given = ceilings(Settings().policy_dir, UserActor)
+    nothing = {grant: [] for grant in CEILINGS["org:org_admin"]}
+    assert given == {label: CEILINGS.get(label, nothing) for label in given}
+    for kind in (ApiClientActor, IngestClientActor):
+        assert not any(
+            roles for grants in ceilings(Settings().policy_dir, kind).values()
+            for roles in grants.values()
+        )
 
 
 OWNED = {"Asset": {"update", "delete", "complete"}, "Gallery": {"update", "delete"}}
