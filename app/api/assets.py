@@ -42,10 +42,13 @@ def storage() -> Storage:
     return current_app.extensions["storage"]
 
 
-def _asset(org_id: uuid.UUID, site_id: uuid.UUID, asset_id: uuid.UUID, action: str) -> Asset:
+def _asset(
+    org_id: uuid.UUID, site_id: uuid.UUID, asset_id: uuid.UUID, action: str, *,
+    lock: bool = False,
+) -> Asset:
     session = db.session()
     site = tenancy.get_site(session, org_id, site_id)
-    asset = assets.get_asset(session, site, asset_id)
+    asset = assets.get_asset(session, site, asset_id, lock=lock)
     authorize(actor(), action, asset)
     return asset
 
@@ -113,9 +116,11 @@ class Complete(MethodView):
     @blp.response(200, AssetSchema)
     @blp.alt_response(409, description="Nothing was uploaded yet.")
     @blp.alt_response(422, description="The stored file differs from the declared one.")
+    @blp.alt_response(503, description="Storage is unavailable; see `Retry-After`.")
     def post(self, org_id: uuid.UUID, site_id: uuid.UUID, asset_id: uuid.UUID) -> Asset:
-        """Check the stored object (size, type, checksum) and mark the asset ready."""
-        asset = _asset(org_id, site_id, asset_id, "complete")
+        """Check the stored object (size, type, checksum) and mark the asset ready; the
+        upload form cannot change a ready asset's file."""
+        asset = _asset(org_id, site_id, asset_id, "complete", lock=True)
         assets.complete(storage(), asset)
         db.session().flush()
         return asset
