@@ -89,7 +89,7 @@ class Settings:
 
     ingest_max_events: int = 1000
     ingest_max_body_bytes: int = 1024 * 1024  # after decompression
-    ingest_rate_limit: str = "100000 per minute"  # events per key
+    ingest_rate_limit: str = "100000 per minute"  # events received per key, rejected included
 
     ratelimit_storage_uri: str = "memory://"
     ratelimit_enabled: bool = True
