@@ -153,8 +153,10 @@ class EventStats(MethodView):
     @blp.arguments(StatsArgs, location="query")
     @blp.response(200, StatsSchema)
     def get(self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Any:
-        """Event counts per name per hour or day over a window (member)."""
+        """Event counts per name per hour or day over a window (member), a page of
+        rows at a time."""
         site = tenancy.get_site(db.session(), org_id, site_id)
         authorize(actor(), "read_events", site)
-        rows = events.stats(db.session(), site, args, actor())
-        return {"interval": args["interval"], "rows": rows}
+        page = events.stats(db.session(), site, args, actor(), secret=settings().secret_key,
+                            scope=request.path)
+        return {"interval": args["interval"], "rows": page.items, "next_cursor": page.next_cursor}
