@@ -118,8 +118,9 @@ class Complete(MethodView):
     @blp.alt_response(422, description="The stored file differs from the declared one.")
     @blp.alt_response(503, description="Storage is unavailable; see `Retry-After`.")
     def post(self, org_id: uuid.UUID, site_id: uuid.UUID, asset_id: uuid.UUID) -> Asset:
-        """Check the stored object (size, type, checksum) and mark the asset ready; the
-        upload form cannot change a ready asset's file."""
+        """Check the stored object (size, type, checksum) and mark the asset ready.
+
+        What is checked and then served is a copy the upload form cannot reach."""
         asset = _asset(org_id, site_id, asset_id, "complete", lock=True)
         assets.complete(storage(), asset)
         db.session().flush()

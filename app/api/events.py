@@ -104,6 +104,7 @@ class EventBatch(MethodView):
     def post(self) -> Response:
         """Store a batch of events for the key's site. Valid events are stored even when
         others are rejected; an event retried with the same `event_id` is stored once.
+
         Every event received, rejected or not, counts against the key's budget."""
         site = _target_site()
         _check_origin()
@@ -153,8 +154,7 @@ class EventStats(MethodView):
     @blp.arguments(StatsArgs, location="query")
     @blp.response(200, StatsSchema)
     def get(self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Any:
-        """Event counts per name per hour or day over a window (member), a page of
-        rows at a time."""
+        """Event counts per name per hour or day over a window (member), paginated."""
         site = tenancy.get_site(db.session(), org_id, site_id)
         authorize(actor(), "read_events", site)
         page = events.stats(db.session(), site, args, actor(), secret=settings().secret_key,
