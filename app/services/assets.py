@@ -89,12 +89,15 @@ def complete(storage: Storage, asset: Asset) -> None:
     points at it: the form, still valid, can only ever replace the upload object. `asset`
     must be locked (`get_asset(..., lock=True)`), or a concurrent complete could overwrite
     a copy this one verified. With no upload object left, a copy an earlier attempt made
-    (its commit failed after the upload object was removed) is checked instead: nothing
-    but this function writes final keys."""
+    (its commit failed after the upload object was removed) is checked instead: no form
+    names a final key. Rows signed before uploads had keys of their own are checked in
+    place, as they were then."""
     if asset.status == "ready":
         return
     final = final_key(asset)
-    storage.copy(asset.key, final)
+    upload = asset.key if asset.key != final else None
+    if upload:
+        storage.copy(upload, final)
     info = storage.head(final)
     if info is None:
         raise Conflict("The file has not been uploaded yet.", type_="upload-missing")
@@ -108,15 +111,15 @@ def complete(storage: Storage, asset: Asset) -> None:
     if problems:
         storage.delete(final)  # the asset stays pending: the client may upload again
         raise Unprocessable("The uploaded file does not match the upload.", errors=problems)
-    upload = asset.key
     asset.key = final
     asset.status = "ready"
     asset.completed_at = utcnow()
-    try:
-        storage.delete(upload)
-    except StorageError:  # the asset is sound: `purge` removes the upload object later
-        log.warning("upload object left behind", exc_info=True,
-                    extra={"fields": {"asset_id": str(asset.id)}})
+    if upload:
+        try:
+            storage.delete(upload)
+        except StorageError:  # the asset is sound: `purge` removes the upload object later
+            log.warning("upload object left behind", exc_info=True,
+                        extra={"fields": {"asset_id": str(asset.id)}})
 
 
 def scoped(org_id: uuid.UUID, site_id: uuid.UUID) -> Any:

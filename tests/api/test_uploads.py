@@ -329,6 +329,21 @@ def test_complete_checks_the_copy_an_earlier_attempt_left(app, client, world, te
     assert fetch(client, tenant, member, row.id) == PNG
 
 
+def test_an_upload_signed_before_upload_keys_completes_in_place(app, client, world, tenant):
+    """Rows from before uploads had keys of their own point at the final key already."""
+    member = tenant["member"]
+    legacy = stored_asset(app, world, tenant.site, member, status="pending")
+    with world.maker() as session, session.begin():
+        row = session.get(Asset, legacy.id)
+        s3(app).copy(row.key, final_key(row))
+        s3(app).delete(row.key)
+        row.key = final_key(row)
+    response = complete(client, tenant, member, legacy.id)
+    assert response.status_code == 200, response.get_json()
+    assert stored(world, legacy.id).key == final_key(stored(world, legacy.id))
+    assert fetch(client, tenant, member, legacy.id) == PNG
+
+
 def test_concurrent_completes_wait_for_each_other(app, world, tenant, is_postgres):
     """`complete` locks the asset: one arriving while another holds it waits, then finds
     the asset ready, and does not copy over what the first verified."""
