@@ -140,7 +140,8 @@ def _start_local_s3(endpoint: str) -> subprocess.Popen[bytes] | None:
 @click.option("--pending-older-than", type=int, default=None,
               help="Seconds; default PURGE_PENDING_AFTER_SECONDS.")
 def assets_purge(pending_older_than: int | None) -> None:
-    """Delete the stored objects of deleted assets and of uploads never completed."""
+    """Delete the stored objects of deleted assets and of uploads never completed, and the
+    upload objects no pending upload needs."""
     from datetime import timedelta
 
     from app.services.assets import purge
@@ -149,8 +150,8 @@ def assets_purge(pending_older_than: int | None) -> None:
         _settings().purge_pending_after_seconds
     )
     with owner_session() as session:
-        count = purge(session, current_app.extensions["storage"], timedelta(seconds=age))
-    click.echo(f"purged {count} asset(s)")
+        done = purge(session, current_app.extensions["storage"], timedelta(seconds=age))
+    click.echo(f"purged {done.assets} asset(s), {done.uploads} leftover upload(s)")
 
 
 @authz_cli.command("matrix")

@@ -15,6 +15,7 @@ from typing import Any
 
 DEV_SECRET_KEY = "dev-only-secret-key-change-me"  # noqa: S105 - rejected in production
 DEFAULT_INSTANCE = Path.cwd() / "instance"
+MAX_COPY_BYTES = 5 * 1024**3  # the largest object S3 copies in one CopyObject call
 
 
 class ConfigError(RuntimeError):
@@ -88,7 +89,7 @@ class Settings:
 
     ingest_max_events: int = 1000
     ingest_max_body_bytes: int = 1024 * 1024  # after decompression
-    ingest_rate_limit: str = "100000 per minute"  # events per key
+    ingest_rate_limit: str = "100000 per minute"  # events received per key, rejected included
 
     ratelimit_storage_uri: str = "memory://"
     ratelimit_enabled: bool = True
@@ -179,6 +180,9 @@ class Settings:
 
     def check(self) -> None:
         """Refuse configurations that are only acceptable on a developer's machine."""
+        if self.upload_max_bytes > MAX_COPY_BYTES:
+            # `complete` copies an upload with one CopyObject call, which S3 caps at 5 GiB.
+            raise ConfigError("UPLOAD_MAX_BYTES may be at most 5 GiB")
         if not self.is_production:
             return
         if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:

@@ -2,7 +2,8 @@
 
 Every error leaves the app through `problem()`: HTTP exceptions from werkzeug and
 flask-smorest (with their validation messages and headers), the app's own `ApiError`s,
-and anything unexpected, which becomes an opaque 500 and is logged with its stack.
+storage failures (503 with `Retry-After`), and anything unexpected, which becomes an
+opaque 500 and is logged with its stack.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 
 from flask import Flask, Response, g, json
 from werkzeug.exceptions import HTTPException, InternalServerError
+
+from app.storage import StorageError
 
 log = logging.getLogger("app.errors")
 
@@ -158,6 +161,12 @@ def render(exc: ApiError) -> Response:
 
 def register(app: Flask) -> None:
     app.register_error_handler(ApiError, render)
+
+    @app.errorhandler(StorageError)
+    def _storage_unavailable(exc: StorageError) -> Response:
+        log.warning("storage unavailable", exc_info=exc)
+        return problem(503, "File storage is unavailable; retry later.",
+                       headers={"Retry-After": "5"})
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -44,27 +44,48 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def encode_cursor(secret: str, scope: str, sort: str, value: Any, row_id: uuid.UUID) -> str:
-    raw = value.isoformat() if isinstance(value, datetime) else value
-    payload = json.dumps([sort, raw, str(row_id)], separators=(",", ":")).encode()
+def seal(secret: str, scope: str, values: list[Any]) -> str:
+    """An opaque cursor holding `values` (JSON), signed for the list `scope`."""
+    payload = json.dumps(values, separators=(",", ":")).encode()
     return f"{_b64(payload)}.{_sign(secret, scope, payload)}"
 
 
-def decode_cursor(secret: str, scope: str, sort: str, cursor: str) -> tuple[Any, uuid.UUID]:
-    invalid = Unprocessable("The cursor is invalid.", errors={"cursor": ["Invalid cursor."]})
+def unseal(secret: str, scope: str, cursor: str) -> list[Any]:
+    """The values `seal` put in `cursor` for `scope`; 422 when forged, altered or another
+    list's."""
     try:
         body, mac = cursor.split(".", 1)
         payload = _unb64(body)
-        if not hmac.compare_digest(mac, _sign(secret, scope, payload)):
-            raise invalid
-        cursor_sort, value, row_id = json.loads(payload)
-        if cursor_sort != sort:
-            raise Unprocessable(
-                "The cursor belongs to another sort order.", errors={"cursor": ["Sort mismatch."]}
-            )
-        return value, uuid.UUID(row_id)
-    except (ValueError, TypeError) as exc:
-        raise invalid from exc
+        if hmac.compare_digest(mac, _sign(secret, scope, payload)):
+            values = json.loads(payload)
+            if isinstance(values, list):
+                return values
+    except (ValueError, TypeError):
+        pass
+    raise invalid_cursor()
+
+
+def invalid_cursor() -> Unprocessable:
+    return Unprocessable("The cursor is invalid.", errors={"cursor": ["Invalid cursor."]})
+
+
+def encode_cursor(secret: str, scope: str, sort: str, value: Any, row_id: uuid.UUID) -> str:
+    raw = value.isoformat() if isinstance(value, datetime) else value
+    return seal(secret, scope, [sort, raw, str(row_id)])
+
+
+def decode_cursor(secret: str, scope: str, sort: str, cursor: str) -> tuple[Any, uuid.UUID]:
+    values = unseal(secret, scope, cursor)
+    try:
+        cursor_sort, value, row_id = values
+        row_uuid = uuid.UUID(row_id)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise invalid_cursor() from exc
+    if cursor_sort != sort:
+        raise Unprocessable(
+            "The cursor belongs to another sort order.", errors={"cursor": ["Sort mismatch."]}
+        )
+    return value, row_uuid
 
 
 def paginate(

@@ -1,4 +1,4 @@
-"""Object storage (any S3-compatible endpoint) through boto3: presign, inspect, delete.
+"""Object storage (any S3-compatible endpoint) through boto3: presign, inspect, copy, delete.
 
 The API never carries file bytes: clients upload with a presigned POST whose policy pins
 the key, the content type and the exact size, and download with a short presigned GET.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -115,6 +116,31 @@ class Storage:
         except BotoCoreError as exc:
             raise StorageError("storage unreachable") from exc
         return ObjectInfo(int(meta["ContentLength"]), meta.get("ContentType", ""))
+
+    def copy(self, source: str, target: str) -> bool:
+        """Server-side copy (bytes, content type and metadata); False when `source` is
+        missing. S3 copies in one call up to 5 GiB (see Settings.check)."""
+        try:
+            self.client.copy_object(
+                Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source}
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise StorageError("copy failed") from exc
+        except BotoCoreError as exc:
+            raise StorageError("storage unreachable") from exc
+        return True
+
+    def keys(self, prefix: str) -> Iterator[list[str]]:
+        """The keys under `prefix`, a page (up to 1000) at a time."""
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            ):
+                yield [item["Key"] for item in page.get("Contents", ())]
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError("list failed") from exc
 
     def sha256(self, key: str) -> str:
         """Hex SHA-256 of the object's bytes, streamed."""

@@ -60,13 +60,12 @@ class Email(fields.Email):
         return super()._deserialize(value, attr, data, **kwargs).lower()
 
 
-def list_args(sortable: tuple[str, ...], default_sort: str, max_limit: int = 100) -> type[Schema]:
-    """Query arguments of a list endpoint: `limit`, `cursor`, `sort` (`field` or `-field`)."""
-    choices = [*sortable, *(f"-{name}" for name in sortable)]
+def page_args(default_limit: int = 20, max_limit: int = 100) -> type[Schema]:
+    """Query arguments of a paginated endpoint: `limit` and `cursor`."""
 
-    class ListArgs(StrictSchema):
+    class PageArgs(StrictSchema):
         limit = fields.Integer(
-            load_default=20,
+            load_default=default_limit,
             validate=validate.Range(min=1, max=max_limit),
             metadata={"description": f"Page size, 1 to {max_limit}."},
         )
@@ -75,6 +74,15 @@ def list_args(sortable: tuple[str, ...], default_sort: str, max_limit: int = 100
             validate=validate.Length(max=1024),
             metadata={"description": "`next_cursor` of the previous page."},
         )
+
+    return PageArgs
+
+
+def list_args(sortable: tuple[str, ...], default_sort: str, max_limit: int = 100) -> type[Schema]:
+    """Query arguments of a list endpoint: `limit`, `cursor`, `sort` (`field` or `-field`)."""
+    choices = [*sortable, *(f"-{name}" for name in sortable)]
+
+    class ListArgs(page_args(max_limit=max_limit)):  # type: ignore[misc]
         sort = fields.String(
             load_default=default_sort,
             validate=validate.OneOf(choices),
@@ -82,6 +90,9 @@ def list_args(sortable: tuple[str, ...], default_sort: str, max_limit: int = 100
         )
 
     return ListArgs
+
+
+NEXT_CURSOR = "Pass as `cursor` for the next page; null at the end."
 
 
 def page_of(item: type[Schema], name: str) -> type[Schema]:
@@ -94,7 +105,7 @@ def page_of(item: type[Schema], name: str) -> type[Schema]:
             "next_cursor": fields.String(
                 allow_none=True,
                 required=True,
-                metadata={"description": "Pass as `cursor` for the next page; null at the end."},
+                metadata={"description": NEXT_CURSOR},
             ),
         },
     )

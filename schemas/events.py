@@ -8,7 +8,7 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
 from app import events_spec as spec
-from schemas.common import NO_NUL, StrictSchema, list_args, page_of
+from schemas.common import NEXT_CURSOR, NO_NUL, StrictSchema, list_args, page_args, page_of
 
 
 class EventSchema(StrictSchema):
@@ -84,7 +84,9 @@ class EventListArgs(list_args(("timestamp",), "-timestamp")):  # type: ignore[mi
     until = fields.AwareDateTime(load_default=None)
 
 
-class StatsArgs(StrictSchema):
+class StatsArgs(page_args(default_limit=100, max_limit=1000)):  # type: ignore[misc]
+    """A window of at most 31 days by the hour or 366 by the day, a page of rows at a time."""
+
     since = fields.AwareDateTime(required=True)
     until = fields.AwareDateTime(required=True)
     interval = fields.String(load_default="day", validate=validate.OneOf(["hour", "day"]))
@@ -107,7 +109,12 @@ class StatsRowSchema(StrictSchema):
 
 class StatsSchema(StrictSchema):
     interval = fields.String(required=True)
-    rows = fields.List(fields.Nested(StatsRowSchema), required=True)
+    rows = fields.List(
+        fields.Nested(StatsRowSchema), required=True,
+        metadata={"description": "Ordered by bucket, then name."},
+    )
+    next_cursor = fields.String(allow_none=True, required=True,
+                                metadata={"description": NEXT_CURSOR})
 
 
 EventPageSchema = page_of(EventReadSchema, "EventPage")

@@ -42,9 +42,12 @@ def storage() -> Storage:
     return current_app.extensions["storage"]
 
 
-def _asset(org_id: uuid.UUID, site_id: uuid.UUID, asset_id: uuid.UUID) -> Asset:
+def _asset(
+    org_id: uuid.UUID, site_id: uuid.UUID, asset_id: uuid.UUID, *, lock: bool = False
+) -> Asset:
     session = db.session()
-    return assets.get_asset(session, tenancy.get_site(session, org_id, site_id), asset_id)
+    site = tenancy.get_site(session, org_id, site_id)
+    return assets.get_asset(session, site, asset_id, lock=lock)
 
 
 @blp.route("/uploads")
@@ -114,9 +117,12 @@ class Complete(MethodView):
     @blp.response(200, AssetSchema)
     @blp.alt_response(409, description="Nothing was uploaded yet.")
     @blp.alt_response(422, description="The stored file differs from the declared one.")
+    @blp.alt_response(503, description="Storage is unavailable; see `Retry-After`.")
     def post(self, org_id: uuid.UUID, site_id: uuid.UUID, asset_id: uuid.UUID) -> Asset:
-        """Check the stored object (size, type, checksum) and mark the asset ready."""
-        asset = _asset(org_id, site_id, asset_id)
+        """Check the stored object (size, type, checksum) and mark the asset ready.
+
+        What is checked and then served is a copy the upload form cannot reach."""
+        asset = _asset(org_id, site_id, asset_id, lock=True)
         authorize(actor(), "complete", asset)
         assets.complete(storage(), asset)
         db.session().flush()

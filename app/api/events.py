@@ -96,7 +96,9 @@ class EventBatch(MethodView):
     @blp.alt_response(503, description="Storage unavailable; nothing was stored.")
     def post(self) -> Response:
         """Store a batch of events for the key's site. Valid events are stored even when
-        others are rejected; an event retried with the same `event_id` is stored once."""
+        others are rejected; an event retried with the same `event_id` is stored once.
+
+        Every event received, rejected or not, counts against the key's budget."""
         site = _target_site()
         _check_origin()
         config = settings()
@@ -104,11 +106,14 @@ class EventBatch(MethodView):
             request.get_data(cache=False), request.headers.get("Content-Encoding", ""),
             config.ingest_max_body_bytes,
         )
-        batch = ingest.prepare(ingest.events_of(body, config.ingest_max_events), datetime.now(UTC))
-        wait = consume(config.ingest_rate_limit, "events", str(actor().id), len(batch.rows))
+        received = ingest.events_of(body, config.ingest_max_events)
+        # Every event received costs, valid or not: rejected ones cost validation too, and
+        # a key must not be able to send them for free. Spent before validating them.
+        wait = consume(config.ingest_rate_limit, "events", str(actor().id), len(received))
         if wait is not None:
             raise ApiError.of(429, "The event budget of this key is spent.",
                               headers={"Retry-After": str(wait)})
+        batch = ingest.prepare(received, datetime.now(UTC))
         try:
             stored = ingest.write(
                 db.session(), site.org_id, site.id, batch.rows, datetime.now(UTC)
@@ -142,8 +147,9 @@ class EventStats(MethodView):
     @blp.arguments(StatsArgs, location="query")
     @blp.response(200, StatsSchema)
     def get(self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Any:
-        """Event counts per name per hour or day over a window (member)."""
+        """Event counts per name per hour or day over a window (member), paginated."""
         site = tenancy.get_site(db.session(), org_id, site_id)
         authorize(actor(), "read_events", site)
-        rows = events.stats(db.session(), site, args, actor())
-        return {"interval": args["interval"], "rows": rows}
+        page = events.stats(db.session(), site, args, actor(), secret=settings().secret_key,
+                            scope=request.path)
+        return {"interval": args["interval"], "rows": page.items, "next_cursor": page.next_cursor}

@@ -37,6 +37,7 @@ class Asset(Entity):
 
     org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     site_id: Mapped[uuid.UUID]
+    # Where the object is now: the upload key while pending, the final key once ready.
     key: Mapped[str] = mapped_column(String(1024), unique=True)
     filename: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(127))

@@ -8,16 +8,23 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
+import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+import requests
+from sqlalchemy import func, select, text, update
 
+from app import create_app
 from app.models import Asset
 from app.observability import JsonFormatter, configure_logging
+from app.services.assets import final_key, upload_key
 from tests.api.gallery_helpers import add_item, create_gallery, galleries_path
 from tests.api.helpers import (
     PROBLEM_KEYS,
@@ -37,6 +44,8 @@ from tests.api.upload_helpers import (
     download_url,
     object_exists,
     policy_of,
+    put_object,
+    s3,
     send,
     sha256_of,
     start,
@@ -60,6 +69,32 @@ def assert_refused(response, status: int, field: str) -> dict:
     assert body["request_id"] == response.headers["X-Request-ID"]
     assert list(body["errors"]) == [field] and body["errors"][field], body
     return body
+
+
+def fetch(client, tenant: Tenant, person, asset_id) -> bytes:
+    """The asset's bytes, through its presigned download URL."""
+    got = download_url(client, tenant, person, asset_id)
+    assert got.status_code == 200, got.get_json()
+    response = requests.get(got.get_json()["url"], timeout=10)
+    assert response.status_code == 200
+    return response.content
+
+
+def wait_for(condition, timeout: float = 10) -> bool:
+    """Poll `condition` (another thread's progress), up to `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def lock_waits(world: World) -> int:
+    with world.maker() as session:
+        return session.scalar(text(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"))
 
 
 def _utc(text: str) -> datetime:
@@ -94,7 +129,8 @@ def test_upload_returns_pending_asset_and_presigned_post(app, client, world, ten
     storage = app.extensions["storage"]
     assert post["url"] == f"{s3_endpoint}/{storage.bucket}"
     key = post["fields"]["key"]
-    assert key == f"orgs/{tenant.org.id}/sites/{tenant.site.id}/assets/{asset['id']}"
+    # An upload key: the form can never name the key a completed asset is served from.
+    assert key == f"uploads/orgs/{tenant.org.id}/sites/{tenant.site.id}/{asset['id']}"
     assert "holiday" not in key  # chosen by the server, not from the client's name
     assert stored(world, asset["id"]).key == key
     assert stored(world, asset["id"]).status == "pending"
@@ -236,6 +272,141 @@ def test_real_upload_then_complete(app, client, world, tenant):
 
     got = client.get(asset_path(tenant, asset_id), headers=tenant["viewer"].headers)
     assert got.status_code == 200 and got.get_json()["status"] == "ready"
+
+
+def test_the_upload_form_cannot_swap_verified_bytes(client, world, tenant):
+    """The presigned POST stays valid for minutes after `complete`: sent again with other
+    bytes of the same size and type, it must not reach what was verified and is served."""
+    member = tenant["member"]
+    body = started(client, tenant, member, sha256=sha256_of(PNG))
+    asset_id = body["asset"]["id"]
+    send(body["upload"], PNG)
+    assert complete(client, tenant, member, asset_id).status_code == 200
+
+    swapped = bytes(reversed(PNG))
+    assert len(swapped) == len(PNG) and swapped != PNG
+    send(body["upload"], swapped)  # the same form, still within its life
+    assert complete(client, tenant, member, asset_id).status_code == 200
+
+    got = download_url(client, tenant, member, asset_id)
+    assert got.status_code == 200, got.get_json()
+    fetched = requests.get(got.get_json()["url"], timeout=10)
+    assert fetched.status_code == 200
+    assert fetched.content == PNG
+    assert sha256_of(fetched.content) == stored(world, asset_id).sha256 == sha256_of(PNG)
+
+
+def test_a_failed_verification_leaves_nothing_at_the_final_key(app, client, world, tenant):
+    member = tenant["member"]
+    body = started(client, tenant, member, sha256=sha256_of(PNG))
+    asset_id = body["asset"]["id"]
+    send(body["upload"], bytes(reversed(PNG)))  # same size and type, other bytes
+    assert_problem(complete(client, tenant, member, asset_id), 422, errors=["sha256"])
+    row = stored(world, asset_id)
+    assert (row.status, row.key) == ("pending", body["upload"]["fields"]["key"])
+    assert not object_exists(app, final_key(row))
+    # The client may upload again with the same form and complete.
+    send(body["upload"], PNG)
+    assert complete(client, tenant, member, asset_id).status_code == 200
+    row = stored(world, asset_id)
+    assert row.status == "ready" and row.key == final_key(row)
+    assert object_exists(app, row.key)
+    assert not object_exists(app, body["upload"]["fields"]["key"])  # removed once copied
+    assert fetch(client, tenant, member, asset_id) == PNG
+
+
+def test_complete_checks_the_copy_an_earlier_attempt_left(app, client, world, tenant):
+    """An attempt whose commit failed after it removed the upload object left its copy
+    behind: completing again checks that copy (only `complete` writes final keys)."""
+    member = tenant["member"]
+    body = started(client, tenant, member, sha256=sha256_of(PNG))
+    send(body["upload"], PNG)
+    row = stored(world, body["asset"]["id"])
+    assert s3(app).copy(row.key, final_key(row))
+    s3(app).delete(row.key)
+    response = complete(client, tenant, member, row.id)
+    assert response.status_code == 200, response.get_json()
+    assert fetch(client, tenant, member, row.id) == PNG
+
+
+def test_an_upload_signed_before_upload_keys_completes_in_place(app, client, world, tenant):
+    """Rows from before uploads had keys of their own point at the final key already."""
+    member = tenant["member"]
+    legacy = stored_asset(app, world, tenant.site, member, status="pending")
+    with world.maker() as session, session.begin():
+        row = session.get(Asset, legacy.id)
+        s3(app).copy(row.key, final_key(row))
+        s3(app).delete(row.key)
+        row.key = final_key(row)
+    response = complete(client, tenant, member, legacy.id)
+    assert response.status_code == 200, response.get_json()
+    assert stored(world, legacy.id).key == final_key(stored(world, legacy.id))
+    assert fetch(client, tenant, member, legacy.id) == PNG
+
+
+def test_concurrent_completes_wait_for_each_other(app, world, tenant, is_postgres):
+    """`complete` locks the asset: one arriving while another holds it waits, then finds
+    the asset ready, and does not copy over what the first verified."""
+    if not is_postgres:
+        pytest.skip("row locks are PostgreSQL's")
+    member = tenant["member"]
+    client = app.test_client()
+    body = started(client, tenant, member, sha256=sha256_of(PNG))
+    asset_id = uuid.UUID(body["asset"]["id"])
+    send(body["upload"], PNG)
+    result: list[Any] = []
+    with world.maker() as session, session.begin():  # the first complete, by hand
+        first = session.scalars(select(Asset).where(Asset.id == asset_id).with_for_update()).one()
+        assert s3(app).copy(first.key, final_key(first))
+        send(body["upload"], bytes(reversed(PNG)))  # the form is used again meanwhile
+        second = threading.Thread(
+            target=lambda: result.append(complete(app.test_client(), tenant, member, asset_id)))
+        second.start()
+        assert wait_for(lambda: lock_waits(world) > 0), "the second complete did not wait"
+        first.key, first.status, first.completed_at = final_key(first), "ready", datetime.now(UTC)
+    second.join(timeout=30)
+    assert not second.is_alive() and result[0].status_code == 200, result[0].get_json()
+    assert result[0].get_json()["status"] == "ready"
+    assert fetch(client, tenant, member, asset_id) == PNG
+
+
+@pytest.fixture
+def storage_down(app: Any, tmp_path: Any) -> Iterator[Any]:
+    """The app with its storage at a port nobody listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    base = app.extensions["settings"]
+    down = create_app({
+        "database_url": base.database_url,
+        "migration_database_url": base.migration_database_url,
+        "instance_path": str(tmp_path / "instance"),
+        "jwt_keys": base.jwt_keys,
+        "ratelimit_enabled": False,
+        "s3_endpoint_url": f"http://127.0.0.1:{port}",
+        "s3_create_bucket": False,
+        "s3_max_attempts": 1,
+        "log_level": "CRITICAL",
+    })
+    down.config["TESTING"] = True
+    yield down
+    down.extensions["actor_cache"].close()
+    down.extensions["db.engine"].dispose()
+
+
+def test_storage_unavailable_is_503_with_retry_after(client, world, tenant, storage_down):
+    member = tenant["member"]
+    body = started(client, tenant, member)
+    send(body["upload"], PNG)
+    response = complete(storage_down.test_client(), tenant, member, body["asset"]["id"])
+    problem = assert_problem(response, 503)
+    assert response.headers["Retry-After"].isdigit()
+    endpoint = storage_down.extensions["settings"].s3_endpoint_url
+    assert endpoint.split("//")[1] not in response.get_data(as_text=True)
+    assert "storage" in problem["detail"].lower()
+    assert stored(world, body["asset"]["id"]).status == "pending"
+    # Storage back: the same asset completes.
+    assert complete(client, tenant, member, body["asset"]["id"]).status_code == 200
 
 
 @pytest.mark.parametrize("stored_bytes", [PNG + b"x", PNG[:-1], b"x"],
@@ -428,7 +599,7 @@ def test_api_delete_then_purge_removes_the_object(app, client, world, tenant):
     body = started(client, tenant, member)
     send(body["upload"], PNG)
     assert complete(client, tenant, member, body["asset"]["id"]).status_code == 200
-    key = body["upload"]["fields"]["key"]
+    key = stored(world, body["asset"]["id"]).key
     assert client.delete(asset_path(tenant, body["asset"]["id"]),
                          headers=member.headers).status_code == 204
     assert object_exists(app, key)  # soft delete: the object waits for the purge
@@ -437,6 +608,46 @@ def test_api_delete_then_purge_removes_the_object(app, client, world, tenant):
     assert result.exit_code == 0 and "purged 1 asset(s)" in result.output
     assert not object_exists(app, key)
     assert stored(world, body["asset"]["id"]).purged_at is not None
+
+
+def test_purge_removes_leftover_upload_objects(app, client, world, tenant):
+    member = tenant["member"]
+    storage = s3(app)
+    for keys in storage.keys("uploads/"):  # other tests' leftovers would count too
+        for key in keys:
+            storage.delete(key)
+    now = datetime.now(UTC)
+    # A completed asset whose form was used again after `complete`.
+    body = started(client, tenant, member)
+    send(body["upload"], PNG)
+    assert complete(client, tenant, member, body["asset"]["id"]).status_code == 200
+    send(body["upload"], bytes(reversed(PNG)))
+    ready = stored(world, body["asset"]["id"])
+    resent = body["upload"]["fields"]["key"]
+    # A deleted asset with its upload object, an abandoned upload with a final copy a
+    # failed delete left, a live upload, an object of no asset, and one the app never made.
+    deleted = stored(world, stored_asset(app, world, tenant.site, member, deleted_at=now).id)
+    put_object(app, upload_key(deleted), PNG)
+    abandoned = stored(world, stored_asset(app, world, tenant.site, member, status="pending",
+                                           created_at=now - timedelta(days=2)).id)
+    put_object(app, final_key(abandoned), PNG)
+    live = stored_asset(app, world, tenant.site, member, status="pending")
+    orphan = f"uploads/orgs/{uuid.uuid4()}/sites/{uuid.uuid4()}/{uuid.uuid4()}"
+    foreign = "uploads/README"
+    for key in (orphan, foreign):
+        put_object(app, key, PNG)
+
+    result = app.test_cli_runner().invoke(args=["assets", "purge"])
+    assert result.exit_code == 0, result.output
+    assert "purged 2 asset(s), 2 leftover upload(s)" in result.output, result.output
+    for gone in (resent, orphan, upload_key(deleted), final_key(deleted), abandoned.key,
+                 final_key(abandoned)):
+        assert not object_exists(app, gone), gone
+    for kept in (ready.key, live.key, foreign):
+        assert object_exists(app, kept), kept
+    assert stored(world, ready.id).purged_at is None
+    assert fetch(client, tenant, member, ready.id) == PNG
+    storage.delete(foreign)
 
 
 # -- isolation between sites -------------------------------------------------------------------

@@ -127,16 +127,18 @@ class Stored:
 def stored_asset(app: Any, world: World, site: Any, uploader: Person | None, *,
                  status: str = "ready", data: bytes = PNG, filename: str = "photo.png",
                  content_type: str = "image/png", **extra: Any) -> Stored:
-    asset_id = uuid.uuid4()
-    key = f"orgs/{site.org_id}/sites/{site.id}/assets/{asset_id}"
+    """Pending: the object is at its upload key; ready: at its final key (see complete)."""
     from app.db import utcnow
+    from app.services.assets import final_key, upload_key
 
+    asset = Asset(
+        id=uuid.uuid4(), org_id=site.org_id, site_id=site.id, filename=filename,
+        content_type=content_type, size_bytes=len(data), status=status, tags=[],
+        created_by=uploader.id if uploader else None,
+        completed_at=utcnow() if status == "ready" else None, **extra,
+    )
+    asset.key = final_key(asset) if status == "ready" else upload_key(asset)
     with world.maker() as session, session.begin():
-        session.add(Asset(
-            id=asset_id, org_id=site.org_id, site_id=site.id, key=key, filename=filename,
-            content_type=content_type, size_bytes=len(data), status=status, tags=[],
-            created_by=uploader.id if uploader else None,
-            completed_at=utcnow() if status == "ready" else None, **extra,
-        ))
-    put_object(app, key, data, content_type)
-    return Stored(asset_id, key)
+        session.add(asset)
+    put_object(app, asset.key, data, content_type)
+    return Stored(asset.id, asset.key)

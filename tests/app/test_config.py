@@ -38,6 +38,13 @@ def test_production_refuses_development_defaults(override, complaint):
         create_app(Settings().with_overrides({**PRODUCTION, **override}))
 
 
+def test_uploads_larger_than_one_copy_are_refused():
+    """`complete` copies an upload to its final key in one CopyObject call (at most 5 GiB)."""
+    Settings().with_overrides({"upload_max_bytes": 5 * 1024**3}).check()
+    with pytest.raises(ConfigError, match="UPLOAD_MAX_BYTES"):
+        Settings().with_overrides({"upload_max_bytes": 5 * 1024**3 + 1}).check()
+
+
 def test_unknown_settings_are_refused():
     with pytest.raises(ConfigError, match="unknown settings"):
         Settings().with_overrides({"databse_url": "sqlite://"})

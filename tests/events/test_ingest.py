@@ -535,19 +535,34 @@ def test_a_spent_event_budget_is_429_with_retry_after(app, client, tenant, make_
     limited = make_app(ratelimit_enabled=True, ingest_rate_limit="10 per minute").test_client()
     key = create_ingest_key(client, tenant)
     other_key = create_ingest_key(client, tenant)
-    # The cost is the number of valid events: rejected ones are free.
-    first = [event() for _ in range(6)] + [event(name="-bad")] * 4
-    assert ok(send(limited, key, first))["accepted"] == 6
+    # The cost is the number of events received, rejected ones included.
+    first = [event() for _ in range(4)] + [event(name="-bad")] * 2
+    result = ok(send(limited, key, first))
+    assert (result["accepted"], len(result["rejected"])) == (4, 2)
     assert ok(send(limited, key, [event() for _ in range(4)]))["accepted"] == 4
-    assert total(app) == 10
+    assert total(app) == 8
     response = send(limited, key, [event()])
     assert_problem(response, 429)
     assert 1 <= int(response.headers["Retry-After"]) <= 60
-    assert total(app) == 10  # nothing of a refused batch is stored
+    assert total(app) == 8  # nothing of a refused batch is stored
     # The budget is the key's own.
     assert ok(send(limited, other_key, [event() for _ in range(10)]))["accepted"] == 10
     assert_problem(send(limited, other_key, [event() for _ in range(2)]), 429)
-    assert total(app) == 20
+    assert total(app) == 18
+
+
+@portable
+def test_rejected_events_spend_the_budget_too(app, client, tenant, make_app):
+    """A key cannot send invalid events for free: validating them costs too."""
+    limited = make_app(ratelimit_enabled=True, ingest_rate_limit="5 per minute").test_client()
+    key = create_ingest_key(client, tenant)
+    bad = [event(name="-bad") for _ in range(5)]
+    assert len(ok(send(limited, key, bad))["rejected"]) == 5
+    response = send(limited, key, [event(name="-bad")])
+    assert_problem(response, 429)
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
+    assert_problem(send(limited, key, [event()]), 429)  # valid ones wait as well
+    assert total(app) == 0
 
 
 @portable

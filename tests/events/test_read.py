@@ -4,6 +4,8 @@ other site's events out."""
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -237,8 +239,30 @@ def stats(client: Any, tenant: Tenant, **query: Any) -> list[tuple[datetime, str
                           headers=tenant["member"].headers)
     assert response.status_code == 200, response.get_data(as_text=True)
     body = response.get_json()
+    assert set(body) == {"interval", "rows", "next_cursor"}
     assert body["interval"] == query.get("interval", "day")
+    assert body["next_cursor"] is None  # these fit one page
+    return rows_of(body)
+
+
+def rows_of(body: dict[str, Any]) -> list[tuple[datetime, str, int]]:
     return [(datetime.fromisoformat(r["bucket"]), r["name"], r["count"]) for r in body["rows"]]
+
+
+def stats_pages(client: Any, tenant: Tenant, **query: Any) -> list[dict[str, Any]]:
+    """Every page of the stats, following `next_cursor` until it is null."""
+    walked: list[dict[str, Any]] = []
+    cursor = None
+    while len(walked) < 1000:
+        response = client.get(stats_path(tenant), headers=tenant["member"].headers,
+                              query_string={**query, **({"cursor": cursor} if cursor else {})})
+        assert response.status_code == 200, response.get_data(as_text=True)
+        walked.append(response.get_json())
+        cursor = walked[-1]["next_cursor"]
+        if cursor is None:
+            return walked
+        assert walked[-1]["rows"], "a page with a next_cursor must not be empty"
+    raise AssertionError("pagination does not end")
 
 
 def expected_counts(interval: str, since: datetime, until: datetime, name: str | None = None):
@@ -310,7 +334,68 @@ def test_window_offsets_are_honoured(client, tenant, seeded):
     assert got == expected_counts("hour", at(), at(days=1))
 
 
+WIDE = {"since": at().isoformat(), "until": at(days=3).isoformat()}
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 7])
+@pytest.mark.parametrize(("interval", "name"), [("hour", None), ("day", None),
+                                                ("day", "page.view")])
+def test_stats_pages_cover_exactly_the_whole_result(client, tenant, seeded, limit, interval,
+                                                    name):
+    query = {**WIDE, "interval": interval, **({"name": name} if name else {})}
+    whole = stats(client, tenant, **query, limit=1000)
+    assert whole == expected_counts(interval, at(), at(days=3), name)
+    walked = stats_pages(client, tenant, **query, limit=limit)
+    assert all(len(page["rows"]) <= limit for page in walked)
+    assert all(page["interval"] == interval for page in walked)
+    assert [row for page in walked for row in rows_of(page)] == whole
+    assert len(walked) == -(-len(whole) // limit)
+
+
+def test_stats_come_a_hundred_rows_a_page_by_default(client, tenant):
+    seed(client, tenant, [(f"e{i:03}", "u1", at(hours=1)) for i in range(101)])
+    walked = stats_pages(client, tenant, **WIDE)
+    assert [len(page["rows"]) for page in walked] == [100, 1]
+    assert [name for page in walked for _, name, _ in rows_of(page)] == [
+        f"e{i:03}" for i in range(101)]
+
+
+def test_a_stats_cursor_is_checked(client, world, tenant, seeded):
+    first = client.get(stats_path(tenant), query_string={**WIDE, "limit": 2},
+                       headers=tenant["org_admin"].headers).get_json()
+    cursor = first["next_cursor"]
+    body, mac = cursor.split(".")
+    payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    assert payload[0] == "stats" and payload[-1] == first["rows"][-1]["name"]
+    payload[-1] = "a"  # resume elsewhere, keeping the signature
+    altered = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+    events_cursor = client.get(events_path(tenant), query_string={"limit": 1},
+                               headers=tenant["org_admin"].headers).get_json()["next_cursor"]
+    second = world.site(tenant.org, "Second")
+    other_list = f"{tenant.org_path}/sites/{second.id}/events/stats"
+    refused = [
+        (stats_path(tenant), {"cursor": f"{altered}.{mac}"}),
+        (stats_path(tenant), {"cursor": f"{body}.{mac[:-1]}{'A' if mac[-1] != 'A' else 'B'}"}),
+        (stats_path(tenant), {"cursor": "forged.cursor"}),
+        (stats_path(tenant), {"cursor": events_cursor}),  # another list's
+        (stats_path(tenant), {"cursor": cursor, "interval": "hour"}),  # another interval's
+        (other_list, {"cursor": cursor}),  # another site's
+    ]
+    for path, query in refused:
+        response = client.get(path, query_string={**WIDE, "limit": 2, **query},
+                              headers=tenant["org_admin"].headers)
+        assert_problem(response, 422, errors={"cursor"})
+    # The genuine cursor works.
+    response = client.get(stats_path(tenant), query_string={**WIDE, "limit": 2,
+                                                            "cursor": cursor},
+                          headers=tenant["org_admin"].headers)
+    assert response.status_code == 200, response.get_data(as_text=True)
+
+
 @pytest.mark.parametrize(("query", "fields"), [
+    ({**WIDE, "limit": 0}, {"limit"}),
+    ({**WIDE, "limit": 1001}, {"limit"}),
+    ({**WIDE, "cursor": "x" * 1025}, {"cursor"}),
     ({"since": at().isoformat(), "until": at().isoformat()}, {"until"}),
     ({"since": at(days=1).isoformat(), "until": at().isoformat()}, {"until"}),
     ({"since": at().isoformat(), "until": at(days=31, minutes=1).isoformat(),
