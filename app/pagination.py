@@ -22,7 +22,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import Select, bindparam, tuple_
 from sqlalchemy.orm import Session
 
-from app.errors import Unprocessable
+from app.errors import BadRequest
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def encode_cursor(secret: str, scope: str, sort: str, value: Any, row_id: uuid.U
 
 
 def decode_cursor(secret: str, scope: str, sort: str, cursor: str) -> tuple[Any, uuid.UUID]:
-    invalid = Unprocessable("The cursor is invalid.", errors={"cursor": ["Invalid cursor."]})
+    invalid = BadRequest("The cursor is invalid.", errors={"cursor": ["Invalid cursor."]})
     try:
         body, mac = cursor.split(".", 1)
         payload = _unb64(body)
@@ -59,7 +59,7 @@ def decode_cursor(secret: str, scope: str, sort: str, cursor: str) -> tuple[Any,
             raise invalid
         cursor_sort, value, row_id = json.loads(payload)
         if cursor_sort != sort:
-            raise Unprocessable(
+            raise BadRequest(
                 "The cursor belongs to another sort order.", errors={"cursor": ["Sort mismatch."]}
             )
         return value, uuid.UUID(row_id)

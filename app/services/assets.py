@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.db import one_or_404, utcnow
-from app.errors import ApiError, Conflict, Unprocessable
+from app.errors import ApiError, BadRequest, Conflict
+from app.media_types import extension_problem
 from app.models import Asset, Site
 from app.storage import PresignedPost, Storage
 
@@ -53,6 +54,10 @@ def start_upload(
             415, "This content type is not accepted.",
             errors={"content_type": [f"One of: {', '.join(settings.upload_content_types)}."]},
         )
+    mismatch = extension_problem(filename, content_type)
+    if mismatch:
+        raise BadRequest("The file name's extension does not agree with its content type.",
+                         errors={"filename": [mismatch]})
     asset_id = uuid.uuid4()
     asset = Asset(
         id=asset_id,
@@ -73,7 +78,11 @@ def start_upload(
 
 
 def complete(storage: Storage, asset: Asset) -> None:
-    """Mark the asset ready once storage holds exactly what was signed for."""
+    """Mark the asset ready once storage holds exactly what was signed for.
+
+    Both refusals are 409s, about the state of storage rather than the request:
+    `upload-missing` (nothing stored yet) and `upload-mismatch` (the stored object differs
+    from the declared size, type or checksum; `errors` says how)."""
     if asset.status == "ready":
         return
     info = storage.head(asset.key)
@@ -87,7 +96,8 @@ def complete(storage: Storage, asset: Asset) -> None:
     if not problems and asset.sha256 and storage.sha256(asset.key) != asset.sha256:
         problems["sha256"] = ["The stored bytes do not match the declared checksum."]
     if problems:
-        raise Unprocessable("The uploaded file does not match the upload.", errors=problems)
+        raise Conflict("The uploaded file does not match the upload.", errors=problems,
+                       type_="upload-mismatch")
     asset.status = "ready"
     asset.completed_at = utcnow()
 

@@ -221,4 +221,4 @@ def test_audit_log_sorts_by_creation_only(client, tenant, sort):
         query_string={"sort": sort},
         headers=tenant["org_admin"].headers,
     )
-    assert_problem(response, 422, errors={"sort"})
+    assert_problem(response, 400, errors={"sort"})
