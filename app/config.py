@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from app.media_types import extensions
+
 DEV_SECRET_KEY = "dev-only-secret-key-change-me"  # noqa: S105 - rejected in production
 DEFAULT_INSTANCE = Path.cwd() / "instance"
 MAX_COPY_BYTES = 5 * 1024**3  # the largest object S3 copies in one CopyObject call
@@ -77,6 +79,7 @@ class Settings:
     s3_create_bucket: bool = True
 
     upload_max_bytes: int = 25 * 1024 * 1024
+    # The file-name extensions each type accepts: app/media_types.py.
     upload_content_types: tuple[str, ...] = (
         "image/jpeg", "image/png", "image/webp", "image/gif", "image/avif",
         "video/mp4", "application/pdf",
@@ -179,10 +182,15 @@ class Settings:
         return replace(self, **overrides)
 
     def check(self) -> None:
-        """Refuse configurations that are only acceptable on a developer's machine."""
+        """Refuse configurations that cannot work, and in production those that are only
+        acceptable on a developer's machine."""
         if self.upload_max_bytes > MAX_COPY_BYTES:
             # `complete` copies an upload with one CopyObject call, which S3 caps at 5 GiB.
             raise ConfigError("UPLOAD_MAX_BYTES may be at most 5 GiB")
+        unknown = [t for t in self.upload_content_types if not extensions(t)]
+        if unknown:  # no file name could agree with it: nothing could be uploaded
+            raise ConfigError(f"UPLOAD_CONTENT_TYPES: no known file extension for "
+                              f"{', '.join(unknown)} (see app/media_types.py)")
         if not self.is_production:
             return
         if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:

@@ -2,8 +2,14 @@
 
 Every error leaves the app through `problem()`: HTTP exceptions from werkzeug and
 flask-smorest (with their validation messages and headers), the app's own `ApiError`s,
-storage failures (503 with `Retry-After`), and anything unexpected, which becomes an
-opaque 500 and is logged with its stack.
+unavailable dependencies (503 with `Retry-After`), and anything unexpected, which becomes
+an opaque 500 and is logged with its stack.
+
+Invalid input of any kind (body, query, path, header, cursor) is a 400 whose `errors` maps
+each field to its messages; a 400 always carries `errors`, and what belongs to no one field
+(a body that is not JSON, or not an object) is filed under `_schema`, marshmallow's name
+for the input as a whole. 422 is kept for one case: an `Idempotency-Key` reused with
+another payload (app/idempotency.py).
 """
 
 from __future__ import annotations
@@ -53,6 +59,8 @@ class ApiError(Exception):
 
 
 class BadRequest(ApiError):
+    """Invalid input: name the offending fields in `errors`."""
+
     status = 400
 
 
@@ -94,6 +102,8 @@ class Conflict(ApiError):
 
 
 class Unprocessable(ApiError):
+    """Only for an `Idempotency-Key` reused with another payload; invalid input is a 400."""
+
     status = 422
 
 
@@ -114,6 +124,8 @@ def problem(
         "detail": detail or phrase + ".",
         "request_id": g.get("request_id"),
     }
+    if status == 400 and not errors:
+        errors = {"_schema": [body["detail"]]}  # a 400 always says what was wrong in `errors`
     if errors:
         body["errors"] = errors
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
@@ -122,21 +134,21 @@ def problem(
     return response
 
 
-def _http_detail(exc: HTTPException) -> str | None:
+def _http_detail(exc: HTTPException, errors: dict[str, Any] | None) -> str | None:
     data = getattr(exc, "data", None) or {}
     if "message" in data:
         return str(data["message"])
-    if exc.code == 422:
-        return "The request is invalid; see `errors`."
     if exc.code == 400 and "messages" in data:
-        return "The request body is not valid JSON."
+        return "The request is invalid; see `errors`." if errors else (
+            "The request body is not valid JSON."
+        )
     if exc.code == 404:
         return "The resource does not exist."
     return exc.description if exc.code and exc.code < 500 else None
 
 
 def handle_http_exception(exc: HTTPException) -> Response:
-    """flask-smorest's Api calls this for every HTTPException (422 included)."""
+    """flask-smorest's Api calls this for every HTTPException (webargs' 400s included)."""
     status = exc.code or 500
     data = getattr(exc, "data", None) or {}
     errors = data.get("errors") or data.get("messages")
@@ -145,11 +157,11 @@ def handle_http_exception(exc: HTTPException) -> Response:
         (location, inner), = errors.items()
         if location in ("json", "query", "headers", "files", "form", "view_args", "path"):
             errors = inner
+    if not isinstance(errors, dict):
+        errors = None  # webargs' unparseable body ({"json": [...]}): problem() files it
     headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
     headers.update(data.get("headers") or {})
-    if status == 400 or not isinstance(errors, dict):
-        errors = None  # unparseable body: `errors` is only ever field -> messages
-    return problem(status, _http_detail(exc), errors=errors, headers=headers)
+    return problem(status, _http_detail(exc, errors), errors=errors, headers=headers)
 
 
 def render(exc: ApiError) -> Response:

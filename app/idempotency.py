@@ -7,8 +7,9 @@ Per (organization, caller, method, route, key):
   of it commit together (or neither does: the claim then lapses after LEASE and the key
   can be retried);
 - a replay with the same payload gets the recorded status and body, with
-  `Idempotent-Replayed: true`; the same key with another payload answers 422;
-- validation failures (400, 422), throttling (429) and server errors are not recorded:
+  `Idempotent-Replayed: true`; the same key with another payload answers 422 (the one
+  422 of the API); a malformed key is invalid input, a 400;
+- validation failures (400), throttling (429) and server errors are not recorded:
   the claim is released, so the client can correct and retry with the same key.
 Records expire after IDEMPOTENCY_TTL_SECONDS (default 24 h). A new key's `secret` is
 never recorded: its replay says it was shown once.
@@ -30,19 +31,19 @@ from sqlalchemy.orm import Session
 
 from app import db
 from app.db import set_scope, utcnow
-from app.errors import Conflict, Unprocessable
+from app.errors import BadRequest, Conflict, Unprocessable
 from app.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
 KEY = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces
 LEASE = timedelta(seconds=60)  # a claim older than this belongs to a request that died
-NOT_RECORDED = {400, 422, 429}
+NOT_RECORDED = {400, 429}
 
 DOC_PARAMETER = {
     "in": "header",
     "name": HEADER,
     "required": False,
-    # The pattern is KEY's: without it the document allows keys the API refuses (422).
+    # The pattern is KEY's: without it the document allows keys the API refuses (400).
     "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7e]+$"},
     "description": "Makes a retry safe: the first response is replayed "
     "(`Idempotent-Replayed: true`); the same key with another payload answers 422, "
@@ -76,7 +77,7 @@ def _claim_or_replay() -> Response | None:
     if key is None or request.method != "POST" or g.get("actor") is None:
         return None
     if not KEY.fullmatch(key):
-        raise Unprocessable(
+        raise BadRequest(
             f"{HEADER} is 1 to 255 printable ASCII characters.",
             errors={HEADER: ["1 to 255 printable ASCII characters, no spaces."]},
         )

@@ -22,7 +22,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import Select, bindparam, tuple_
 from sqlalchemy.orm import Session
 
-from app.errors import Unprocessable
+from app.errors import BadRequest
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def seal(secret: str, scope: str, values: list[Any]) -> str:
 
 
 def unseal(secret: str, scope: str, cursor: str) -> list[Any]:
-    """The values `seal` put in `cursor` for `scope`; 422 when forged, altered or another
+    """The values `seal` put in `cursor` for `scope`; 400 when forged, altered or another
     list's."""
     try:
         body, mac = cursor.split(".", 1)
@@ -65,8 +65,8 @@ def unseal(secret: str, scope: str, cursor: str) -> list[Any]:
     raise invalid_cursor()
 
 
-def invalid_cursor() -> Unprocessable:
-    return Unprocessable("The cursor is invalid.", errors={"cursor": ["Invalid cursor."]})
+def invalid_cursor() -> BadRequest:
+    return BadRequest("The cursor is invalid.", errors={"cursor": ["Invalid cursor."]})
 
 
 def encode_cursor(secret: str, scope: str, sort: str, value: Any, row_id: uuid.UUID) -> str:
@@ -82,7 +82,7 @@ def decode_cursor(secret: str, scope: str, sort: str, cursor: str) -> tuple[Any,
     except (ValueError, TypeError, AttributeError) as exc:
         raise invalid_cursor() from exc
     if cursor_sort != sort:
-        raise Unprocessable(
+        raise BadRequest(
             "The cursor belongs to another sort order.", errors={"cursor": ["Sort mismatch."]}
         )
     return value, row_uuid

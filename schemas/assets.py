@@ -5,7 +5,15 @@ from __future__ import annotations
 from marshmallow import ValidationError, fields, validate, validates
 
 from app.models import ASSET_STATUSES
-from schemas.common import CONTROL_CHARS, FullMatch, StrictSchema, Text, list_args, page_of
+from schemas.common import (
+    CONTROL_CHARS,
+    FullMatch,
+    StrictSchema,
+    Text,
+    list_args,
+    no_format_chars,
+    page_of,
+)
 
 CONTENT_TYPE = FullMatch(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}$")
 SHA256 = FullMatch(r"^[0-9a-f]{64}$", error="A lower-case hex SHA-256.")
@@ -59,7 +67,7 @@ class Tag(fields.String):
         text = super()._deserialize(value, attr, data, **kwargs).strip()
         if not text or len(text) > 50 or CONTROL_CHARS.search(text):
             raise ValidationError("1 to 50 printable characters.")
-        return text
+        return no_format_chars(text)
 
 
 class AssetUpdateSchema(StrictSchema):

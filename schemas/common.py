@@ -3,11 +3,37 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc: C0, DEL, C1
+
+
+def format_char(text: str) -> str | None:
+    """The first Unicode format character (category Cf) in `text`, if any.
+
+    They are invisible and change what a reader sees: U+202E RIGHT-TO-LEFT OVERRIDE before
+    "fdp.exe" displays "exe.pdf", U+200B ZERO WIDTH SPACE makes two names that look the
+    same. Refused in names, titles and file names (`Text`, `no_format_chars`); the
+    zero-width joiner of emoji sequences is one of them."""
+    if text.isascii():
+        return None
+    return next((char for char in text if unicodedata.category(char) == "Cf"), None)
+
+
+def no_format_chars(value: str) -> str:
+    """Validator: refuse a value holding a format character, and name it."""
+    char = format_char(value)
+    if char is not None:
+        name = unicodedata.name(char, "")
+        raise ValidationError(
+            f"Invisible format characters are not allowed (U+{ord(char):04X}"
+            f"{' ' + name if name else ''})."
+        )
+    return value
+
 
 class FullMatch(validate.Regexp):
     """A regular expression the whole value must match.
@@ -26,6 +52,14 @@ class FullMatch(validate.Regexp):
 # PostgreSQL's text cannot hold U+0000, and the statement would fail with a 500. Published
 # in the OpenAPI document as the field's `pattern`.
 NO_NUL = FullMatch(r"^[^\x00]*$", error="NUL characters are not allowed.")
+# For multi-line human text (descriptions): no NUL, and none of the bidirectional controls
+# that reorder what is displayed (embeddings, overrides, isolates: the "Trojan Source"
+# characters). Other format characters, such as the joiners of emoji, stay allowed.
+PROSE = FullMatch(
+    r"^[^\x00\u202a-\u202e\u2066-\u2069]*$",
+    error="NUL characters and bidirectional controls (U+202A to U+202E, U+2066 to U+2069) "
+    "are not allowed.",
+)
 
 
 class StrictSchema(Schema):
@@ -36,7 +70,8 @@ class StrictSchema(Schema):
 
 
 class Text(fields.String):
-    """A single line of human text: trimmed, non-empty, no control characters."""
+    """A single line of human text (names, titles, file names): trimmed, non-empty, no
+    control characters, no invisible format characters (see `format_char`)."""
 
     def __init__(self, max_length: int = 200, min_length: int = 1, **kwargs: Any) -> None:
         super().__init__(validate=validate.Length(min=min_length, max=max_length), **kwargs)
@@ -45,7 +80,7 @@ class Text(fields.String):
         text = super()._deserialize(value, attr, data, **kwargs)
         if CONTROL_CHARS.search(text):
             raise ValidationError("Control characters are not allowed.")
-        return text.strip()
+        return no_format_chars(text).strip()
 
 
 class Email(fields.Email):
@@ -120,5 +155,9 @@ class ProblemSchema(StrictSchema):
     detail = fields.String(required=True)
     request_id = fields.String(required=True)
     errors = fields.Dict(
-        keys=fields.String(), metadata={"description": "Field name -> messages (422)."}
+        keys=fields.String(),
+        metadata={"description": "Field name -> messages. On every 400 (invalid body, query, "
+                  "path or header; `_schema` for the body as a whole, e.g. not JSON), and on "
+                  "other errors about given fields (some 409, 413, 415; the 422 of a reused "
+                  "`Idempotency-Key`)."},
     )

@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from marshmallow import fields, validate
 
-from schemas.common import NO_NUL, StrictSchema, Text, list_args, page_of
+from schemas.common import (
+    NO_NUL,
+    PROSE,
+    StrictSchema,
+    Text,
+    list_args,
+    no_format_chars,
+    page_of,
+)
+
+# Captions may span lines, but are held to the names' rule on invisible characters.
+CAPTION: list[Callable[[str], Any]] = [validate.Length(max=1000), NO_NUL, no_format_chars]
 
 
 class GalleryCreateSchema(StrictSchema):
     title = Text(required=True)
-    description = fields.String(load_default="", validate=[validate.Length(max=5000), NO_NUL])
+    description = fields.String(load_default="", validate=[validate.Length(max=5000), PROSE])
     cover_asset_id = fields.UUID(load_default=None, allow_none=True)
 
 
 class GalleryUpdateSchema(StrictSchema):
     title = Text()
-    description = fields.String(validate=[validate.Length(max=5000), NO_NUL])
+    description = fields.String(validate=[validate.Length(max=5000), PROSE])
     cover_asset_id = fields.UUID(allow_none=True)
 
 
@@ -48,7 +62,7 @@ class GalleryListArgs(list_args(("created_at", "updated_at", "title"), "-created
 
 class ItemCreateSchema(StrictSchema):
     asset_id = fields.UUID(required=True)
-    caption = fields.String(load_default="", validate=[validate.Length(max=1000), NO_NUL])
+    caption = fields.String(load_default="", validate=CAPTION)
     position = fields.Integer(
         load_default=None, allow_none=True, strict=True, validate=validate.Range(min=0),
         metadata={"description": "0-based; default: the end."},
@@ -56,7 +70,7 @@ class ItemCreateSchema(StrictSchema):
 
 
 class ItemUpdateSchema(StrictSchema):
-    caption = fields.String(validate=[validate.Length(max=1000), NO_NUL])
+    caption = fields.String(validate=CAPTION)
     position = fields.Integer(strict=True, validate=validate.Range(min=0))
 
 

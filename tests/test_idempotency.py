@@ -100,7 +100,7 @@ class Endpoint:
     name: str
     send: Callable[[Any, Tenant, dict[str, str], dict[str, Any]], Any]
     body: Callable[[], dict[str, Any]]
-    bad_body: dict[str, Any]  # refused by validation (422)
+    bad_body: dict[str, Any]  # refused by validation (400)
     caller: Callable[[Any, Tenant], dict[str, str]]  # headers of someone allowed
     work: Callable[[Any, Tenant], int]  # rows the endpoint creates
     status: int = 201
@@ -250,11 +250,11 @@ def test_validation_failures_are_not_recorded(
     before = endpoint.work(client.application, tenant)
 
     refused = endpoint.send(client, tenant, keyed(caller, key), endpoint.bad_body)
-    assert_problem(refused, 422)
+    assert_problem(refused, 400)
     assert records(client.application, key) == []
-    # Sent again, still checked (not a replay of the 422).
+    # Sent again, still checked (not a replay of the 400).
     again = endpoint.send(client, tenant, keyed(caller, key), endpoint.bad_body)
-    assert_problem(again, 422)
+    assert_problem(again, 400)
     assert REPLAYED not in again.headers
 
     corrected = endpoint.send(client, tenant, keyed(caller, key), body_for(endpoint, tenant))
@@ -403,12 +403,12 @@ BAD_KEYS = [
 
 @portable
 @pytest.mark.parametrize("bad", BAD_KEYS)
-def test_invalid_keys_are_422(client: Any, tenant: Tenant, bad: str) -> None:
+def test_invalid_keys_are_400(client: Any, tenant: Tenant, bad: str) -> None:
     before = count(client.application, Site)
     response = client.post(
         f"{tenant.org_path}/sites", json={"name": "Nope"}, headers=keyed(tenant["org_admin"], bad)
     )
-    assert_problem(response, 422, errors={HEADER})
+    assert_problem(response, 400, errors={HEADER})
     assert count(client.application, Site) == before
     assert count(client.application, IdempotencyRecord) == 0
 
@@ -457,7 +457,7 @@ def test_the_document_describes_the_keys_the_api_accepts(client: Any, world: Wor
         response = client.post("/v1/orgs", json={"name": "Doc"}, headers=keyed(person, key))
         accepted = response.status_code == 201
         if not accepted:
-            assert_problem(response, 422, errors={HEADER})
+            assert_problem(response, 400, errors={HEADER})
         assert accepted == documented(key), (key, response.status_code)
 
 

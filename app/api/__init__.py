@@ -16,9 +16,11 @@ from flask_smorest import Api as SmorestApi
 from flask_smorest.exceptions import NotModified
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.exceptions import NotFound
 from werkzeug.http import quote_etag
 
 from app import db, errors
+from app.api import paths
 from app.auth.current import authenticate
 from app.authz import engine as authz_engine
 from app.models import Organization
@@ -39,9 +41,12 @@ BODY_METHODS = {"POST", "PUT", "PATCH"}
 class ArgumentsParser(FlaskParser):
     """How every blueprint reads its arguments (`@blp.arguments`)."""
 
+    # Invalid input is a 400 (webargs' default is 422); flask-smorest documents this status
+    # on every operation with arguments.
+    DEFAULT_VALIDATION_STATUS = 400
     # webargs ignores unknown query parameters (EXCLUDE for that location) whatever the
     # schema says; let the schemas' own `unknown` (RAISE) decide, as for bodies: a
-    # misspelt filter is a 422, not a silently unfiltered list.
+    # misspelt filter is a 400, not a silently unfiltered list.
     DEFAULT_UNKNOWN_BY_LOCATION = {
         **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None, "querystring": None,
     }
@@ -77,13 +82,21 @@ class Api(SmorestApi):
         return errors.handle_http_exception(error)
 
     def _register_responses(self) -> None:
-        """flask-smorest documents its error responses (`default`, 422, 412, ...) with
+        """flask-smorest documents its error responses (`default`, 400, 412, ...) with
         DEFAULT_RESPONSE_CONTENT_TYPE; they are served as application/problem+json."""
         self.DEFAULT_RESPONSE_CONTENT_TYPE = errors.PROBLEM_JSON
         try:
             super()._register_responses()
         finally:
             del self.DEFAULT_RESPONSE_CONTENT_TYPE  # success responses stay application/json
+        lazy = self.spec.components.responses_lazy  # apispec keeps them here until used
+        lazy["BAD_REQUEST"]["description"] = (
+            "Invalid input: `errors` names each offending field (of the body, the query, the "
+            "path or a header) with its messages."
+        )
+        lazy["UNPROCESSABLE_ENTITY"]["description"] = (
+            "This `Idempotency-Key` was already used with another payload."
+        )
 
 
 def public(blp: Blueprint) -> Callable[[F], F]:
@@ -141,13 +154,38 @@ def _scope_rows(actor: Any) -> None:
 
 
 def _document_idempotency(api: Api) -> None:
-    """Every authenticated POST accepts `Idempotency-Key` (app/idempotency.py)."""
+    """Every authenticated POST accepts `Idempotency-Key` (app/idempotency.py): a malformed
+    one is a 400, one reused with another payload the API's only 422."""
     from app.idempotency import DOC_PARAMETER
 
     for operations in api.spec._paths.values():  # apispec keeps registered paths here
         post = operations.get("post")
         if post is not None and post.get("security") != []:
             post.setdefault("parameters", []).append(DOC_PARAMETER)
+            post["responses"]["422"] = api.spec.components.get_ref(
+                "response", "UNPROCESSABLE_ENTITY"
+            )
+
+
+OPERATIONS = ("get", "put", "post", "patch", "delete")
+
+
+def _document_validation(api: Api) -> None:
+    """Every operation that takes input (a body, query or header arguments, ids in its
+    path) documents its 400; `@blp.arguments` documents it for bodies and queries only."""
+    bad_request = api.spec.components.get_ref("response", "BAD_REQUEST")
+    for operations in api.spec._paths.values():
+        in_path = any(p.get("in") == "path" for p in operations.get("parameters", []))
+        for method in OPERATIONS:
+            operation = operations.get(method)
+            if operation is None:
+                continue
+            takes_input = in_path or "requestBody" in operation or any(
+                isinstance(p, dict) and p.get("in") in ("query", "header")
+                for p in operation.get("parameters", [])
+            )
+            if takes_input:
+                operation["responses"].setdefault("400", bad_request)
 
 
 def init_app(app: Flask) -> Api:
@@ -183,10 +221,15 @@ def init_app(app: Flask) -> Api:
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     _document_idempotency(api)
+    _document_validation(api)
 
     @app.before_request
     def _guard() -> None:
         g.actor = None
+        if isinstance(request.routing_exception, NotFound):  # no route: malformed ids?
+            malformed = paths.malformed(app, request)
+            if malformed:
+                raise errors.BadRequest("A path parameter is invalid.", errors=malformed)
         if not _is_public(app):
             ingest = getattr(_handler(app), "_accepts_ingest_keys", False)
             g.actor = authenticate(ingest_keys=ingest)

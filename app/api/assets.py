@@ -13,6 +13,7 @@ from app.api import Blueprint
 from app.api.helpers import page, settings
 from app.auth.current import actor
 from app.authz import authorize, authorized
+from app.errors import PROBLEM_JSON
 from app.models import Asset
 from app.services import assets, tenancy
 from app.storage import Storage
@@ -25,6 +26,7 @@ from schemas.assets import (
     UploadCreateSchema,
     UploadSchema,
 )
+from schemas.common import ProblemSchema
 
 blp = Blueprint(
     "assets", __name__, url_prefix="/v1/orgs/<uuid:org_id>/sites/<uuid:site_id>",
@@ -115,8 +117,11 @@ class AssetItem(MethodView):
 @blp.route("/assets/<uuid:asset_id>/complete")
 class Complete(MethodView):
     @blp.response(200, AssetSchema)
-    @blp.alt_response(409, description="Nothing was uploaded yet.")
-    @blp.alt_response(422, description="The stored file differs from the declared one.")
+    @blp.alt_response(
+        409, schema=ProblemSchema, content_type=PROBLEM_JSON,
+        description="Nothing was uploaded yet (type `.../upload-missing`), or the stored file "
+        "differs from the declared one (`.../upload-mismatch`, with `errors`).",
+    )
     @blp.alt_response(503, description="Storage is unavailable; see `Retry-After`.")
     def post(self, org_id: uuid.UUID, site_id: uuid.UUID, asset_id: uuid.UUID) -> Asset:
         """Check the stored object (size, type, checksum) and mark the asset ready.

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.db import utcnow
-from app.errors import ApiError, Conflict, Unprocessable
+from app.errors import ApiError, BadRequest, Conflict
+from app.media_types import extension_problem
 from app.models import Asset, Site
 from app.services.lookups import one_or_missing
 from app.storage import PresignedPost, Storage, StorageError
@@ -65,6 +66,10 @@ def start_upload(
             415, "This content type is not accepted.",
             errors={"content_type": [f"One of: {', '.join(settings.upload_content_types)}."]},
         )
+    mismatch = extension_problem(filename, content_type)
+    if mismatch:
+        raise BadRequest("The file name's extension does not agree with its content type.",
+                         errors={"filename": [mismatch]})
     asset = Asset(
         id=uuid.uuid4(),
         org_id=site.org_id,
@@ -92,7 +97,11 @@ def complete(storage: Storage, asset: Asset) -> None:
     a copy this one verified. With no upload object left, a copy an earlier attempt made
     (its commit failed after the upload object was removed) is checked instead: no form
     names a final key. Rows signed before uploads had keys of their own are checked in
-    place, as they were then."""
+    place, as they were then.
+
+    Both refusals are 409s, about the state of storage rather than the request:
+    `upload-missing` (nothing stored yet) and `upload-mismatch` (the stored object differs
+    from the declared size, type or checksum; `errors` says how)."""
     if asset.status == "ready":
         return
     final = final_key(asset)
@@ -111,7 +120,8 @@ def complete(storage: Storage, asset: Asset) -> None:
         problems["sha256"] = ["The stored bytes do not match the declared checksum."]
     if problems:
         storage.delete(final)  # the asset stays pending: the client may upload again
-        raise Unprocessable("The uploaded file does not match the upload.", errors=problems)
+        raise Conflict("The uploaded file does not match the upload.", errors=problems,
+                       type_="upload-mismatch")
     asset.key = final
     asset.status = "ready"
     asset.completed_at = utcnow()

@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
-from app.errors import Conflict, Unprocessable
+from app.errors import BadRequest, Conflict
 from app.models import Asset, Gallery, GalleryItem, Site
 from app.services.lookups import one_or_missing
 
@@ -49,7 +49,7 @@ def _ready_asset(session: Session, site: Site, asset_id: uuid.UUID, field: str) 
         )
     )
     if asset is None or asset.status != "ready":
-        raise Unprocessable(
+        raise BadRequest(
             "Only ready assets of this site can be used.",
             errors={field: ["Not a ready asset of this site."]},
         )
@@ -219,7 +219,7 @@ def reorder(session: Session, gallery: Gallery, item_ids: list[uuid.UUID]) -> li
     """Set the order of every item at once; `item_ids` must name each item exactly once."""
     current = {item.id: item for item in session.scalars(items(gallery))}
     if len(item_ids) != len(set(item_ids)) or set(item_ids) != set(current):
-        raise Unprocessable(
+        raise BadRequest(
             "Name every item of the gallery exactly once.",
             errors={"item_ids": ["Must be a permutation of the gallery's item ids."]},
         )

@@ -21,7 +21,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from app import events_spec as spec
-from app.errors import ApiError, BadRequest, Unprocessable
+from app.errors import ApiError, BadRequest
 from app.models import Event
 
 INVALID = "Not a valid {}."
@@ -68,12 +68,12 @@ def events_of(body: Any, max_events: int) -> list[Any]:
     if not isinstance(body, dict) or set(body) != {"events"}:
         errors = {"events": [REQUIRED]} if not isinstance(body, dict) or "events" not in body \
             else {k: ["Unknown field."] for k in body if k != "events"}
-        raise Unprocessable("The body is `{\"events\": [...]}`.", errors=errors)
+        raise BadRequest("The body is `{\"events\": [...]}`.", errors=errors)
     events = body["events"]
     if not isinstance(events, list):
-        raise Unprocessable("`events` is a list.", errors={"events": ["Not a valid list."]})
+        raise BadRequest("`events` is a list.", errors={"events": ["Not a valid list."]})
     if not events:
-        raise Unprocessable("Send at least one event.", errors={"events": ["Empty."]})
+        raise BadRequest("Send at least one event.", errors={"events": ["Empty."]})
     if len(events) > max_events:
         raise PayloadTooLarge(f"At most {max_events} events per batch.")
     return events

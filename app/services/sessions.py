@@ -19,7 +19,7 @@ from app.auth import invalidation
 from app.auth.passwords import hash_password, verify_password
 from app.auth.secrets import digest, new_secret
 from app.db import utcnow
-from app.errors import Unauthorized, Unprocessable
+from app.errors import BadRequest, Unauthorized
 from app.models import AuditEvent, AuthSession, RefreshToken, User
 
 SESSION_ENDED = "The session has ended; sign in again."
@@ -163,11 +163,11 @@ def change_password(
     """Set a new password and end every other session of the user."""
     user = session.get(User, user_id)
     if user is None or not verify_password(user.password_hash, current):
-        raise Unprocessable(
+        raise BadRequest(
             "The current password is wrong.", errors={"current_password": ["Wrong password."]}
         )
     if current == new:
-        raise Unprocessable(
+        raise BadRequest(
             "Choose a new password.", errors={"new_password": ["Same as the current one."]}
         )
     user.password_hash = hash_password(new)

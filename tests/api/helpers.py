@@ -48,20 +48,23 @@ SITE_ONLY_ROLES = ROLES[4:7]  # hold a role on tenant.site only
 def assert_problem(response: Any, status: int, *, errors: Iterable[str] | None = None) -> dict:
     """The response is an RFC 9457 problem of `status`; returns its body.
 
-    `errors`, when given, is the exact set of fields the 422 must name.
+    `errors`, when given, is the exact set of fields the problem must name. A 400 (invalid
+    input) and a 422 (a reused `Idempotency-Key`) always name some; other statuses only
+    when `errors` is given.
     """
     text = response.get_data(as_text=True)
     assert response.status_code == status, f"expected {status}, got {response.status_code}: {text}"
     assert response.mimetype == "application/problem+json", response.headers
     body = json.loads(text)
-    expected_keys = PROBLEM_KEYS | ({"errors"} if status == 422 else set())
+    named = status in (400, 422) or errors is not None
+    expected_keys = PROBLEM_KEYS | ({"errors"} if named else set())
     assert set(body) == expected_keys, body
     assert body["status"] == status
     assert isinstance(body["type"], str) and body["type"].startswith("https://"), body
     assert isinstance(body["title"], str) and body["title"], body
     assert isinstance(body["detail"], str) and body["detail"], body
     assert body["request_id"] and body["request_id"] == response.headers.get("X-Request-ID")
-    if status == 422:
+    if named:
         assert isinstance(body["errors"], dict) and body["errors"], body
         for field, messages in body["errors"].items():
             assert isinstance(field, str)
@@ -73,7 +76,7 @@ def assert_problem(response: Any, status: int, *, errors: Iterable[str] | None =
     return body
 
 
-# Values a `Text` field (names) must refuse with a 422 naming the field.
+# Values a `Text` field (names) must refuse with a 400 naming the field.
 BAD_NAMES = [
     "x" * 10_000,
     "x" * 201,

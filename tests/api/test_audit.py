@@ -235,7 +235,7 @@ def test_audit_log_sorts_by_creation_only(client, tenant, sort):
         query_string={"sort": sort},
         headers=tenant["org_admin"].headers,
     )
-    assert_problem(response, 422, errors={"sort"})
+    assert_problem(response, 400, errors={"sort"})
 
 
 def test_what_is_for_people_only_is_a_recorded_refusal_for_a_key(client, app, tenant):

@@ -188,9 +188,9 @@ def test_register_duplicate_email_is_409(client, second):
         ({"email": "d@example.com", "password": 1234567890123}, "password"),
     ],
 )
-def test_register_rejects_invalid_input_with_422(client, body, field):
+def test_register_rejects_invalid_input_with_400(client, body, field):
     r = client.post("/v1/auth/register", json=body)
-    assert r.status_code == 422, r.json
+    assert r.status_code == 400, r.json
     assert r.mimetype == PROBLEM
     assert field in r.json["errors"], r.json
     assert "long enough password" not in r.get_data(as_text=True)
@@ -245,13 +245,13 @@ def test_unknown_email_and_wrong_password_answer_identically(app, client, world)
     assert "frank" not in json.dumps(wrong_password[0])
 
 
-def test_login_with_unknown_fields_or_missing_password_is_422(client):
+def test_login_with_unknown_fields_or_missing_password_is_400(client):
     r = client.post("/v1/auth/login", json={"email": "x@example.com"})
-    assert r.status_code == 422 and "password" in r.json["errors"]
+    assert r.status_code == 400 and "password" in r.json["errors"]
     r = client.post(
         "/v1/auth/login", json={"email": "x@example.com", "password": "p" * 12, "otp": "1"}
     )
-    assert r.status_code == 422 and "otp" in r.json["errors"]
+    assert r.status_code == 400 and "otp" in r.json["errors"]
 
 
 @pytest.mark.slow

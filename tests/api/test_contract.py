@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -101,22 +102,25 @@ def test_valid_body_is_accepted(client, tenant, name):
 
 @pytest.mark.parametrize("name", BODY_ENDPOINTS)
 def test_malformed_json_is_400(client, tenant, name):
+    """A 400 like any invalid input, its `errors` filed under `_schema` (the body as a
+    whole), as for JSON that is not an object."""
     def check(raw):
         response = BODY_ENDPOINTS[name].send(
             client, tenant, data=raw, content_type="application/json"
         )
-        assert_problem(response, 400)
+        problem = assert_problem(response, 400, errors={"_schema"})
+        assert problem["errors"]["_schema"] == ["The request body is not valid JSON."]
 
     check_each(['{"name": ', "{'name': 'x'}", '{"name": "x",}', "not json", "\xff\xfe"], check)
 
 
 @pytest.mark.parametrize("name", BODY_ENDPOINTS)
-def test_json_that_is_not_an_object_is_422(client, tenant, name):
+def test_json_that_is_not_an_object_is_400(client, tenant, name):
     def check(raw):
         response = BODY_ENDPOINTS[name].send(
             client, tenant, data=raw, content_type="application/json"
         )
-        assert_problem(response, 422, errors={"_schema"})
+        assert_problem(response, 400, errors={"_schema"})
 
     check_each(["[]", '[{"name": "x"}]', '"name"', "42", "null", "true"], check)
 
@@ -164,10 +168,10 @@ def test_body_over_one_mib_is_413(client, tenant, name):
 
 
 @pytest.mark.parametrize("name", BODY_ENDPOINTS)
-def test_unknown_fields_are_422(client, tenant, name):
+def test_unknown_fields_are_400(client, tenant, name):
     endpoint = BODY_ENDPOINTS[name]
     body = {**_valid_body(endpoint, tenant), "is_admin": True}
-    assert_problem(endpoint.send(client, tenant, json=body), 422, errors={"is_admin"})
+    assert_problem(endpoint.send(client, tenant, json=body), 400, errors={"is_admin"})
 
 
 # -- paths, methods, authentication ------------------------------------------------------------
@@ -232,16 +236,56 @@ def _routes_with(slot: str) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("slot", SLOTS)
-def test_path_ids_that_are_not_uuids_are_404(client, tenant, slot):
-    """The other ids in the path are real, and the caller is the org_admin."""
-    headers = tenant["org_admin"].headers
+@pytest.mark.parametrize("caller", ["org_admin", "outsider", None])
+def test_path_ids_that_are_not_uuids_are_400(client, tenant, slot, caller):
+    """Invalid input, named: a 400 whose `errors` names the parameter, whoever asks (the
+    path's shape is public). The other ids in the path are real."""
+    headers = tenant[caller].headers if caller else {}
 
     def check(case):
         (method, template), bad = case
         path = _fill(template, tenant, **{slot: bad})
-        assert_problem(_call(client, method, template, path, headers), 404)
+        body = assert_problem(_call(client, method, template, path, headers), 400,
+                              errors={f"{slot}_id"})
+        assert body["errors"][f"{slot}_id"] == ["Not a valid UUID."]
 
     check_each([(route, bad) for route in _routes_with(slot) for bad in NOT_UUIDS], check)
+
+
+def test_every_malformed_path_id_is_400_naming_it(app, client, tenant):
+    """Driven by the route table: each `uuid` parameter of each route, given a segment that
+    is not a UUID (the others well-formed), answers 400 naming that one parameter, with
+    credentials or without."""
+    headers = {**tenant["org_admin"].headers, "If-Match": "*"}
+    cases = []
+    for rule in app.url_map.iter_rules():
+        params = re.findall(r"<uuid:(\w+)>", rule.rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            cases += [(rule.rule, method, params, bad) for bad in params]
+    assert len(cases) >= 96
+
+    def check(case):
+        rule, method, params, bad = case
+        ids = {name: str(uuid.uuid4()) for name in params}
+        ids.update(org_id=str(tenant.org.id), site_id=str(tenant.site.id))
+        ids[bad] = "not-a-uuid"
+        path = re.sub(r"<uuid:(\w+)>", lambda m: ids[m.group(1)], rule)
+        for sent in (headers, {}):
+            problem = assert_problem(client.open(path, method=method, headers=sent), 400,
+                                     errors={bad})
+            assert problem["errors"][bad] == ["Not a valid UUID."]
+
+    check_each(cases, check)
+
+
+def test_static_segments_still_win_over_ids(client, tenant):
+    """`.../items/order` is a route of its own (PUT): other methods there are 405 with its
+    `Allow`, not a malformed `item_id`."""
+    path = f"{tenant.site_path}/galleries/{uuid.uuid4()}/items/order"
+    for method in ("GET", "PATCH", "DELETE", "POST"):
+        response = client.open(path, method=method, headers=tenant["org_admin"].headers)
+        assert_problem(response, 405)
+        assert {m.strip() for m in response.headers["Allow"].split(",")} - {"OPTIONS"} == {"PUT"}
 
 
 @pytest.mark.parametrize("slot", SLOTS)
@@ -486,7 +530,7 @@ BAD_LIST_ARGS = [
 
 
 @pytest.mark.parametrize("name", LISTS)
-def test_bad_list_arguments_are_422(client, tenant, name):
+def test_bad_list_arguments_are_400(client, tenant, name):
     spec = LISTS[name]
 
     def check(case):
@@ -494,7 +538,7 @@ def test_bad_list_arguments_are_422(client, tenant, name):
         response = client.get(
             spec.path(tenant), query_string=args, headers=tenant[spec.reader].headers
         )
-        assert_problem(response, 422, errors=fields)
+        assert_problem(response, 400, errors=fields)
 
     check_each(BAD_LIST_ARGS, check)
 
@@ -506,7 +550,7 @@ def test_lists_without_names_do_not_sort_by_name(client, tenant, name, sort):
     response = client.get(
         spec.path(tenant), query_string={"sort": sort}, headers=tenant[spec.reader].headers
     )
-    assert_problem(response, 422, errors={"sort"})
+    assert_problem(response, 400, errors={"sort"})
 
 
 def _first_cursor(client: Any, spec: ListSpec, tenant: Tenant, sort: str | None = None) -> str:
@@ -520,7 +564,7 @@ def _first_cursor(client: Any, spec: ListSpec, tenant: Tenant, sort: str | None 
 
 
 @pytest.mark.parametrize("name", LISTS)
-def test_tampered_cursor_is_422(client, app, tenant, name):
+def test_tampered_cursor_is_400(client, app, tenant, name):
     spec = LISTS[name]
     spec.seed(app, tenant)
     cursor = _first_cursor(client, spec, tenant)
@@ -533,11 +577,11 @@ def test_tampered_cursor_is_422(client, app, tenant, name):
         response = client.get(
             spec.path(tenant), query_string={"cursor": bad}, headers=tenant[spec.reader].headers
         )
-        assert_problem(response, 422, errors={"cursor"})
+        assert_problem(response, 400, errors={"cursor"})
 
 
 @pytest.mark.parametrize("name", LISTS)
-def test_cursor_of_another_sort_is_422(client, app, tenant, name):
+def test_cursor_of_another_sort_is_400(client, app, tenant, name):
     spec = LISTS[name]
     spec.seed(app, tenant)
     other_sort = next(s for s in spec.sorts if s != spec.default_sort)
@@ -545,11 +589,11 @@ def test_cursor_of_another_sort_is_422(client, app, tenant, name):
     response = client.get(
         spec.path(tenant), query_string={"cursor": cursor}, headers=tenant[spec.reader].headers
     )
-    assert_problem(response, 422, errors={"cursor"})
+    assert_problem(response, 400, errors={"cursor"})
 
 
 @pytest.mark.parametrize("name", [n for n in LISTS if n != "orgs"])
-def test_cursor_of_another_orgs_list_is_422(client, app, world, tenant, name):
+def test_cursor_of_another_orgs_list_is_400(client, app, world, tenant, name):
     """Cursors are bound to their list: one from tenant A's list means nothing on B's."""
     spec = LISTS[name]
     elsewhere = world.tenant("Elsewhere")
@@ -561,7 +605,7 @@ def test_cursor_of_another_orgs_list_is_422(client, app, world, tenant, name):
     response = client.get(
         spec.path(elsewhere), query_string={"cursor": cursor}, headers=tenant["org_admin"].headers
     )
-    assert_problem(response, 422, errors={"cursor"})
+    assert_problem(response, 400, errors={"cursor"})
     # and the cursor still works where it came from
     response = client.get(
         spec.path(tenant), query_string={"cursor": cursor}, headers=tenant["org_admin"].headers
@@ -570,7 +614,7 @@ def test_cursor_of_another_orgs_list_is_422(client, app, world, tenant, name):
 
 
 @pytest.mark.parametrize("other", [n for n in LISTS if n != "orgs"])
-def test_cursor_of_the_org_list_is_422_elsewhere(client, app, tenant, other):
+def test_cursor_of_the_org_list_is_400_elsewhere(client, app, tenant, other):
     spec = LISTS["orgs"]
     spec.seed(app, tenant)
     world_admin = tenant["org_admin"]
@@ -580,4 +624,4 @@ def test_cursor_of_the_org_list_is_422_elsewhere(client, app, tenant, other):
     response = client.get(
         LISTS[other].path(tenant), query_string={"cursor": cursor}, headers=world_admin.headers
     )
-    assert_problem(response, 422, errors={"cursor"})
+    assert_problem(response, 400, errors={"cursor"})

@@ -365,7 +365,7 @@ def test_create_rejects_bad_titles(client, tenant):
     def check(title):
         response = client.post(galleries_path(tenant), json={"title": title},
                                headers=tenant["member"].headers)
-        assert_problem(response, 422, errors={"title"})
+        assert_problem(response, 400, errors={"title"})
 
     check_each(BAD_NAMES, check)
     assert _gallery_ids(client, tenant) == []
@@ -386,7 +386,7 @@ def test_create_rejects_bad_titles(client, tenant):
 )
 def test_create_rejects_bad_bodies(client, tenant, body, fields):
     response = client.post(galleries_path(tenant), json=body, headers=tenant["member"].headers)
-    assert_problem(response, 422, errors=fields)
+    assert_problem(response, 400, errors=fields)
     assert _gallery_ids(client, tenant) == []
 
 
@@ -410,10 +410,10 @@ def test_cover_must_be_a_ready_asset_of_the_site(client, world, tenant):
         response = client.post(galleries_path(tenant),
                                json={"title": name, "cover_asset_id": str(asset)},
                                headers=member.headers)
-        body = assert_problem(response, 422, errors={"cover_asset_id"})
+        body = assert_problem(response, 400, errors={"cover_asset_id"})
         assert str(asset) not in str(body)
         response = patch_gallery(client, tenant, gallery, member, cover_asset_id=str(asset))
-        assert_problem(response, 422, errors={"cover_asset_id"})
+        assert_problem(response, 400, errors={"cover_asset_id"})
     assert _gallery_ids(client, tenant) == [uuid.UUID(gallery)]
     assert _admin_get(client, tenant, gallery).get_json()["cover_asset_id"] is None
 
@@ -444,7 +444,7 @@ def test_update_rejects_bad_titles_and_unknown_fields(client, tenant):
     def check(title):
         response = client.patch(gallery_path(tenant, gallery), json={"title": title},
                                 headers=if_match(member.headers, tag))
-        assert_problem(response, 422, errors={"title"})
+        assert_problem(response, 400, errors={"title"})
 
     check_each(BAD_NAMES, check)
     for body, fields in (({"created_by": str(tenant["viewer"].id)}, {"created_by"}),
@@ -452,18 +452,21 @@ def test_update_rejects_bad_titles_and_unknown_fields(client, tenant):
                          ({"item_count": 0}, {"item_count"})):
         response = client.patch(gallery_path(tenant, gallery), json=body,
                                 headers=if_match(member.headers, tag))
-        assert_problem(response, 422, errors=fields)
+        assert_problem(response, 400, errors=fields)
     fetched = _admin_get(client, tenant, gallery).get_json()
     assert (fetched["title"], fetched["created_by"]) == ("Same", str(member.id))
 
 
-def test_unknown_and_malformed_gallery_ids_are_404(client, tenant):
+def test_unknown_gallery_ids_are_404_and_malformed_ones_400(client, tenant):
     admin = tenant["org_admin"]
-    for bad in (uuid.uuid4(), "not-a-uuid", "1", "%00"):
-        assert_problem(client.get(gallery_path(tenant, bad), headers=admin.headers), 404)
-        assert_problem(client.get(items_path(tenant, bad), headers=admin.headers), 404)
+    for bad, status, errors in ((uuid.uuid4(), 404, None), ("not-a-uuid", 400, {"gallery_id"}),
+                                ("1", 400, {"gallery_id"}), ("%00", 400, {"gallery_id"})):
+        assert_problem(client.get(gallery_path(tenant, bad), headers=admin.headers), status,
+                       errors=errors)
+        assert_problem(client.get(items_path(tenant, bad), headers=admin.headers), status,
+                       errors=errors)
         assert_problem(client.post(gallery_path(tenant, bad) + "/restore",
-                                   headers=admin.headers), 404)
+                                   headers=admin.headers), status, errors=errors)
 
 
 def test_gallery_of_another_site_is_404_under_this_site(client, world, tenant):
@@ -573,7 +576,7 @@ def test_a_refused_item_change_keeps_the_etag(client, gt):
     first = items(client, items_path(gt, gt.gallery), member)[0]
     assert_problem(add_item(client, gt, gt.gallery, member, first["asset_id"]), 409)
     assert_problem(client.put(items_path(gt, gt.gallery) + "/order", json={"item_ids": []},
-                              headers=member.headers), 422)
+                              headers=member.headers), 400)
     assert_problem(add_item(client, gt, gt.gallery, gt["viewer"], gt.spare_asset), 403)
     assert etag(client, path, member) == before
 

@@ -118,11 +118,11 @@ def test_limit_defaults_to_20_and_allows_100(client, tenant, seeded):
     assert len(body["items"]) == 26 and body["next_cursor"] is None
 
 
-def test_bad_limits_are_422(client, tenant):
+def test_bad_limits_are_400(client, tenant):
     def check(limit):
         response = client.get(galleries_path(tenant), query_string={"limit": limit},
                               headers=tenant["viewer"].headers)
-        assert_problem(response, 422, errors={"limit"})
+        assert_problem(response, 400, errors={"limit"})
 
     check_each(["101", "0", "-1", "10" * 20, "abc", "1.5", ""], check)
 
@@ -291,15 +291,15 @@ GARBLED = ["garbage", "a.b", "!!!.???", "e30.", "W10.AAAA", "x" * 1025, "é.é",
            "eyJ9.abc", " "]
 
 
-def test_garbled_and_tampered_cursors_are_422(client, tenant, seeded):
+def test_garbled_and_tampered_cursors_are_400(client, tenant, seeded):
     viewer = tenant["viewer"]
     path = galleries_path(tenant)
     for cursor in GARBLED + _tampered(_cursor(client, path, viewer)):
         response = client.get(path, query_string={"cursor": cursor}, headers=viewer.headers)
-        assert_problem(response, 422, errors={"cursor"})
+        assert_problem(response, 400, errors={"cursor"})
 
 
-def test_cursor_of_another_list_is_422(client, world, tenant, seeded):
+def test_cursor_of_another_list_is_400(client, world, tenant, seeded):
     """Cursors are bound to their list: another site (same org, same reader), another
     organization, the items list, another sort order."""
     admin = tenant["org_admin"]
@@ -321,7 +321,7 @@ def test_cursor_of_another_list_is_422(client, world, tenant, seeded):
     ]
     for cursor in filter(None, foreign_cursors):
         response = client.get(path, query_string={"cursor": cursor}, headers=admin.headers)
-        assert_problem(response, 422, errors={"cursor"})
+        assert_problem(response, 400, errors={"cursor"})
     for sort in SORTS:
         cursor = _cursor(client, path, admin, sort=sort)
         assert client.get(path, query_string={"cursor": cursor, "sort": sort},
@@ -329,7 +329,7 @@ def test_cursor_of_another_list_is_422(client, world, tenant, seeded):
         for other_sort in set(SORTS) - {sort}:
             response = client.get(path, query_string={"cursor": cursor, "sort": other_sort},
                                   headers=admin.headers)
-            assert_problem(response, 422, errors={"cursor"})
+            assert_problem(response, 400, errors={"cursor"})
 
 
 def test_a_cursor_works_for_another_reader_of_the_same_list(client, tenant, seeded):
@@ -362,22 +362,25 @@ BAD_ARGUMENTS = [
 ]
 
 
-def test_bad_list_arguments_are_422(client, tenant):
+def test_bad_list_arguments_are_400(client, tenant):
     def check(case):
         params, field = case
         response = client.get(galleries_path(tenant), query_string=params,
                               headers=tenant["viewer"].headers)
-        assert_problem(response, 422, errors={field})
+        assert_problem(response, 400, errors={field})
 
     check_each(BAD_ARGUMENTS, check)
 
 
-def test_bad_site_and_org_ids_are_404(client, tenant):
+def test_malformed_site_and_org_ids_are_400_and_unknown_ones_404(client, tenant):
     viewer = tenant["viewer"]
-    for path in (f"{tenant.org_path}/sites/not-a-uuid/galleries",
-                 f"/v1/orgs/not-a-uuid/sites/{tenant.site.id}/galleries",
-                 f"{tenant.org_path}/sites/{uuid.uuid4()}/galleries"):
-        assert_problem(client.get(path, headers=viewer.headers), 404)
+    for path, status, errors in (
+        (f"{tenant.org_path}/sites/not-a-uuid/galleries", 400, {"site_id"}),
+        (f"/v1/orgs/not-a-uuid/sites/{tenant.site.id}/galleries", 400, {"org_id"}),
+        ("/v1/orgs/not-a-uuid/sites/1/galleries", 400, {"org_id", "site_id"}),
+        (f"{tenant.org_path}/sites/{uuid.uuid4()}/galleries", 404, None),
+    ):
+        assert_problem(client.get(path, headers=viewer.headers), status, errors=errors)
 
 
 # -- statement count ---------------------------------------------------------------------------

@@ -278,7 +278,7 @@ def test_an_org_admin_may_create_site_keys_with_every_site_role(client, tenant, 
 def test_org_admin_is_not_a_site_role_for_a_key(app, client, tenant):
     r = client.post(api_keys_path(tenant), headers=tenant["org_admin"].headers,
                     json={"name": "x", "role": "org_admin", "site_id": str(tenant.site.id)})
-    assert_problem(r, 422, errors={"role"})
+    assert_problem(r, 400, errors={"role"})
     assert _api_key_ids(client, tenant) == []
 
 
@@ -298,7 +298,7 @@ def test_org_admin_is_not_a_site_role_for_a_key(app, client, tenant):
 )
 def test_api_key_creation_validates_the_body(client, tenant, body, fields):
     r = client.post(api_keys_path(tenant), json=body, headers=tenant["org_admin"].headers)
-    assert_problem(r, 422, errors=fields)
+    assert_problem(r, 400, errors=fields)
 
 
 def test_an_api_key_cannot_manage_keys(client, tenant):
@@ -474,18 +474,18 @@ def test_valid_allowed_origins_are_kept(client, tenant, origins):
         None,
     ],
 )
-def test_bad_allowed_origins_are_422(client, tenant, origin):
+def test_bad_allowed_origins_are_400(client, tenant, origin):
     r = client.post(ingest_keys_path(tenant), headers=tenant["site_admin"].headers,
                     json={"name": "browser", "allowed_origins": [origin]})
-    assert_problem(r, 422, errors={"allowed_origins"})
+    assert_problem(r, 400, errors={"allowed_origins"})
     assert _ingest_key_ids(client, tenant) == []
 
 
-def test_too_many_allowed_origins_is_422(client, tenant):
+def test_too_many_allowed_origins_is_400(client, tenant):
     origins = [f"https://s{i}.example.com" for i in range(51)]
     r = client.post(ingest_keys_path(tenant), headers=tenant["site_admin"].headers,
                     json={"name": "browser", "allowed_origins": origins})
-    assert_problem(r, 422, errors={"allowed_origins"})
+    assert_problem(r, 400, errors={"allowed_origins"})
 
 
 def test_an_ingest_key_is_refused_everywhere_else(client, tenant):

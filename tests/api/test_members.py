@@ -268,7 +268,7 @@ def test_add_rejects_bad_bodies(client, tenant, scope):
     def check(case):
         body, fields = case
         response = client.post(path, json=body, headers=tenant["org_admin"].headers)
-        assert_problem(response, 422, errors=fields)
+        assert_problem(response, 400, errors=fields)
 
     check_each(BAD_ADD_BODIES, check)
     assert (org_members(client, tenant), site_members(client, tenant)) == before
@@ -304,7 +304,7 @@ def test_change_org_role_rejects_bad_bodies(client, app, tenant, body):
     response = client.patch(
         member_path(tenant, tenant["viewer"]), json=body, headers=tenant["org_admin"].headers
     )
-    assert_problem(response, 422)
+    assert_problem(response, 400)
     assert org_roles_of(app, tenant["viewer"].id) == {tenant.org.id: "viewer"}
 
 
@@ -468,13 +468,13 @@ def test_org_admin_is_not_a_site_role(client, app, tenant, actor):
         json={"email": tenant["outsider"].email, "role": "org_admin"},
         headers=headers,
     )
-    assert_problem(response, 422, errors={"role"})
+    assert_problem(response, 400, errors={"role"})
     response = client.patch(
         member_path(tenant, tenant["site_viewer"], site=True),
         json={"role": "org_admin"},
         headers=headers,
     )
-    assert_problem(response, 422, errors={"role"})
+    assert_problem(response, 400, errors={"role"})
     assert site_roles_of(app, tenant["outsider"].id) == {}
     assert site_roles_of(app, tenant["site_viewer"].id) == {tenant.site.id: "viewer"}
 

@@ -129,7 +129,7 @@ def test_anyone_signed_in_may_create_an_org(client, tenant):
 
 def test_create_requires_a_name(client, tenant):
     response = client.post("/v1/orgs", json={}, headers=tenant["outsider"].headers)
-    assert_problem(response, 422, errors={"name"})
+    assert_problem(response, 400, errors={"name"})
 
 
 def test_create_rejects_bad_names(client, app, world):
@@ -137,7 +137,7 @@ def test_create_rejects_bad_names(client, app, world):
 
     def check(name):
         response = client.post("/v1/orgs", json={"name": name}, headers=alice.headers)
-        assert_problem(response, 422, errors={"name"})
+        assert_problem(response, 400, errors={"name"})
 
     check_each(BAD_NAMES, check)
     assert org_roles_of(app, alice.id) == {}
@@ -151,7 +151,7 @@ def test_update_rejects_bad_names(client, tenant):
         response = client.patch(
             tenant.org_path, json={"name": name}, headers=if_match(admin.headers, tag)
         )
-        assert_problem(response, 422, errors={"name"})
+        assert_problem(response, 400, errors={"name"})
 
     check_each(BAD_NAMES, check)
     assert client.get(tenant.org_path, headers=admin.headers).get_json()["name"] == "Acme"
@@ -193,7 +193,7 @@ def test_unicode_names_round_trip(client, world):
 )
 def test_create_rejects_unknown_fields(client, world, body, fields):
     response = client.post("/v1/orgs", json=body, headers=world.user().headers)
-    assert_problem(response, 422, errors=fields)
+    assert_problem(response, 400, errors=fields)
 
 
 @pytest.mark.parametrize(
@@ -207,7 +207,7 @@ def test_update_rejects_unknown_fields(client, tenant, body):
         json=body,
         headers=if_match(admin.headers, etag(client, tenant.org_path, admin)),
     )
-    assert_problem(response, 422, errors=set(body))
+    assert_problem(response, 400, errors=set(body))
     assert client.get(tenant.org_path, headers=admin.headers).get_json() == before
 
 

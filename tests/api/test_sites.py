@@ -202,7 +202,7 @@ def test_create_rejects_bad_names(client, tenant):
         response = client.post(
             tenant.org_path + "/sites", json={"name": name}, headers=tenant["org_admin"].headers
         )
-        assert_problem(response, 422, errors={"name"})
+        assert_problem(response, 400, errors={"name"})
 
     check_each(BAD_NAMES, check)
     assert _admin_site_ids(client, tenant) == [str(tenant.site.id)]
@@ -216,7 +216,7 @@ def test_update_rejects_bad_names(client, tenant):
         response = client.patch(
             tenant.site_path, json={"name": name}, headers=if_match(admin.headers, tag)
         )
-        assert_problem(response, 422, errors={"name"})
+        assert_problem(response, 400, errors={"name"})
 
     check_each(BAD_NAMES, check)
     assert _admin_get(client, tenant).get_json()["name"] == "Main site"
@@ -246,7 +246,7 @@ def test_create_rejects_bad_domains(client, tenant):
             json={"name": "Shop", "domain": domain},
             headers=tenant["org_admin"].headers,
         )
-        assert_problem(response, 422, errors={"domain"})
+        assert_problem(response, 400, errors={"domain"})
 
     check_each(BAD_DOMAINS, check)
     assert _admin_site_ids(client, tenant) == [str(tenant.site.id)]
@@ -260,7 +260,7 @@ def test_update_rejects_bad_domains(client, tenant):
         response = client.patch(
             tenant.site_path, json={"domain": domain}, headers=if_match(admin.headers, tag)
         )
-        assert_problem(response, 422, errors={"domain"})
+        assert_problem(response, 400, errors={"domain"})
 
     check_each(BAD_DOMAINS, check)
     assert _admin_get(client, tenant).get_json()["domain"] is None
@@ -326,7 +326,7 @@ def test_update_rejects_unknown_fields(client, tenant, body, fields):
         json=body,
         headers=if_match(admin.headers, etag(client, tenant.site_path, admin)),
     )
-    assert_problem(response, 422, errors=fields)
+    assert_problem(response, 400, errors=fields)
     assert _admin_get(client, tenant).get_json() == before
 
 
@@ -336,7 +336,7 @@ def test_create_rejects_unknown_fields(client, tenant):
         json={"name": "x", "org_id": str(uuid.uuid4())},
         headers=tenant["org_admin"].headers,
     )
-    assert_problem(response, 422, errors={"org_id"})
+    assert_problem(response, 400, errors={"org_id"})
 
 
 # -- ETags -------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import requests
 from sqlalchemy import func, select, text, update
 
 from app import create_app
+from app.media_types import extensions
 from app.models import Asset
 from app.observability import JsonFormatter, configure_logging
 from app.services.assets import final_key, upload_key
@@ -214,29 +215,29 @@ BAD_SHA256 = [
     ("sha256", BAD_SHA256),
     ("content_type", ["", "image", "IMAGE/PNG", "image/png; charset=x", "a b/c", 7, None]),
 ])
-def test_bad_upload_requests_are_422(client, world, tenant, field, values):
+def test_bad_upload_requests_are_400(client, world, tenant, field, values):
     valid = {"filename": "photo.png", "content_type": "image/png", "size_bytes": 10}
 
     def check(value):
         response = client.post(uploads_path(tenant), json={**valid, field: value},
                                headers=tenant["member"].headers)
-        assert_problem(response, 422, errors=[field])
+        assert_problem(response, 400, errors=[field])
 
     check_each(values, check)
     with world.maker() as session:
         assert session.scalar(select(func.count()).select_from(Asset)) == 0
 
 
-def test_unknown_and_missing_fields_are_422(client, tenant):
+def test_unknown_and_missing_fields_are_400(client, tenant):
     valid = {"filename": "photo.png", "content_type": "image/png", "size_bytes": 10}
     for extra in ({"key": "orgs/other/x"}, {"status": "ready"}, {"bucket": "other"}):
         response = client.post(uploads_path(tenant), json={**valid, **extra},
                                headers=tenant["member"].headers)
-        assert_problem(response, 422, errors=list(extra))
+        assert_problem(response, 400, errors=list(extra))
     for missing in valid:
         body = {k: v for k, v in valid.items() if k != missing}
         response = client.post(uploads_path(tenant), json=body, headers=tenant["member"].headers)
-        assert_problem(response, 422, errors=[missing])
+        assert_problem(response, 400, errors=[missing])
 
 
 def test_unicode_filename_is_accepted_and_kept(client, tenant):
@@ -244,9 +245,49 @@ def test_unicode_filename_is_accepted_and_kept(client, tenant):
                    content_type="application/pdf")
     assert body["asset"]["filename"] == "Résumé, été 2024.pdf"
     assert "Résumé" not in body["upload"]["fields"]["key"]
-    assert len(started(client, tenant, tenant["member"], filename="x" * 255)["asset"]["filename"]
-               ) == 255
+    longest = "x" * 251 + ".png"
+    assert started(client, tenant, tenant["member"], filename=longest)["asset"]["filename"] == (
+        longest)
 
+
+
+@pytest.mark.parametrize(("filename", "content_type"), [
+    ("photo.jpg", "image/jpeg"), ("photo.JPG", "image/jpeg"), ("photo.jpeg", "image/jpeg"),
+    ("photo.png", "image/png"), ("holiday.2024.webp", "image/webp"), ("anim.gif", "image/gif"),
+    ("photo.avif", "image/avif"), ("clip.mp4", "video/mp4"), ("SCAN.PDF", "application/pdf"),
+    ("report.exe.pdf", "application/pdf"),  # the last extension decides
+])
+def test_a_file_name_agreeing_with_its_content_type_is_accepted(client, tenant, filename,
+                                                                content_type):
+    body = started(client, tenant, tenant["member"], filename=filename,
+                   content_type=content_type)
+    assert body["asset"]["filename"] == filename
+
+
+@pytest.mark.parametrize(("filename", "content_type"), [
+    ("photo.jpg", "image/png"), ("photo.png", "image/jpeg"), ("photo.jpe", "image/jpeg"),
+    ("invoice.pdf.exe", "application/pdf"), ("photo", "image/png"), (".png", "image/png"),
+    ("photo.png.", "image/png"), ("photo. png", "image/png"), ("photo.png_", "image/png"),
+    ("clip.mov", "video/mp4"), ("page.html", "application/pdf"), ("logo.svg", "image/png"),
+])
+def test_a_file_name_disagreeing_with_its_content_type_is_400(client, world, tenant, filename,
+                                                              content_type):
+    response = start(client, tenant, tenant["member"], filename=filename,
+                     content_type=content_type)
+    problem = assert_problem(response, 400, errors={"filename"})
+    assert content_type in problem["errors"]["filename"][0], problem
+    with world.maker() as session:
+        assert session.scalar(select(func.count()).select_from(Asset)) == 0
+
+
+def test_the_extensions_of_each_allowed_type(app):
+    """The table (app/media_types.py) as the API applies it to the default allowlist."""
+    assert {t: extensions(t) for t in app.extensions["settings"].upload_content_types} == {
+        "image/jpeg": (".jpg", ".jpeg"), "image/png": (".png",), "image/webp": (".webp",),
+        "image/gif": (".gif",), "image/avif": (".avif",), "video/mp4": (".mp4",),
+        "application/pdf": (".pdf",),
+    }
+    assert extensions("text/csv") == (".csv",)  # a type an operator adds: Python's table
 
 # -- complete ----------------------------------------------------------------------------------
 
@@ -301,7 +342,8 @@ def test_a_failed_verification_leaves_nothing_at_the_final_key(app, client, worl
     body = started(client, tenant, member, sha256=sha256_of(PNG))
     asset_id = body["asset"]["id"]
     send(body["upload"], bytes(reversed(PNG)))  # same size and type, other bytes
-    assert_problem(complete(client, tenant, member, asset_id), 422, errors=["sha256"])
+    problem = assert_problem(complete(client, tenant, member, asset_id), 409, errors=["sha256"])
+    assert problem["type"].endswith("/upload-mismatch")
     row = stored(world, asset_id)
     assert (row.status, row.key) == ("pending", body["upload"]["fields"]["key"])
     assert not object_exists(app, final_key(row))
@@ -415,8 +457,9 @@ def test_complete_refuses_wrong_size(client, world, tenant, stored_bytes):
     member = tenant["member"]
     body = started(client, tenant, member, PNG)
     send(body["upload"], stored_bytes)  # moto does not enforce content-length-range
-    problem = assert_problem(complete(client, tenant, member, body["asset"]["id"]), 422,
+    problem = assert_problem(complete(client, tenant, member, body["asset"]["id"]), 409,
                              errors=["size_bytes"])
+    assert problem["type"].endswith("/upload-mismatch"), problem
     assert str(len(stored_bytes)) in problem["errors"]["size_bytes"][0]
     assert stored(world, body["asset"]["id"]).status == "pending"
     assert stored(world, body["asset"]["id"]).completed_at is None
@@ -426,8 +469,9 @@ def test_complete_refuses_wrong_content_type(client, world, tenant):
     member = tenant["member"]
     body = started(client, tenant, member, content_type="image/png")
     send(body["upload"], PNG, content_type="text/html")
-    assert_problem(complete(client, tenant, member, body["asset"]["id"]), 422,
-                   errors=["content_type"])
+    problem = assert_problem(complete(client, tenant, member, body["asset"]["id"]), 409,
+                             errors=["content_type"])
+    assert problem["type"].endswith("/upload-mismatch"), problem
     assert stored(world, body["asset"]["id"]).status == "pending"
 
 
@@ -454,9 +498,22 @@ def test_complete_checks_the_declared_sha256(client, world, tenant):
     other = bytes(reversed(PNG))  # same size and type, other bytes
     bad = started(client, tenant, member, sha256=sha256_of(PNG))
     send(bad["upload"], other)
-    assert_problem(complete(client, tenant, member, bad["asset"]["id"]), 422, errors=["sha256"])
+    problem = assert_problem(complete(client, tenant, member, bad["asset"]["id"]), 409,
+                             errors=["sha256"])
+    assert problem["type"].endswith("/upload-mismatch"), problem
     assert stored(world, bad["asset"]["id"]).status == "pending"
 
+
+
+def test_complete_documents_both_conflicts(client):
+    """The mismatch is about what storage holds, not about the request: a 409 beside
+    `upload-missing`, not a validation error."""
+    spec = client.get("/openapi.json").get_json()
+    operation = spec["paths"]["/v1/orgs/{org_id}/sites/{site_id}/assets/{asset_id}/complete"]
+    conflict = operation["post"]["responses"]["409"]
+    assert "upload-missing" in conflict["description"]
+    assert "upload-mismatch" in conflict["description"]
+    assert set(conflict["content"]) == {"application/problem+json"}
 
 def test_complete_of_unknown_or_deleted_asset_is_404(app, client, world, tenant):
     member = tenant["member"]
@@ -715,12 +772,12 @@ def test_other_sites_asset_cannot_be_attached(app, client, world, tenant, other_
     member = tenant["member"]
     own = stored_asset(app, world, tenant.site, member)
     gallery = create_gallery(client, tenant, member)
-    assert_problem(add_item(client, tenant, gallery["id"], member, ready.id), 422,
+    assert_problem(add_item(client, tenant, gallery["id"], member, ready.id), 400,
                    errors=["asset_id"])
     response = client.post(galleries_path(tenant),
                            json={"title": "Cover", "cover_asset_id": str(ready.id)},
                            headers=member.headers)
-    assert_problem(response, 422, errors=["cover_asset_id"])
+    assert_problem(response, 400, errors=["cover_asset_id"])
     # The same calls with an asset of this site work.
     assert add_item(client, tenant, gallery["id"], member, own.id).status_code == 201
     response = client.post(galleries_path(tenant),
@@ -763,7 +820,7 @@ def test_no_presigned_url_or_signature_in_logs(app, client, tenant, level):
         assert got.status_code == 200
         wrong = started(client, tenant, member)
         send(wrong["upload"], PNG + b"x")
-        assert complete(client, tenant, member, wrong["asset"]["id"]).status_code == 422
+        assert complete(client, tenant, member, wrong["asset"]["id"]).status_code == 409
     finally:
         root.removeHandler(capture)
         configure_logging(old_level)

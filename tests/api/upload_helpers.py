@@ -13,6 +13,7 @@ from typing import Any
 import requests
 from botocore.exceptions import ClientError
 
+from app.media_types import extensions
 from app.models import Asset
 from tests.support import Person, Tenant, World
 
@@ -41,10 +42,13 @@ def sha256_of(data: bytes) -> str:
 
 def start(
     client: Any, tenant: Tenant, person: Person, data: bytes = PNG, *,
-    content_type: str = "image/png", filename: str = "photo.png", size: int | None = None,
+    content_type: str = "image/png", filename: str | None = None, size: int | None = None,
     sha256: str | None = None, headers: dict[str, str] | None = None,
 ) -> Any:
-    """POST .../uploads for `data` (or a declared `size`)."""
+    """POST .../uploads for `data` (or a declared `size`); by default `photo` with the first
+    extension of `content_type` (app/media_types.py), or `.bin` for a type it does not know."""
+    if filename is None:
+        filename = "photo" + (extensions(content_type) or (".bin",))[0]
     body: dict[str, Any] = {
         "filename": filename, "content_type": content_type,
         "size_bytes": len(data) if size is None else size,

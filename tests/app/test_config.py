@@ -62,3 +62,14 @@ def test_a_non_integer_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("PAGE_MAX_LIMIT", "lots")
     with pytest.raises(ConfigError, match="PAGE_MAX_LIMIT"):
         Settings.from_env()
+
+
+def test_a_content_type_no_file_name_could_agree_with_is_refused_at_start():
+    """A file's extension must agree with its content type (app/media_types.py): a type
+    without known extensions could never be uploaded, in any environment."""
+    with pytest.raises(ConfigError, match=r"UPLOAD_CONTENT_TYPES.*application/x-made-up"):
+        Settings().with_overrides(
+            {"upload_content_types": ("image/png", "application/x-made-up")}
+        ).check()
+    # One Python knows is fine: its extensions come from `mimetypes`.
+    Settings().with_overrides({"upload_content_types": ("image/png", "text/csv")}).check()

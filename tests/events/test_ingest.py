@@ -167,7 +167,7 @@ def test_the_body_cannot_choose_the_tenant(app, client, world, tenant, ingest_ke
     elsewhere = {"site_id": str(other.site.id), "org_id": str(other.org.id)}
     # Not at the top level of the body...
     r = send(client, ingest_key, body={"events": [event()], **elsewhere})
-    assert_problem(r, 422, errors={"site_id", "org_id"})
+    assert_problem(r, 400, errors={"site_id", "org_id"})
     # ...nor in an event (rejected), while properties are just data.
     body = ok(send(client, ingest_key, [event(**elsewhere), event(properties=elsewhere)]))
     assert body["accepted"] == 1
@@ -484,8 +484,8 @@ def test_a_body_that_is_not_json_is_400(app, client, ingest_key, data):
     ({"events": None}, {"events"}),
     ({"events": []}, {"events"}),
 ])
-def test_a_body_that_is_not_a_batch_is_422(app, client, ingest_key, body, fields):
-    assert_problem(send(client, ingest_key, body=body), 422, errors=fields)
+def test_a_body_that_is_not_a_batch_is_400(app, client, ingest_key, body, fields):
+    assert_problem(send(client, ingest_key, body=body), 400, errors=fields)
     assert total(app) == 0
 
 
@@ -603,7 +603,7 @@ def test_every_answer_to_a_browser_is_readable_by_it(app, client, tenant, make_a
         200: (ORIGIN, send(client, key, [event()], headers={"Origin": ORIGIN})),
         401: (ORIGIN, send(client, None, [event()], headers={"Origin": ORIGIN})),
         403: (evil, send(client, key, [event()], headers={"Origin": evil})),
-        422: (ORIGIN, send(client, key, body={}, headers={"Origin": ORIGIN})),
+        400: (ORIGIN, send(client, key, body={}, headers={"Origin": ORIGIN})),
     }
     send(limited, key, [event()], headers={"Origin": ORIGIN})
     answers[429] = (ORIGIN, send(limited, key, [event()], headers={"Origin": ORIGIN}))

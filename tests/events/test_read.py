@@ -169,7 +169,7 @@ def test_a_cursor_is_bound_to_its_list(client, world, tenant, seeded):
     other_list = f"{tenant.org_path}/sites/{second.id}/events"
     response = client.get(other_list, query_string={"cursor": first["next_cursor"]},
                           headers=tenant["org_admin"].headers)
-    assert_problem(response, 422, errors={"cursor"})
+    assert_problem(response, 400, errors={"cursor"})
 
 
 @pytest.mark.parametrize(("query", "expected"), [
@@ -201,10 +201,10 @@ def test_filters(client, tenant, seeded, query, expected):
     ({"sort": "name"}, {"sort"}),
     ({"cursor": "forged.cursor"}, {"cursor"}),
 ])
-def test_bad_list_arguments_are_422(client, tenant, query, fields):
+def test_bad_list_arguments_are_400(client, tenant, query, fields):
     response = client.get(events_path(tenant), query_string=query,
                           headers=tenant["member"].headers)
-    assert_problem(response, 422, errors=fields)
+    assert_problem(response, 400, errors=fields)
 
 
 def test_other_sites_events_never_appear(client, world, tenant, seeded):
@@ -384,7 +384,7 @@ def test_a_stats_cursor_is_checked(client, world, tenant, seeded):
     for path, query in refused:
         response = client.get(path, query_string={**WIDE, "limit": 2, **query},
                               headers=tenant["org_admin"].headers)
-        assert_problem(response, 422, errors={"cursor"})
+        assert_problem(response, 400, errors={"cursor"})
     # The genuine cursor works.
     response = client.get(stats_path(tenant), query_string={**WIDE, "limit": 2,
                                                             "cursor": cursor},
@@ -411,10 +411,10 @@ def test_a_stats_cursor_is_checked(client, world, tenant, seeded):
     ({"since": at().isoformat(), "until": at(days=1).isoformat(), "name": "x" * 129},
      {"name"}),
 ])
-def test_bad_stats_windows_are_422(client, tenant, query, fields):
+def test_bad_stats_windows_are_400(client, tenant, query, fields):
     response = client.get(stats_path(tenant), query_string=query,
                           headers=tenant["member"].headers)
-    assert_problem(response, 422, errors=fields)
+    assert_problem(response, 400, errors=fields)
 
 
 def test_the_widest_windows_are_allowed(client, tenant, seeded):
