@@ -204,18 +204,18 @@ def _audit_row(conn, org_id) -> uuid.UUID:
     return row_id
 
 
-def test_the_runtime_role_appends_audit_records_but_cannot_change_them(runtime, two_orgs):
-    a, _ = two_orgs
+def test_the_runtime_role_appends_audit_records_but_cannot_change_them(app, runtime):
+    org_id = uuid.uuid4()  # audit records have no foreign key: the log outlives its subjects
     with runtime.begin() as conn:
-        conn.execute(text("SELECT set_config('app.org_id', :o, true)"), {"o": str(a.org.id)})
-        row_id = _audit_row(conn, a.org.id)
+        conn.execute(text("SELECT set_config('app.org_id', :o, true)"), {"o": str(org_id)})
+        row_id = _audit_row(conn, org_id)
     for statement in ("UPDATE audit_events SET action = 'nothing' WHERE id = :i",
                       "DELETE FROM audit_events WHERE id = :i"):
         with pytest.raises(DBAPIError, match="permission denied"), runtime.begin() as conn:
-            conn.execute(text("SELECT set_config('app.org_id', :o, true)"), {"o": str(a.org.id)})
+            conn.execute(text("SELECT set_config('app.org_id', :o, true)"), {"o": str(org_id)})
             conn.execute(text(statement), {"i": row_id})
     with runtime.begin() as conn:
-        conn.execute(text("SELECT set_config('app.org_id', :o, true)"), {"o": str(a.org.id)})
+        conn.execute(text("SELECT set_config('app.org_id', :o, true)"), {"o": str(org_id)})
         assert conn.execute(text("SELECT action FROM audit_events WHERE id = :i"),
                             {"i": row_id}).scalar() == "read"
 
@@ -257,17 +257,25 @@ def test_the_runtime_role_cannot_address_a_partition(runtime, partitions):
 def test_a_partition_granted_directly_still_shows_one_organization(owner, runtime, two_orgs,
                                                                    partitions):
     """Defense in depth: a broad grant (`GRANT ... ON ALL TABLES`) reaches the partitions,
-    whose own row-level security still holds."""
+    whose own row-level security still holds: the migration's (DEFAULT) and a new one."""
     a, b = two_orgs
+    checked = {"events_default": "1999-01-02", "events_2041_05": "2041-05-02"}
     with owner.begin() as conn:
-        for org in (a, b):
-            conn.execute(text(
-                "INSERT INTO events (site_id, ts, event_id, org_id, name, received_at,"
-                " distinct_id, properties) VALUES (:s, '2041-05-02', gen_random_uuid(), :o,"
-                " 'x', now(), 'x', '{}')"), {"s": org.site.id, "o": org.org.id})
-        conn.execute(text(f"GRANT SELECT ON events_2041_05 TO {APP_ROLE}"))
-    with runtime.begin() as conn:
-        assert conn.execute(text("SELECT count(*) FROM events_2041_05")).scalar() == 0
-        conn.execute(text("SELECT set_config('app.org_id', :o, true)"), {"o": str(a.org.id)})
-        orgs = conn.execute(text("SELECT org_id FROM events_2041_05")).scalars().all()
-        assert orgs == [a.org.id]
+        for partition, day in checked.items():
+            for org in (a, b):
+                conn.execute(text(
+                    "INSERT INTO events (site_id, ts, event_id, org_id, name, received_at,"
+                    " distinct_id, properties) VALUES (:s, :ts, gen_random_uuid(), :o,"
+                    " 'x', now(), 'x', '{}')"), {"s": org.site.id, "o": org.org.id, "ts": day})
+            conn.execute(text(f"GRANT SELECT ON {partition} TO {APP_ROLE}"))
+    try:
+        for partition in checked:
+            query = text(f"SELECT org_id FROM {partition}")
+            with runtime.begin() as conn:
+                assert conn.execute(query).scalars().all() == [], partition
+                conn.execute(text("SELECT set_config('app.org_id', :o, true)"),
+                             {"o": str(a.org.id)})
+                assert conn.execute(query).scalars().all() == [a.org.id], partition
+    finally:
+        with owner.begin() as conn:
+            conn.execute(text(f"REVOKE SELECT ON events_default FROM {APP_ROLE}"))
