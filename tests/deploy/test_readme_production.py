@@ -109,6 +109,7 @@ def call(method: str, url: str, expected: int, **kw: Any) -> Any:
     return response.json() if response.content else None
 
 
+@pytest.mark.slow  # 15-30 s: three app starts (migrate, keys add, gunicorn's workers)
 def test_the_readme_production_setup_serves_the_api(names, s3_endpoint, tmp_path):
     blocks = readme_blocks()
     assert len(blocks) == 5, "roles and database, environment, migrate, first key, gunicorn"
