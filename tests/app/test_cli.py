@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 import pytest
+from sqlalchemy import select
 
 from app import create_app
 from app.cli import DEMO_PASSWORD
 from app.config import ConfigError, Settings
+from app.db import owner_sessionmaker
+from app.models import IdempotencyRecord
 from tests.app.test_config import PRODUCTION
 
 
@@ -90,3 +94,23 @@ def test_seed_demo_creates_a_working_demo_as_the_owner(app, client):
     assert [org["name"] for org in orgs] == ["Demo Org"]
     sites = client.get(f"/v1/orgs/{orgs[0]['id']}/sites", headers=headers).get_json()["items"]
     assert [site["name"] for site in sites] == ["Demo Site"]
+
+
+@pytest.mark.portable
+def test_idempotency_purge_reaches_every_organization_as_the_owner(app, client, tenant):
+    """Records are scoped by organization under row-level security; the owner's purge
+    deletes the expired ones of every organization, and only those."""
+    for name in ("expired", "live"):
+        headers = {**tenant["org_admin"].headers, "Idempotency-Key": name}
+        created = client.post(f"{tenant.org_path}/sites", json={"name": name}, headers=headers)
+        assert created.status_code == 201, created.get_json()
+    with owner_sessionmaker(app)() as session, session.begin():
+        records = session.scalars(select(IdempotencyRecord)).all()
+        assert {r.org_id for r in records} == {tenant.org.id} and len(records) == 2
+        expired = next(r for r in records if r.key == "expired")
+        expired.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+
+    result = app.test_cli_runner().invoke(args=["idempotency", "purge"])
+    assert result.exit_code == 0 and "purged 1 record(s)" in result.output, result.output
+    with owner_sessionmaker(app)() as session:
+        assert session.scalars(select(IdempotencyRecord.key)).all() == ["live"]
