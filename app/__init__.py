@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import click
 from flask import Flask, Response, g, request
 from sqlalchemy import make_url
 
@@ -47,7 +48,8 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     app.extensions["actor_cache"] = ActorCache(
         _listen_conninfo(settings.database_url), settings.auth_cache_ttl_seconds
     )
-    keys = KeyStore(settings)
+    # A command line may start before the key file exists (`flask keys add` creates it).
+    keys = KeyStore(settings, allow_missing=click.get_current_context(silent=True) is not None)
     app.extensions["keys"] = keys
     app.extensions["tokens"] = TokenService(settings, keys)
     errors.register(app)

@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import click
@@ -59,6 +60,9 @@ def seed_demo() -> None:
     from app.auth.passwords import hash_password
     from app.models import Organization, OrgMembership, Site, SiteMembership, User
 
+    if _settings().is_production:
+        # Its org_admin's password is printed here and in README: anyone could sign in.
+        raise click.ClickException("`seed-demo` is for development: its password is public")
     with owner_session() as session:
         admin_email = "admin@demo.test"
         if session.scalar(select(User).where(User.email == admin_email)) is None:
@@ -228,12 +232,18 @@ def _key_file() -> Path:
     return key_file(settings)
 
 
+def _read_keys(path: Path) -> dict[str, Any]:
+    from app.auth.keys import read_key_file
+
+    if not path.exists():
+        raise click.ClickException(f"no key file {path} yet: `flask keys add` creates it")
+    return read_key_file(path)
+
+
 @keys_cli.command("list")
 def keys_list() -> None:
     """Show the keys; the signing one is marked."""
-    from app.auth.keys import read_key_file
-
-    data = read_key_file(_key_file())
+    data = _read_keys(_key_file())
     for key in data["keys"]:
         mark = "signing" if key["kid"] == data["signing_kid"] else "verify-only"
         click.echo(f"{key['kid']}  {key.get('crv', key['kty'])}  {mark}")
@@ -242,13 +252,17 @@ def keys_list() -> None:
 @keys_cli.command("add")
 @click.option("--activate", is_flag=True, help="Sign with it at once (skip the publish step).")
 def keys_add(activate: bool) -> None:
-    """Publish a new Ed25519 key; it signs only once activated."""
+    """Publish a new Ed25519 key; it signs only once activated. Without a key file yet,
+    create it (owner-only) with this key as the signing one."""
     from app.auth.keys import KeyRing, read_key_file, write_key_file
 
     path = _key_file()
-    data = read_key_file(path)
     key = KeyRing.generate_key()
-    data["keys"].append(key)
+    if path.exists():
+        data = read_key_file(path)
+        data["keys"].append(key)
+    else:
+        data = {"signing_kid": key["kid"], "keys": [key]}
     if activate:
         data["signing_kid"] = key["kid"]
     write_key_file(path, data)
@@ -259,10 +273,10 @@ def keys_add(activate: bool) -> None:
 @click.argument("kid")
 def keys_activate(kid: str) -> None:
     """Sign new tokens with KID."""
-    from app.auth.keys import read_key_file, write_key_file
+    from app.auth.keys import write_key_file
 
     path = _key_file()
-    data = read_key_file(path)
+    data = _read_keys(path)
     if kid not in {k["kid"] for k in data["keys"]}:
         raise click.ClickException(f"no key {kid}")
     data["signing_kid"] = kid
@@ -273,10 +287,10 @@ def keys_activate(kid: str) -> None:
 @click.argument("kid")
 def keys_retire(kid: str) -> None:
     """Remove KID: tokens it signed stop verifying. The signing key cannot be retired."""
-    from app.auth.keys import read_key_file, write_key_file
+    from app.auth.keys import write_key_file
 
     path = _key_file()
-    data = read_key_file(path)
+    data = _read_keys(path)
     if kid == data["signing_kid"]:
         raise click.ClickException("activate another key before retiring the signing key")
     remaining = [k for k in data["keys"] if k["kid"] != kid]

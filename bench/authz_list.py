@@ -35,7 +35,7 @@ from app.models import Organization, Site  # noqa: E402
 from app.pagination import paginate  # noqa: E402
 from app.services.identity import list_grants  # noqa: E402
 from bench._common import pct, timed  # noqa: E402
-from tests.support import throwaway_database  # noqa: E402
+from tests.support import as_administrator, throwaway_database  # noqa: E402
 
 ORGS, SITES_PER_ORG, PAGE = 1_000, 100, 20
 WARM_RUNS, COLD_RUNS, SHIPPED_RUNS = 1_500, 40, 1_000
@@ -90,7 +90,7 @@ def seed(url: str) -> uuid.UUID:
 def main() -> None:
     started = time.perf_counter()
     with throwaway_database("bench_authz") as url:
-        me = seed(url)
+        me = seed(as_administrator(url))  # COPY: the owner is under row-level security
         seeded = time.perf_counter() - started
         with tempfile.TemporaryDirectory() as instance:
             app = create_app({"database_url": url, "instance_path": instance,

@@ -17,8 +17,8 @@ its cursor. For each, three levels:
 - page + covers: the same plus the view's one query for the covers' assets (no presigning);
 - endpoint: `GET .../galleries` through the in-process test client (authentication, scope,
   covers presigned, JSON), for scale, against the hand-written page + covers.
-The database connection is the tables' owner (row-level security does not apply to it),
-the same for every case.
+The database connection is the tables' owner (its own policy shows it every row), the
+same for every case.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from app.pagination import encode_cursor, paginate  # noqa: E402
 from app.services import galleries  # noqa: E402
 from app.services.identity import list_grants  # noqa: E402
 from bench._common import pct, timed  # noqa: E402
-from tests.support import throwaway_database  # noqa: E402
+from tests.support import as_administrator, throwaway_database  # noqa: E402
 
 GALLERIES, OTHER_SITES, PER_OTHER_SITE, ASSETS, CREATORS = 100_000, 4, 5_000, 5_000, 50
 PAGE, DEEP = 20, 80_000
@@ -128,7 +128,7 @@ def seed(url: str) -> dict:
 def main() -> None:
     started = time.perf_counter()
     with throwaway_database("bench_galleries") as url:
-        ids = seed(url)
+        ids = seed(as_administrator(url))  # COPY: the owner is under row-level security
         seeded = time.perf_counter() - started
         with tempfile.TemporaryDirectory() as instance:
             app = create_app({"database_url": url, "instance_path": instance,

@@ -1,7 +1,8 @@
 """Test harness.
 
 The suite runs against PostgreSQL (`DATABASE_URL`, default the local server): each run
-creates a throwaway database, migrates it with Alembic, and drops it at the end. With
+creates a throwaway database owned by a role that is neither superuser nor BYPASSRLS,
+migrates it as that owner with Alembic, and drops it at the end. With
 `TEST_DATABASE_URL=sqlite` it runs against a SQLite file instead (the `portable` part).
 Every test starts from empty tables.
 """
@@ -13,18 +14,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import make_url
 
 from app import create_app
 from app.auth.keys import KeyRing
 from app.db import owner_sessionmaker
 from app.migrate import upgrade
 from app.models import Base
-from tests.support import APP_ROLE, Tenant, World, throwaway_database
+from tests.support import APP_ROLE, Tenant, World, as_role, throwaway_database
 
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The test database, as the tables' owner (PostgreSQL) or a SQLite file."""
     if os.environ.get("TEST_DATABASE_URL", "").startswith("sqlite"):
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
         upgrade(url)
@@ -44,7 +45,7 @@ def app_role_url(database_url: str) -> str:
     """The same database as the runtime role, which row-level security applies to."""
     if not database_url.startswith("postgresql"):
         pytest.skip("row-level security is PostgreSQL's")
-    return make_url(database_url).set(username=APP_ROLE).render_as_string(hide_password=False)
+    return as_role(database_url, APP_ROLE)
 
 
 @pytest.fixture(scope="session")
@@ -66,9 +67,7 @@ def app(database_url: str, s3_endpoint: str, tmp_path_factory: pytest.TempPathFa
     instance: Path = tmp_path_factory.mktemp("instance")
     runtime_url = database_url
     if database_url.startswith("postgresql"):
-        runtime_url = make_url(database_url).set(username=APP_ROLE).render_as_string(
-            hide_password=False
-        )
+        runtime_url = as_role(database_url, APP_ROLE)
     application = create_app(
         {
             "database_url": runtime_url,

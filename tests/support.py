@@ -11,7 +11,7 @@ from datetime import timedelta
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import URL, create_engine, make_url, text
 
 from app.auth.passwords import hash_password
 from app.db import owner_sessionmaker, utcnow
@@ -27,26 +27,52 @@ from app.models import (
 )
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-APP_ROLE = "tenant_api_app"  # what the app connects as: owns nothing, row-level security applies
+# The two roles of README's production section: the tables' owner (migrations, admin
+# commands), no superuser and no BYPASSRLS; and what the app connects as, which owns nothing.
+OWNER_ROLE = "tenant_api_owner"
+APP_ROLE = "tenant_api_app"
+_ROLE = "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"
+
+
+def server_url() -> URL:
+    """The PostgreSQL server of `DATABASE_URL` (default: the local one), as its administrator."""
+    configured = os.environ.get("DATABASE_URL", "")
+    return make_url(configured if configured.startswith("postgresql") else DEFAULT_PG)
+
+
+def as_role(url: str, role: str) -> str:
+    """The same database as another role (local test servers trust their loopback)."""
+    return make_url(url).set(username=role, password=None).render_as_string(hide_password=False)
+
+
+def as_administrator(url: str) -> str:
+    """The same database as the server's administrator, e.g. to COPY rows in bulk (COPY
+    FROM refuses tables whose row-level security applies to the caller, as it does to the
+    owner)."""
+    base = server_url()
+    return make_url(url).set(username=base.username, password=base.password).render_as_string(
+        hide_password=False
+    )
 
 
 @contextmanager
 def throwaway_database(prefix: str) -> Iterator[str]:
-    """A new PostgreSQL database on the server of `DATABASE_URL` (default: the local one),
-    migrated, with the runtime role; dropped afterwards. Tests and benchmarks use it."""
-    configured = os.environ.get("DATABASE_URL", "")
-    base = make_url(configured if configured.startswith("postgresql") else DEFAULT_PG)
+    """A new PostgreSQL database on the server of `DATABASE_URL`, owned and migrated by
+    OWNER_ROLE as README's production section does it, with APP_ROLE granted; dropped
+    afterwards. Yields the owner's URL. Tests and benchmarks use it."""
+    base = server_url()
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     # The maintenance database exists on every server, even where `test` does not.
     admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-        # Roles are per server: create it once; a concurrent run may win the race.
-        conn.execute(text(
-            f"DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB "
-            "NOCREATEROLE; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
-        ))
-    url = base.set(database=name).render_as_string(hide_password=False)
+        # Roles are per server: create them once; a concurrent run may win the race.
+        for role in (OWNER_ROLE, APP_ROLE):
+            conn.execute(text(
+                f"DO $$ BEGIN CREATE ROLE {role} {_ROLE}; "
+                "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+            ))
+        conn.execute(text(f'CREATE DATABASE "{name}" OWNER {OWNER_ROLE}'))
+    url = as_role(base.set(database=name).render_as_string(hide_password=False), OWNER_ROLE)
     try:
         upgrade(url)
         yield url
@@ -103,7 +129,7 @@ class World:
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self.maker = owner_sessionmaker(app)  # setup writes bypass row-level security
+        self.maker = owner_sessionmaker(app)  # the owner writes any organization's rows
         self._pending: list[Any] | None = None
 
     @contextmanager

@@ -52,20 +52,27 @@ class KeyRing:
 class KeyStore:
     """The current KeyRing, re-read when the key file changes."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, allow_missing: bool = False) -> None:
+        """`allow_missing`: in production, tolerate a key file that does not exist yet
+        (a command line, where `flask keys add` creates it); a server refuses to start."""
         self.path: Path | None = None
         self.stamp: float | None = None
         self.checked = 0.0
         self.lock = threading.Lock()
+        self._ring: KeyRing | None = None
         if settings.jwt_keys:
             self._ring = KeyRing(settings.jwt_keys)
             return
         self.path = key_file(settings)
         if not self.path.exists():
-            if settings.is_production:
-                raise ConfigError(f"JWT key file {self.path} does not exist")
-            create_key_file(self.path)
-        self._ring = self._load()
+            if not settings.is_production:
+                create_key_file(self.path)
+            elif not allow_missing:
+                raise ConfigError(
+                    f"JWT key file {self.path} does not exist: create it with `flask keys add`"
+                )
+        if self.path.exists():
+            self._ring = self._load()
 
     def _load(self) -> KeyRing:
         assert self.path is not None
@@ -73,6 +80,11 @@ class KeyStore:
         return KeyRing(json.loads(self.path.read_text()))
 
     def ring(self) -> KeyRing:
+        if self._ring is None:  # started before the key file existed: it must exist now
+            with self.lock:
+                if self._ring is None:
+                    self._ring = self._load()
+            return self._ring
         if self.path is None or time.monotonic() - self.checked < RELOAD_EVERY:
             return self._ring
         with self.lock:

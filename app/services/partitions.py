@@ -3,6 +3,11 @@
 A month's partition must exist before its first event arrives, or the event lands in the
 DEFAULT partition (which then blocks creating that month's partition until it is
 emptied). `flask events partitions` creates the months ahead; run it from cron.
+
+Each partition forces row-level security with the same policies as `events` (app/rls.py).
+Queries through `events` apply only the parent's policies; a partition's own are for
+whoever addresses it directly, which the runtime role cannot (it is granted `events`, not
+its partitions) unless a broad grant such as `GRANT ... ON ALL TABLES` gives it them.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Connection, text
+
+from app.rls import protect
 
 
 def _month(year: int, month: int) -> tuple[int, int]:
@@ -35,5 +42,14 @@ def create_month_partitions(
             f"FROM ('{year:04d}-{month:02d}-01 00:00:00+00') "
             f"TO ('{next_year:04d}-{next_month:02d}-01 00:00:00+00')"
         ))
+        protect(conn, name)
         created.append(name)
     return created
+
+
+def partitions(conn: Connection) -> list[str]:
+    """The names of the partitions of `events`, the DEFAULT one included."""
+    return list(conn.execute(text(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " WHERE i.inhparent = 'events'::regclass ORDER BY c.relname"
+    )).scalars())

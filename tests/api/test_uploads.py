@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import func, select, text, update
+from sqlalchemy import create_engine, func, select, text, update
 
 from app import create_app
 from app.media_types import extensions
@@ -55,7 +55,7 @@ from tests.api.upload_helpers import (
     stored_asset,
     uploads_path,
 )
-from tests.support import Tenant, World
+from tests.support import Tenant, World, as_administrator
 
 pytestmark = pytest.mark.portable
 
@@ -92,10 +92,17 @@ def wait_for(condition, timeout: float = 10) -> bool:
 
 
 def lock_waits(world: World) -> int:
-    with world.maker() as session:
-        return session.scalar(text(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND wait_event_type = 'Lock'"))
+    """Sessions of this database waiting on a lock. Read as the server's administrator:
+    pg_stat_activity hides other roles' waits from the (non-superuser) owner."""
+    url = as_administrator(world.app.extensions["settings"].owner_database_url)
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.scalar(text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'")) or 0
+    finally:
+        engine.dispose()
 
 
 def _utc(text: str) -> datetime:
