@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import click
-from flask import Flask, Response, g, request
+from flask import Flask
 from sqlalchemy import make_url
 
-from app import db, errors, observability
+from app import db, errors, observability, pipeline
 from app.auth.invalidation import ActorCache
 from app.auth.keys import KeyStore
 from app.auth.tokens import TokenService
 from app.authz import AuthzEngine
 from app.config import Settings
-from app.ratelimit import consume
-from app.services import audit
 from app.storage import Storage
 
 
@@ -42,7 +39,6 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     )
     app.extensions["settings"] = settings
 
-    observability.init_app(app)
     db.init_app(app, settings.database_url, settings.database_pool_size)
     _init_authz(app, settings)
     app.extensions["actor_cache"] = ActorCache(
@@ -53,15 +49,15 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     app.extensions["keys"] = keys
     app.extensions["tokens"] = TokenService(settings, keys)
     errors.register(app)
-    _init_storage(app, settings)
+    # The bucket itself is provisioned: by the operator, or by `flask demo` locally.
+    app.extensions["storage"] = Storage(settings)
 
-    from app import api, cli, idempotency, ratelimit
+    from app import api, cli, pipeline, ratelimit
 
     api.init_app(app)
-    ratelimit.init_app(app)  # after the blueprints: it applies the limits their views declare
+    ratelimit.init_app(app)
     cli.init_app(app)
-    _init_unit_of_work(app)
-    idempotency.init_app(app)  # after the unit of work: its record commits with the request
+    pipeline.init_app(app)
     return app
 
 
@@ -73,58 +69,8 @@ def _listen_conninfo(database_url: str) -> str | None:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def _init_storage(app: Flask, settings: Settings) -> None:
-    storage = Storage(settings)
-    app.extensions["storage"] = storage
-    if settings.s3_create_bucket:
-        try:
-            storage.ensure_bucket()
-        except Exception:  # the API still serves everything but files; /readyz says so
-            logging.getLogger("app.storage").warning("bucket check failed", exc_info=True)
-
-
 def _init_authz(app: Flask, settings: Settings) -> None:
-    """The policy engine, with every refusal going to the audit log (written by
-    _write_denials, after the request's own transaction)."""
+    """The policy engine; every refusal it makes is noted for the pipeline's audit step."""
     engine = AuthzEngine(settings.policy_dir, session=db.session)
-
-    def record(actor: Any, action: str, resource: Any, visible: bool, probe: bool) -> None:
-        if probe and consume(settings.audit_probe_limit, "audit-probes", str(actor.id), 1):
-            return  # this actor's probes fill no more of the log this minute
-        g.setdefault("denials", []).append(
-            audit.denial(actor, action, resource, g.get("request_id"))
-        )
-
-    engine.on_denial = record
+    engine.on_denial = pipeline.note_denial
     app.extensions["authz"] = engine
-
-    @app.errorhandler(errors.NotFound)
-    def _not_found(exc: errors.NotFound) -> Response:
-        """A lookup by a path id found nothing: a refusal too (another tenant's id looks
-        exactly like one that exists nowhere), unless the policy already recorded one."""
-        actor = g.get("actor")
-        if exc.missing is not None and actor is not None and not g.get("denials"):
-            g.setdefault("denials", []).append(audit.refusal(
-                actor, exc.missing, request.method, str(request.url_rule), g.get("request_id")
-            ))
-        return errors.render(exc)
-
-
-def _init_unit_of_work(app: Flask) -> None:
-    """Commit the request's transaction when the view succeeded; write denials after it."""
-
-    @app.after_request
-    def _commit(response: Response) -> Response:
-        session = g.get("db_session")
-        if session is not None and response.status_code < 400:
-            session.commit()
-        return response
-
-    @app.teardown_request
-    def _write_denials(exc: BaseException | None) -> None:
-        denials = g.pop("denials", None)
-        if not denials:
-            return
-        db.end_request_session(exc)  # release SQLite's write lock before a second writer
-        with db.separate_session() as session:
-            audit.write(session, denials)

@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from app import migrate
 from app.authz.matrix import render_markdown
+from app.config import Settings
 from app.db import owner_session
 
 db_cli = AppGroup("db", help="Database schema (Alembic).")
@@ -32,7 +33,7 @@ authz_cli = AppGroup("authz", help="Inspect the authorization policy.")
 DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - printed demo credentials, dev only
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     return current_app.extensions["settings"]
 
 
@@ -87,9 +88,13 @@ def seed_demo() -> None:
                     session.add(SiteMembership(
                         org_id=org.id, site_id=site.id, user_id=user.id, role=role
                     ))
-        org = session.scalar(select(Organization).where(Organization.name == "Demo Org"))
-        site = session.scalar(select(Site).where(Site.name == "Demo Site"))
-    click.echo(f"demo organization {org.id}, site {site.id}")
+        demo_org = session.scalar(select(Organization).where(Organization.name == "Demo Org"))
+        demo_site = session.scalar(select(Site).where(Site.name == "Demo Site"))
+    if demo_org is None or demo_site is None:  # renamed or removed since it was seeded
+        raise click.ClickException(
+            "the demo users exist, but no organization `Demo Org` or site `Demo Site` does"
+        )
+    click.echo(f"demo organization {demo_org.id}, site {demo_site.id}")
     click.echo(f"users (password {DEMO_PASSWORD!r}): admin@demo.test (org_admin), "
                "site_admin@demo.test, member@demo.test, viewer@demo.test (site roles)")
 
@@ -107,6 +112,7 @@ def demo(ctx: click.Context, bind: str) -> None:
     ctx.invoke(seed_demo)
     root = Path(__file__).resolve().parent.parent
     s3 = _start_local_s3(settings.s3_endpoint_url)
+    current_app.extensions["storage"].ensure_bucket()
     click.echo(f"serving on http://{bind} (OpenAPI at /openapi.json, UI at /docs)")
     gunicorn = [sys.executable, "-m", "gunicorn", "-c", str(root / "gunicorn.conf.py"),
                 "--bind", bind, "wsgi:app"]
@@ -135,7 +141,6 @@ def _start_local_s3(endpoint: str) -> subprocess.Popen[bytes] | None:
             if probe.connect_ex((url.hostname, url.port)) == 0:
                 break
         time.sleep(0.1)
-    current_app.extensions["storage"].ensure_bucket()
     click.echo(f"local S3 (moto) at {endpoint}, bucket {_settings().s3_bucket}")
     return process
 

@@ -76,7 +76,6 @@ class Settings:
     s3_connect_timeout_seconds: int = 3
     s3_read_timeout_seconds: int = 10
     s3_max_attempts: int = 3
-    s3_create_bucket: bool = True
 
     upload_max_bytes: int = 25 * 1024 * 1024
     # The file-name extensions each type accepts: app/media_types.py.
@@ -102,8 +101,6 @@ class Settings:
     # this, probing ids fills no more of the audit log.
     audit_probe_limit: str = "30 per minute"
 
-    page_default_limit: int = 20
-    page_max_limit: int = 100
     max_content_length: int = 1024 * 1024
     log_level: str = "INFO"
     policy_dir: str = str(Path(__file__).resolve().parent.parent / "policies")
@@ -153,7 +150,6 @@ class Settings:
             s3_connect_timeout_seconds=_env_int("S3_CONNECT_TIMEOUT_SECONDS", 3),
             s3_read_timeout_seconds=_env_int("S3_READ_TIMEOUT_SECONDS", 10),
             s3_max_attempts=_env_int("S3_MAX_ATTEMPTS", 3),
-            s3_create_bucket=_env("S3_CREATE_BUCKET", "0" if production else "1") == "1",
             upload_max_bytes=_env_int("UPLOAD_MAX_BYTES", cls.upload_max_bytes),
             upload_content_types=_env_list("UPLOAD_CONTENT_TYPES", cls.upload_content_types),
             upload_url_ttl_seconds=_env_int("UPLOAD_URL_TTL_SECONDS", 300),
@@ -168,8 +164,6 @@ class Settings:
             ratelimit_per_ip=_env("RATELIMIT_PER_IP", cls.ratelimit_per_ip),
             ratelimit_per_account=_env("RATELIMIT_PER_ACCOUNT", cls.ratelimit_per_account),
             audit_probe_limit=_env("AUDIT_PROBE_LIMIT", cls.audit_probe_limit),
-            page_default_limit=_env_int("PAGE_DEFAULT_LIMIT", 20),
-            page_max_limit=_env_int("PAGE_MAX_LIMIT", 100),
             max_content_length=_env_int("MAX_CONTENT_LENGTH", 1024 * 1024),
             log_level=_env("LOG_LEVEL", "INFO"),
         )

@@ -1,4 +1,21 @@
-"""Engine, one session per request, and the column types every model shares."""
+"""Engine, the unit of work (a request's one transaction and its row-level security
+scope), owner sessions for admin commands, and the column types every model shares.
+
+The unit of work is the one owner of commits, rollbacks and the scope; the request
+pipeline (app/pipeline) decides when it commits. Services only ever receive a session:
+they never commit, roll back or scope it. What must not share the request's fate goes
+through a named door of the unit:
+- `apart()`: a session of its own, committed on its own (the denial audit, which must
+  survive the rollback of the denied request; an Idempotency-Key claim, which other
+  requests must see at once; a key's `last_used_at`);
+- `commit_now()`: the work so far, made durable before the response is built (event
+  ingestion reports what is stored, so it must be stored first);
+- `enter(org_id)`: the request moves into an organization it is creating.
+
+Row-level security (PostgreSQL) reads `app.org_id` and `app.user_id`: `scope()` sets
+them for the request, and every transaction any of its sessions begins gets them, with
+`set_config(..., true)`, so nothing outlives the transaction or leaks through the pool.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +23,21 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from types import EllipsisType
+from typing import Any, cast
 
 from flask import Flask, current_app, g
-from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event, text
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    DateTime,
+    Engine,
+    MetaData,
+    Result,
+    create_engine,
+    event,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -69,7 +98,7 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 15}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        def _sqlite_pragmas(dbapi_conn: Any, _record: object) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
@@ -83,61 +112,111 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
     )
 
 
-# Session.info key -> the PostgreSQL setting that row-level security reads.
-SCOPE = {"org_id": "app.org_id", "user_id": "app.user_id"}
-
-
-def set_scope(
-    session: Session, *, org_id: uuid.UUID | None = None, user_id: uuid.UUID | None = None
-) -> None:
-    """Scope `session` for PostgreSQL's row-level security: the one organization it may
-    touch, and the signed-in user (who may also read its organizations' rows).
-
-    Applied to the open transaction now and to each transaction the session begins later.
-    `set_config(..., true)` lasts one transaction, so nothing leaks through the pool."""
-    session.info["org_id"] = org_id
-    session.info["user_id"] = user_id
-    if session.in_transaction() and session.get_bind().dialect.name == "postgresql":
-        _apply_scope(session, session.connection())
-
-
 # Built once: SQLAlchemy then memoizes its cache key, as it runs in every transaction.
 _SET_SCOPE = text(
     "SELECT set_config('app.org_id', :org_id, true), set_config('app.user_id', :user_id, true)"
 )
+_SCOPE = "scope"  # Session.info key: the (org_id, user_id) its transactions run under
 
 
-def _apply_scope(session: Session, connection: Connection) -> None:
-    values = {key: str(session.info.get(key) or "") for key in SCOPE}
-    connection.execute(_SET_SCOPE, values)
+def scoped_sessions(maker: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Make every transaction of `maker`'s sessions begin in its session's scope."""
+    if maker.kw["bind"].dialect.name == "postgresql":
+        event.listen(maker, "after_begin", _apply_scope)
+    return maker
+
+
+def _apply_scope(session: Session, _tx: object, connection: Connection) -> None:
+    org_id, user_id = session.info.get(_SCOPE, (None, None))
+    if org_id or user_id:
+        connection.execute(_SET_SCOPE, {"org_id": str(org_id or ""), "user_id": str(user_id or "")})
+
+
+class UnitOfWork:
+    def __init__(self, maker: sessionmaker[Session]) -> None:
+        self.maker = maker
+        self.org_id: uuid.UUID | None = None
+        self.user_id: uuid.UUID | None = None
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        """The request's session (opened on first use)."""
+        if self._session is None:
+            self._session = self.maker()
+            self._session.info[_SCOPE] = (self.org_id, self.user_id)
+        return self._session
+
+    def scope(self, *, org_id: uuid.UUID | None, user_id: uuid.UUID | None) -> None:
+        """The organization the request's rows belong to, and the signed-in person (who may
+        also read the organizations it belongs to). Applies to the open transaction now."""
+        self.org_id, self.user_id = org_id, user_id
+        if self._session is None:
+            return
+        self._session.info[_SCOPE] = (org_id, user_id)
+        if self._session.in_transaction() and self.maker.kw["bind"].dialect.name == "postgresql":
+            _apply_scope(self._session, None, self._session.connection())
+
+    def enter(self, org_id: uuid.UUID) -> None:
+        """Move the request into an organization it is creating (POST /v1/orgs): the new
+        rows must be written under the new organization's scope."""
+        self.scope(org_id=org_id, user_id=self.user_id)
+
+    @contextmanager
+    def apart(self, *, org_id: uuid.UUID | EllipsisType | None = ...) -> Iterator[Session]:
+        """A session of its own, committed when the block ends (rolled back on error).
+        It runs in the request's organization, or in `org_id` when one is given."""
+        session = self.maker()
+        session.info[_SCOPE] = (self.org_id if org_id is ... else org_id, None)
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def commit_now(self) -> None:
+        """Make the work so far durable before the response is built (see module doc)."""
+        if self._session is not None:
+            self._session.commit()
+
+    def commit(self) -> None:
+        """The end of a request that succeeded (the pipeline's `commit` step)."""
+        if self._session is not None:
+            self._session.commit()
+
+    def rollback(self) -> None:
+        """The end of a request that failed, or before writing apart on SQLite, which
+        allows one writer at a time: the request's transaction must end first."""
+        if self._session is not None:
+            self._session.rollback()
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.rollback()
+            self._session.close()
+            self._session = None
+
+
+def current_unit() -> UnitOfWork:
+    """The unit of work of this request (or of this app context, for commands and tests);
+    the pipeline closes it when the context ends."""
+    if "unit" not in g:
+        g.unit = UnitOfWork(current_app.extensions["db.sessionmaker"])
+    return g.unit
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    maker = sessionmaker(engine, expire_on_commit=False)
-    if engine.dialect.name == "postgresql":
-
-        @event.listens_for(maker, "after_begin")
-        def _scope(session: Session, _tx: object, connection: Connection) -> None:
-            if session.info.get("org_id") or session.info.get("user_id"):
-                _apply_scope(session, connection)
-
-    return maker
+    """Sessions whose transactions run in their unit of work's row-level security scope."""
+    return scoped_sessions(sessionmaker(engine, expire_on_commit=False))
 
 
 def init_app(app: Flask, url: str, pool_size: int) -> None:
     engine = make_engine(url, pool_size)
     app.extensions["db.engine"] = engine
     app.extensions["db.sessionmaker"] = make_sessionmaker(engine)
-
-    app.teardown_appcontext(end_request_session)
-
-
-def end_request_session(exc: BaseException | None = None) -> None:
-    """Roll back whatever the request did not commit, and return the connection."""
-    session: Session | None = g.pop("db_session", None)
-    if session is not None:
-        session.rollback()
-        session.close()
 
 
 def owner_sessionmaker(app: Flask) -> sessionmaker[Session]:
@@ -157,30 +236,22 @@ def owner_sessionmaker(app: Flask) -> sessionmaker[Session]:
 @contextmanager
 def owner_session() -> Iterator[Session]:
     """An owner session (see owner_sessionmaker) in one transaction, committed on success."""
-    with owner_sessionmaker(current_app._get_current_object())() as s, s.begin():  # type: ignore[attr-defined]
+    with owner_sessionmaker(current_app)() as s, s.begin():
         yield s
 
 
-def engine() -> Engine:
+def rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE touched. `Session.execute` is typed to return a Result; for
+    these statements it is a CursorResult, which holds the count."""
+    return cast("CursorResult[Any]", result).rowcount or 0
+
+
+def sql_engine() -> Engine:
+    """The SQLAlchemy engine of the app (the runtime role's connections)."""
     return current_app.extensions["db.engine"]
 
 
 def session() -> Session:
-    """The request's session; the request commits it once, after the view succeeded."""
-    if "db_session" not in g:
-        g.db_session = current_app.extensions["db.sessionmaker"]()
-    return g.db_session
-
-
-@contextmanager
-def separate_session() -> Iterator[Session]:
-    """A session of its own that commits independently of the request's transaction."""
-    s: Session = current_app.extensions["db.sessionmaker"]()
-    try:
-        yield s
-        s.commit()
-    except BaseException:
-        s.rollback()
-        raise
-    finally:
-        s.close()
+    """The request's session: its unit of work commits it once, after the view succeeded
+    (app/pipeline). Services receive it; they never commit it."""
+    return current_unit().session

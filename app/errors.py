@@ -21,9 +21,8 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, Response, g, json
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
-
-from app.storage import StorageError
 
 log = logging.getLogger("app.errors")
 
@@ -107,6 +106,16 @@ class Unprocessable(ApiError):
     status = 422
 
 
+class Unavailable(ApiError):
+    """A dependency (the database, the file storage) cannot serve: retry later."""
+
+    status = 503
+
+    def __init__(self, detail: str = "A dependency is unavailable; retry later.", **kw: Any):
+        kw.setdefault("headers", {"Retry-After": "5"})
+        super().__init__(detail, **kw)
+
+
 def problem(
     status: int,
     detail: str | None = None,
@@ -165,6 +174,8 @@ def handle_http_exception(exc: HTTPException) -> Response:
 
 
 def render(exc: ApiError) -> Response:
+    if exc.status >= 500:  # a dependency failed: operators alert on this line
+        log.warning("%s", exc.detail, exc_info=exc)
     return problem(
         exc.status, exc.detail, title=exc.title, errors=exc.errors, headers=exc.headers,
         type_=exc.type_,
@@ -174,11 +185,12 @@ def render(exc: ApiError) -> Response:
 def register(app: Flask) -> None:
     app.register_error_handler(ApiError, render)
 
-    @app.errorhandler(StorageError)
-    def _storage_unavailable(exc: StorageError) -> Response:
-        log.warning("storage unavailable", exc_info=exc)
-        return problem(503, "File storage is unavailable; retry later.",
-                       headers={"Retry-After": "5"})
+    @app.errorhandler(OperationalError)
+    def _database_unavailable(exc: OperationalError) -> Response:
+        """PostgreSQL unreachable or the connection lost, at any step of any request."""
+        unavailable = Unavailable("The database cannot be reached; retry later.")
+        unavailable.__cause__ = exc
+        return render(unavailable)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -21,18 +21,20 @@ import hashlib
 import re
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from flask import Flask, Response, current_app, g, request
+from flask import Response, current_app, g, request
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app import db
-from app.db import set_scope, utcnow
+from app.db import UnitOfWork, rowcount, utcnow
 from app.errors import BadRequest, Conflict, Unprocessable
 from app.models import IdempotencyRecord
+
+if TYPE_CHECKING:  # annotations only: nothing here can test an actor's class
+    from app.authz.actors import Principal
 
 HEADER = "Idempotency-Key"
 KEY = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces
@@ -51,18 +53,8 @@ DOC_PARAMETER = {
 }
 
 
-def init_app(app: Flask) -> None:
-    """Register the hooks; after the API (authentication and scope come first) and after
-    the unit of work (so the record is written before the request commits)."""
-    app.before_request(_claim_or_replay)
-    app.after_request(_record)
-
-
-def _scope() -> tuple[uuid.UUID | None, str]:
-    session = db.session()
-    org_id = session.info.get("org_id")
-    actor = g.actor
-    return org_id, f"{actor.kind}:{actor.id}"
+def _principal(actor: Principal) -> str:
+    return f"{actor.kind}:{actor.id}"
 
 
 def _fingerprint() -> str:
@@ -72,30 +64,27 @@ def _fingerprint() -> str:
     return digest.hexdigest()
 
 
-def _claim_or_replay() -> Response | None:
+def claim_or_replay(unit: UnitOfWork, actor: Principal) -> Response | None:
+    """Pipeline step 6: claim the request's key apart (committed at once, so a concurrent
+    duplicate sees it), or answer with the recorded response."""
     key = request.headers.get(HEADER)
-    if key is None or request.method != "POST" or g.get("actor") is None:
+    if key is None or request.method != "POST":
         return None
     if not KEY.fullmatch(key):
         raise BadRequest(
             f"{HEADER} is 1 to 255 printable ASCII characters.",
             errors={HEADER: ["1 to 255 printable ASCII characters, no spaces."]},
         )
-    org_id, principal = _scope()
     ident = {
-        "scope": str(org_id or ""), "principal": principal, "method": request.method,
-        "route": str(request.url_rule), "key": key,
+        "scope": str(unit.org_id or ""), "principal": _principal(actor),
+        "method": request.method, "route": str(request.url_rule), "key": key,
     }
     fingerprint = _fingerprint()
     ttl = current_app.extensions["settings"].idempotency_ttl_seconds
-    # Authentication may have written already (a key's `last_used_at`): commit that
-    # first, or SQLite, which allows one writer, would block the claim until it times out.
-    db.session().commit()
-    with db.separate_session() as session:
-        set_scope(session, org_id=org_id, user_id=None)
-        record = _claim(session, org_id, ident, fingerprint, ttl)
+    with unit.apart() as session:
+        record = _claim(session, unit.org_id, ident, fingerprint, ttl)
     if record is None:
-        g.idempotency = (ident, org_id)  # ours: _record fills it in
+        g.claim = (ident, unit.org_id)  # ours: `record` or `release` ends it
         return None
     if record.fingerprint != fingerprint:
         raise Unprocessable(
@@ -140,28 +129,36 @@ def _claim(
     return None
 
 
-def _record(response: Response) -> Response:
-    claimed = g.pop("idempotency", None)
+def record(unit: UnitOfWork, response: Response) -> None:
+    """Pipeline step 7, on success: the response is recorded in the request's own
+    transaction, so the work and its record commit together (or neither does: the claim
+    then lapses after LEASE and the key can be retried)."""
+    claimed = g.get("claim")
     if claimed is None:
-        return response
+        return
     ident, org_id = claimed
-    code = response.status_code
-    if code < 400:  # recorded with the work, in the request's own transaction
-        session = db.session()
-        # The scope it was claimed under (creating an organization moves the request's).
-        set_scope(session, org_id=org_id, user_id=session.info.get("user_id"))
-        _fill(session, ident, response)
-        return response
-    # The request's transaction will roll back: end it first (SQLite allows one writer),
-    # then release the key, or record the refusal, apart.
-    db.end_request_session()
-    with db.separate_session() as apart:
-        set_scope(apart, org_id=org_id, user_id=None)
-        if code >= 500 or code in NOT_RECORDED:
-            apart.execute(delete(IdempotencyRecord).filter_by(**ident))
+    if org_id != unit.org_id:
+        # The request moved into an organization it created (POST /v1/orgs): the record
+        # is written where the key was claimed, in the same transaction as the work.
+        unit.scope(org_id=org_id, user_id=unit.user_id)
+    _fill(unit.session, ident, response)
+
+
+def release(unit: UnitOfWork, response: Response | None) -> None:
+    """Pipeline step 7, on failure (after the rollback): validation failures, throttling
+    and server errors (`response` None: the commit itself failed) release the key for a
+    retry; other refusals are recorded."""
+    claimed = g.pop("claim", None)
+    if claimed is None:
+        return
+    ident, org_id = claimed
+    with unit.apart(org_id=org_id) as session:
+        if response is None or response.status_code >= 500 or (
+            response.status_code in NOT_RECORDED
+        ):
+            session.execute(delete(IdempotencyRecord).filter_by(**ident))
         else:
-            _fill(apart, ident, response)
-    return response
+            _fill(session, ident, response)
 
 
 def _fill(session: Session, ident: dict[str, Any], response: Response) -> None:
@@ -194,4 +191,4 @@ def _without_secrets(response: Response) -> str:
 def purge_expired(session: Session) -> int:
     """Delete the records past their expiry (`flask idempotency purge`, from cron)."""
     stmt = delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= utcnow())
-    return session.execute(stmt).rowcount or 0
+    return rowcount(session.execute(stmt))

@@ -10,7 +10,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from flask import Flask, Response, g, has_request_context, request
+from flask import Request, Response, g, has_request_context, request
 
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,128}")
 access_log = logging.getLogger("app.access")
@@ -46,29 +46,47 @@ def configure_logging(level: str) -> None:
     logging.getLogger("botocore").setLevel(max(logging.INFO, root.level))
 
 
-def init_app(app: Flask) -> None:
-    @app.before_request
-    def _assign_request_id() -> None:
-        g.started = time.perf_counter()
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if REQUEST_ID_PATTERN.fullmatch(incoming) else uuid.uuid4().hex
+def request_id_of(request: Request) -> str:
+    """The client's `X-Request-ID` when well-formed, else a new one (pipeline step 1)."""
+    g.started = time.perf_counter()
+    incoming = request.headers.get("X-Request-ID", "")
+    return incoming if REQUEST_ID_PATTERN.fullmatch(incoming) else uuid.uuid4().hex
 
-    @app.after_request
-    def _echo_and_log(response: Response) -> Response:
-        request_id = g.get("request_id") or uuid.uuid4().hex
-        response.headers["X-Request-ID"] = request_id
-        actor = g.get("actor")
-        # The path only: query strings may carry cursors or signed parameters.
-        access_log.info(
-            "request",
-            extra={
-                "fields": {
-                    "method": request.method,
-                    "path": request.path,
-                    "status": response.status_code,
-                    "duration_ms": round((time.perf_counter() - g.get("started", 0)) * 1000, 2),
-                    "actor": str(actor.id) if actor is not None else None,
-                }
-            },
-        )
-        return response
+
+# Scripts on other origins may read these (CORS hides them otherwise).
+EXPOSED = "Retry-After, X-Request-ID"
+
+
+def finish(response: Response, *, cors: bool) -> Response:
+    """The request id on the answer, CORS for the routes that declare it, one access log
+    line (pipeline step 9)."""
+    request_id = g.get("request_id") or uuid.uuid4().hex
+    response.headers["X-Request-ID"] = request_id
+    origin = request.headers.get("Origin")
+    if cors and origin:
+        # Browsers call these cross-origin: let them read every answer, errors included.
+        # Which origins a credential accepts is the view's business (an ingest key's list).
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.vary.add("Origin")
+        response.headers["Access-Control-Expose-Headers"] = EXPOSED
+        if request.method == "OPTIONS":
+            response.headers["Access-Control-Allow-Methods"] = "POST"
+            response.headers["Access-Control-Allow-Headers"] = (
+                "Authorization, Content-Type, Content-Encoding"
+            )
+            response.headers["Access-Control-Max-Age"] = "600"
+    actor = g.get("actor")
+    # The path only: query strings may carry cursors or signed parameters.
+    access_log.info(
+        "request",
+        extra={
+            "fields": {
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - g.get("started", 0)) * 1000, 2),
+                "actor": str(actor.id) if actor is not None else None,
+            }
+        },
+    )
+    return response

@@ -16,7 +16,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Select, bindparam, tuple_
@@ -24,11 +24,32 @@ from sqlalchemy.orm import Session
 
 from app.errors import BadRequest
 
+Item = TypeVar("Item")
+
 
 @dataclass(frozen=True)
-class Page:
-    items: list[Any]
+class Page(Generic[Item]):
+    items: list[Item]
     next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """A list's order, as its `sort` argument chose it (schemas/common.py `list_args`
+    declares the sortable columns once): the name cursors carry, the column, the
+    direction. Rows with equal values are ordered by the model's id."""
+
+    name: str
+    column: Any
+    descending: bool
+
+    @property
+    def id_column(self) -> Any:
+        return self.column.class_.id
+
+    @property
+    def label(self) -> str:
+        return f"-{self.name}" if self.descending else self.name
 
 
 def _sign(secret: str, scope: str, payload: bytes) -> str:
@@ -90,35 +111,33 @@ def decode_cursor(secret: str, scope: str, sort: str, cursor: str) -> tuple[Any,
 
 def paginate(
     session: Session,
-    stmt: Select[Any],
+    stmt: Select[tuple[Item]],
     *,
-    model: type,
-    sort: str,
-    sortable: dict[str, Any],
+    sort: SortKey,
     limit: int,
     cursor: str | None,
     secret: str,
     scope: str,
     params: dict[str, Any] | None = None,
-) -> Page:
-    """Run `stmt` for one page ordered by `sort` ("field" or "-field"), ties broken by id.
+) -> Page[Item]:
+    """Run `stmt` for one page in `sort` order, ties broken by id.
 
     `params` are the values of the named bind parameters of `stmt`, when it is a statement
     built once and reused (see `galleries.listing`): its page statement is then reused too.
     """
-    column = sortable[sort.lstrip("-")]
+    column = sort.column
     values = {**(params or {}), "page_size": limit + 1}
     if cursor:
-        raw_value, values["after_id"] = decode_cursor(secret, scope, sort, cursor)
+        raw_value, values["after_id"] = decode_cursor(secret, scope, sort.label, cursor)
         values["after_value"] = _parse_value(column, raw_value)
-    page_stmt = _page_statement(stmt, column, model.id, sort.startswith("-"), bool(cursor))  # type: ignore[attr-defined]
+    page_stmt = _page_statement(stmt, column, sort.id_column, sort.descending, bool(cursor))
     rows = list(session.scalars(page_stmt, values))
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        last = rows[-1]
+        last: Any = rows[-1]  # a mapped row: its sort value and id are read by name
         next_cursor = encode_cursor(
-            secret, scope, sort, getattr(last, column.key), last.id
+            secret, scope, sort.label, getattr(last, column.key), last.id
         )
     return Page(rows, next_cursor)
 
@@ -130,8 +149,8 @@ _page_statements_lock = threading.Lock()
 
 
 def _page_statement(
-    stmt: Select[Any], column: Any, id_column: Any, descending: bool, after: bool
-) -> Select[Any]:
+    stmt: Select[tuple[Item]], column: Any, id_column: Any, descending: bool, after: bool
+) -> Select[tuple[Item]]:
     """`stmt` ordered, limited and (`after`) past the cursor, all values bound by name.
 
     Remembered for as long as `stmt` lives: a statement reused across requests then costs

@@ -40,15 +40,15 @@ import psycopg  # noqa: E402
 from sqlalchemy import make_url, select, text  # noqa: E402
 
 from app import create_app  # noqa: E402
-from app.api.galleries import SORTABLE  # noqa: E402
 from app.auth.keys import KeyRing  # noqa: E402
-from app.authz import authorized, condition  # noqa: E402
+from app.authz import condition  # noqa: E402
 from app.authz.actors import UserActor  # noqa: E402
 from app.models import Asset, Gallery, Site  # noqa: E402
 from app.pagination import encode_cursor, paginate  # noqa: E402
 from app.services import galleries  # noqa: E402
 from app.services.identity import list_grants  # noqa: E402
 from bench._common import pct, timed  # noqa: E402
+from schemas.galleries import GalleryListArgs  # noqa: E402
 from tests.support import as_administrator, throwaway_database  # noqa: E402
 
 GALLERIES, OTHER_SITES, PER_OTHER_SITE, ASSETS, CREATORS = 100_000, 4, 5_000, 5_000, 50
@@ -133,8 +133,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as instance:
             app = create_app({"database_url": url, "instance_path": instance,
                               "jwt_keys": {"keys": [KeyRing.generate_key()]},
-                              "ratelimit_enabled": False, "log_level": "WARNING",
-                              "s3_create_bucket": False})
+                              "ratelimit_enabled": False, "log_level": "WARNING"})
             try:
                 with app.app_context():
                     run(app, ids)
@@ -162,25 +161,27 @@ def run(app, ids: dict) -> None:
     )
 
     def args(sort="-created_at", q=None, cursor=None) -> dict:
-        return {"sort": sort, "limit": PAGE, "cursor": cursor, "q": q, "created_by": None,
-                "created_after": None, "created_before": None, "has_items": None}
+        """The list's arguments as the view gets them (the schema loads `sort` as a key)."""
+        given = {"sort": sort, "limit": PAGE, "cursor": cursor, "q": q}
+        return GalleryListArgs().load({k: v for k, v in given.items() if v is not None})
 
     def real_page(s, a: dict) -> list[Gallery]:
         """The view's list query (app/api/galleries.py, Galleries.get)."""
         stmt, values = galleries.listing(site, a, condition(actor, "read", Gallery))
-        return paginate(s, stmt, model=Gallery, sort=a["sort"], sortable=SORTABLE,
+        return paginate(s, stmt, sort=a["sort"],
                         limit=a["limit"], cursor=a["cursor"], secret=secret, scope=path,
                         params=values).items
 
     def real_covers(s, rows: list[Gallery]) -> list[Asset]:
-        """The view's cover query (_download_urls), without presigning."""
+        """The view's cover query (galleries.download_urls), without presigning."""
         wanted = {g.cover_asset_id for g in rows if g.cover_asset_id}
         if not wanted:
             return []
-        return list(s.scalars(authorized(galleries.ready_assets(wanted), actor, "read", Asset)))
+        read = condition(actor, "read", Asset)
+        return list(s.scalars(galleries.readable_assets(wanted, read)))
 
     def hand_sql(a: dict) -> tuple[str, dict]:
-        sort = a["sort"].lstrip("-")
+        sort = a["sort"].name
         where, params = LIVE, {"org": org, "site": site_id, "limit": PAGE + 1}
         if a["q"]:
             where += " AND g.title ILIKE :q"

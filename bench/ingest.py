@@ -333,7 +333,6 @@ def app_env(owner_url: str, url: str, instance: str, jwt_keys: str, port: int,
         "GUNICORN_THREADS": str(args.threads),
         "GUNICORN_MAX_REQUESTS": "0",  # no worker restarts inside the window
         "LOG_LEVEL": "WARNING",  # one access line per request would be measured too
-        "S3_CREATE_BUCKET": "0",
         "INGEST_RATE_LIMIT": "1000000000 per minute",  # the limiter runs; it never bites
         "RATELIMIT_STORAGE_URI": args.ratelimit_storage,
         "PYTHONPATH": str(ROOT),
@@ -440,7 +439,7 @@ def in_process(owner_url: str, url: str, instance: str, jwt_keys: str, org_id: u
 
     app = create_app({
         "database_url": url, "migration_database_url": owner_url, "instance_path": instance,
-        "jwt_keys": json.loads(jwt_keys), "log_level": "WARNING", "s3_create_bucket": False,
+        "jwt_keys": json.loads(jwt_keys), "log_level": "WARNING",
         "ingest_rate_limit": "1000000000 per minute",
     })
     client = app.test_client()
@@ -471,15 +470,15 @@ def in_process(owner_url: str, url: str, instance: str, jwt_keys: str, org_id: u
     now = datetime.now(UTC)
     rows = ingest.prepare(events, now).rows
     with app.app_context():
+        unit = db.current_unit()
+        unit.scope(org_id=org_id, user_id=None)
+
         def write_commit() -> None:
-            session = db.session()
-            db.set_scope(session, org_id=org_id)
             fresh = [(uuid.uuid4(), *r[1:]) for r in rows]
-            ingest.write(session, org_id, site_id, fresh, datetime.now(UTC))
-            session.commit()
+            ingest.write(unit.session, org_id, site_id, fresh, datetime.now(UTC))
+            unit.commit()
 
         write_us = per_call_us(write_commit, rounds)
-        db.end_request_session()
     parts = [
         ("decode: orjson.loads of the body", per_call_us(lambda: ingest.decode_body(
             raw, "", 1 << 20), rounds)),

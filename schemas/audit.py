@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from marshmallow import fields
 
+from app.models import AuditEvent
 from schemas.common import StrictSchema, list_args, page_of
 
 
@@ -17,5 +18,5 @@ class AuditEventSchema(StrictSchema):
     created_at = fields.DateTime(required=True)
 
 
-AuditListArgs = list_args(("created_at",), "-created_at")
+AuditListArgs = list_args({"created_at": AuditEvent.created_at}, "-created_at")
 AuditPageSchema = page_of(AuditEventSchema, "AuditEventPage")

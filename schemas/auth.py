@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import uuid
+
 from marshmallow import fields, validate
 
-from schemas.common import Email, StrictSchema, Text, list_args, page_of
+from app.models import AuthSession
+from schemas.common import Email, Out, StrictSchema, Text, list_args, page_of
 
 PASSWORD = validate.Length(min=10, max=256)
 
@@ -50,7 +53,7 @@ class SessionSchema(StrictSchema):
     current = fields.Boolean(required=True, metadata={"description": "The caller's session."})
 
 
-SessionListArgs = list_args(("created_at",), "-created_at")
+SessionListArgs = list_args({"created_at": AuthSession.created_at}, "-created_at")
 SessionPageSchema = page_of(SessionSchema, "SessionPage")
 
 
@@ -69,3 +72,8 @@ class GrantSchema(StrictSchema):
 
 class MeSchema(UserSchema):
     memberships = fields.List(fields.Nested(GrantSchema), required=True)
+
+
+def session_out(session: AuthSession, current_id: uuid.UUID | None) -> Out:
+    """A login session as SessionSchema dumps it: `current` when it is the caller's own."""
+    return Out(session, current=session.id == current_id)

@@ -6,7 +6,9 @@ import re
 import unicodedata
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, post_load, validate
+
+from app.pagination import SortKey
 
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc: C0, DEL, C1
 
@@ -42,7 +44,9 @@ class FullMatch(validate.Regexp):
     "example.com" followed by a newline passed. The pattern keeps its `$` (it is published in
     the OpenAPI document, where Python's `\\Z` does not exist)."""
 
-    def __call__(self, value: str) -> str:
+    regex: re.Pattern[str]  # made from a str pattern: it matches text
+
+    def __call__(self, value: str) -> str:  # type: ignore[override]  # text only; Regexp's also admits bytes
         if self.regex.fullmatch(value) is None:
             raise ValidationError(self._format_error(value))
         return value
@@ -60,6 +64,23 @@ PROSE = FullMatch(
     error="NUL characters and bidirectional controls (U+202A to U+202E, U+2066 to U+2069) "
     "are not allowed.",
 )
+
+
+class Out:
+    """A row with the values only its response carries (a presigned URL, which session is
+    the caller's): what a schema dumps, so presentation never writes to an ORM row."""
+
+    __slots__ = ("_extra", "_row")
+
+    def __init__(self, row: Any, **extra: Any) -> None:
+        self._row = row
+        self._extra = extra
+
+    def __getattr__(self, name: str) -> Any:
+        extra = object.__getattribute__(self, "_extra")
+        if name in extra:
+            return extra[name]
+        return getattr(object.__getattribute__(self, "_row"), name)
 
 
 class StrictSchema(Schema):
@@ -113,16 +134,27 @@ def page_args(default_limit: int = 20, max_limit: int = 100) -> type[Schema]:
     return PageArgs
 
 
-def list_args(sortable: tuple[str, ...], default_sort: str, max_limit: int = 100) -> type[Schema]:
-    """Query arguments of a list endpoint: `limit`, `cursor`, `sort` (`field` or `-field`)."""
+def list_args(
+    sortable: dict[str, Any], default_sort: str, max_limit: int = 100
+) -> type[Schema]:
+    """Query arguments of a list endpoint: `limit`, `cursor`, `sort` (`field` or `-field`).
+
+    `sortable` names each sortable column once (name -> model column): the contract's
+    choices and the list's ORDER BY come from it, loaded as a `SortKey`."""
     choices = [*sortable, *(f"-{name}" for name in sortable)]
 
-    class ListArgs(page_args(max_limit=max_limit)):  # type: ignore[misc]
+    class ListArgs(page_args(max_limit=max_limit)):  # type: ignore[misc]  # a base made at run time: mypy cannot follow it
         sort = fields.String(
             load_default=default_sort,
             validate=validate.OneOf(choices),
             metadata={"description": "Sort key; a leading `-` sorts descending."},
         )
+
+        @post_load
+        def _sort_key(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+            name = data["sort"].lstrip("-")
+            data["sort"] = SortKey(name, sortable[name], data["sort"].startswith("-"))
+            return data
 
     return ListArgs
 

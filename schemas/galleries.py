@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from marshmallow import fields, validate
 
+from app.models import Gallery, GalleryItem
 from schemas.common import (
     NO_NUL,
     PROSE,
+    Out,
     StrictSchema,
     Text,
     list_args,
@@ -49,7 +52,10 @@ class GallerySchema(StrictSchema):
     updated_at = fields.DateTime(required=True)
 
 
-class GalleryListArgs(list_args(("created_at", "updated_at", "title"), "-created_at")):  # type: ignore[misc]
+class GalleryListArgs(list_args(  # type: ignore[misc]  # a base made at run time: mypy cannot follow it
+    {"created_at": Gallery.created_at, "updated_at": Gallery.updated_at, "title": Gallery.title},
+    "-created_at",
+)):
     q = fields.String(
         load_default=None, validate=[validate.Length(min=1, max=200), NO_NUL],
         metadata={"description": "Case-insensitive search in titles."},
@@ -96,6 +102,18 @@ class ItemListSchema(StrictSchema):
     items = fields.List(fields.Nested(ItemSchema), required=True)
 
 
-ItemListArgs = list_args(("position",), "position", max_limit=100)
+ItemListArgs = list_args({"position": GalleryItem.position}, "position", max_limit=100)
 GalleryPageSchema = page_of(GallerySchema, "GalleryPage")
 ItemPageSchema = page_of(ItemSchema, "ItemPage")
+
+
+def gallery_out(gallery: Gallery, urls: Mapping[uuid.UUID, str]) -> Out:
+    """A gallery as GallerySchema dumps it: with its cover's download URL, when the caller
+    may read the cover (`urls`: asset id -> URL)."""
+    return Out(gallery, cover_url=urls.get(gallery.cover_asset_id) if gallery.cover_asset_id
+               else None)
+
+
+def item_out(item: GalleryItem, urls: Mapping[uuid.UUID, str]) -> Out:
+    """An item as ItemSchema dumps it: with its asset's download URL, when readable."""
+    return Out(item, download_url=urls.get(item.asset_id))

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
-from app.models import ORG_ROLES, SITE_ROLES
+from app.models import ORG_ROLES, SITE_ROLES, ApiKey, IngestKey
 from schemas.common import FullMatch, StrictSchema, Text, list_args, page_of
 
 ORIGIN = FullMatch(
@@ -75,6 +75,7 @@ class IngestKeyCreatedSchema(IngestKeySchema):
     secret = fields.String(required=True, metadata={"description": "Shown once: store it now."})
 
 
-KeyListArgs = list_args(("created_at",), "-created_at")
+ApiKeyListArgs = list_args({"created_at": ApiKey.created_at}, "-created_at")
+IngestKeyListArgs = list_args({"created_at": IngestKey.created_at}, "-created_at")
 ApiKeyPageSchema = page_of(ApiKeySchema, "ApiKeyPage")
 IngestKeyPageSchema = page_of(IngestKeySchema, "IngestKeyPage")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from app.models import ORG_ROLES, SITE_ROLES
+from app.models import ORG_ROLES, SITE_ROLES, Organization, OrgMembership, Site, SiteMembership
 from schemas.common import Email, FullMatch, StrictSchema, Text, list_args, page_of
 
 HOSTNAME = FullMatch(
@@ -74,9 +74,12 @@ class MemberSchema(StrictSchema):
     updated_at = fields.DateTime(required=True)
 
 
-OrgListArgs = list_args(("created_at", "name"), "created_at")
-SiteListArgs = list_args(("created_at", "name"), "created_at")
-MemberListArgs = list_args(("created_at",), "created_at")
+OrgListArgs = list_args(
+    {"created_at": Organization.created_at, "name": Organization.name}, "created_at"
+)
+SiteListArgs = list_args({"created_at": Site.created_at, "name": Site.name}, "created_at")
+OrgMemberListArgs = list_args({"created_at": OrgMembership.created_at}, "created_at")
+SiteMemberListArgs = list_args({"created_at": SiteMembership.created_at}, "created_at")
 OrgPageSchema = page_of(OrgSchema, "OrgPage")
 SitePageSchema = page_of(SiteSchema, "SitePage")
 MemberPageSchema = page_of(MemberSchema, "MemberPage")

@@ -25,6 +25,7 @@ def main() -> int:
     python = sys.executable
     runs = [
         ("ruff", [python, "-m", "ruff", "check", "--quiet", "."], {}),
+        ("mypy", [python, "-m", "mypy"], {}),
         ("pytest on PostgreSQL (whole suite)", [python, "-m", "pytest", *extra], {}),
         ("pytest on SQLite (portable part)", [python, "-m", "pytest", "-m", "portable", *extra],
          {"TEST_DATABASE_URL": "sqlite"}),

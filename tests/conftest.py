@@ -80,6 +80,7 @@ def app(database_url: str, s3_endpoint: str, tmp_path_factory: pytest.TempPathFa
         }
     )
     application.config["TESTING"] = True
+    application.extensions["storage"].ensure_bucket()
     yield application
     application.extensions["actor_cache"].close()
     application.extensions["db.engine"].dispose()

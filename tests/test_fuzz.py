@@ -50,8 +50,8 @@ from sqlalchemy import update
 from app.auth import passwords
 from app.db import owner_sessionmaker, utcnow
 from app.models import Asset, User
-from tests.api.helpers import assert_problem
 from tests.support import PASSWORD, Person, Tenant, World
+from tests.support.http import assert_problem
 
 SEED = int(os.environ.get("FUZZ_SEED", "20240611"))
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))

@@ -33,8 +33,8 @@ from app.models import (
     OrgMembership,
     Site,
 )
-from tests.api.helpers import assert_problem
 from tests.support import Person, Tenant, World
+from tests.support.http import assert_problem
 
 portable = pytest.mark.portable
 HEADER = "Idempotency-Key"

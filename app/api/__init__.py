@@ -1,41 +1,32 @@
-"""flask-smorest setup: blueprints, the OpenAPI document, and secure-by-default auth.
+"""flask-smorest setup: blueprints and the OpenAPI document.
 
-Every operation requires a bearer token unless its view is marked `@public(blp)`: the
-check runs before any view, so a new endpoint cannot forget it.
+What each operation needs from the request pipeline (credentials, limits, CORS) is
+declared with `@blp.needs(...)` (app/needs.py); the document's security requirements,
+429 answers and `Idempotency-Key` parameters are written from the same declarations.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import flask_smorest
 import orjson
-from flask import Flask, Response, g, request, send_from_directory
+from flask import Flask, Response, send_from_directory
 from flask_smorest import Api as SmorestApi
 from flask_smorest.exceptions import NotModified
+from flask_smorest.spec.plugins import FlaskPlugin
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
-from werkzeug.exceptions import NotFound
+from werkzeug.exceptions import HTTPException
 from werkzeug.http import quote_etag
 
-from app import db, errors
-from app.api import paths
-from app.auth.current import authenticate
-from app.authz import engine as authz_engine
-from app.models import Organization
+from app import errors, needs
 from schemas.common import ProblemSchema
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Endpoints that are not MethodViews of ours: the OpenAPI document and its UI.
-PUBLIC_ENDPOINTS = {
-    "static",
-    "api-docs.openapi_json",
-    "api-docs.openapi_swagger_ui",
-    "swagger_ui_assets",
-}
-BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
 class ArgumentsParser(FlaskParser):
@@ -62,10 +53,15 @@ class ArgumentsParser(FlaskParser):
 
 class Blueprint(flask_smorest.Blueprint):
     """Every blueprint of the API: flask-smorest's, reading arguments with ArgumentsParser,
-    and answering 304 with the ETag it matched (RFC 9110 15.4.5 requires it; flask-smorest's
-    NotModified carries none)."""
+    answering 304 with the ETag it matched (RFC 9110 15.4.5 requires it; flask-smorest's
+    NotModified carries none), and declaring what a view needs from the pipeline."""
 
     ARGUMENTS_PARSER = ArgumentsParser()
+
+    @staticmethod
+    def needs(**declared: Any) -> Callable[[F], F]:
+        """What the view needs from the request pipeline: see app/needs.py."""
+        return needs.needs(**declared)
 
     def _check_not_modified(self, etag: str) -> None:
         try:
@@ -78,7 +74,7 @@ class Blueprint(flask_smorest.Blueprint):
 class Api(SmorestApi):
     ERROR_SCHEMA = ProblemSchema
 
-    def handle_http_exception(self, error: Any) -> Response:  # type: ignore[override]
+    def handle_http_exception(self, error: HTTPException) -> Response:
         return errors.handle_http_exception(error)
 
     def _register_responses(self) -> None:
@@ -99,74 +95,47 @@ class Api(SmorestApi):
         )
 
 
-def public(blp: Blueprint) -> Callable[[F], F]:
-    """Mark a view as callable without credentials (and document it so)."""
-
-    def mark(func: F) -> F:
-        func._public = True  # type: ignore[attr-defined]
-        return blp.doc(security=[])(func)
-
-    return mark
-
-
-def _handler(app: Flask) -> Any:
-    view = app.view_functions.get(request.endpoint or "")
-    view_class = getattr(view, "view_class", None)
-    if view_class is None:
-        return view
-    method = request.method.lower()
-    return getattr(view_class, "get" if method == "head" else method, None)
-
-
-def _is_public(app: Flask) -> bool:
-    if request.endpoint is None or request.endpoint in PUBLIC_ENDPOINTS:
-        return True
-    handler = _handler(app)
-    return handler is None or getattr(handler, "_public", False)
-
-
 def _swagger_asset(filename: str) -> Response:
     from swagger_ui_bundle import swagger_ui_path
 
     return send_from_directory(swagger_ui_path, filename, max_age=86400)
 
 
-def _scope_rows(actor: Any) -> None:
-    """Row-level security's scope (app/db.py): the organization in the path when the
-    policy lets the actor `access` it, else none; a key's own organization on routes
-    without one.
-
-    An organization the actor may not access is answered 404 at once (row-level security
-    would hide all of it anyway), and the probe is audited as an `access` denial (rate
-    limited per actor: probing ids must not flood the log).
-    """
-    path_org = (request.view_args or {}).get("org_id")
-    org_id = actor.home_org_id() if path_org is None else path_org
-    if path_org is not None:
-        authz = authz_engine()
-        org = Organization(id=path_org)
-        if not authz.is_allowed(actor, "access", org):
-            org_id = None
-            authz.deny(actor, "access", org, probe=True)
-            if authz.enforce:  # off only in the test proving row-level security alone
-                raise errors.NotFound()
-    db.set_scope(db.session(), org_id=org_id, user_id=actor.person_id)
+TOO_MANY = {
+    "description": "Too many requests; see `Retry-After`.",
+    "headers": {"Retry-After": {"schema": {"type": "integer"},
+                                "description": "Seconds to wait."}},
+    "content": {errors.PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
 
 
-def _document_idempotency(api: Api) -> None:
-    """Every authenticated POST accepts `Idempotency-Key` (app/idempotency.py): a malformed
-    one is a 400, one reused with another payload the API's only 422."""
+def _document_needs(app: Flask, api: Api) -> None:
+    """Write each operation's declaration into the document: public ones need no
+    credential, limited ones answer 429, and the POSTs that honour `Idempotency-Key`
+    take it (app/idempotency.py)."""
     from app.idempotency import DOC_PARAMETER
 
-    for operations in api.spec._paths.values():  # apispec keeps registered paths here
-        post = operations.get("post")
-        if post is not None and post.get("security") != []:
-            post.setdefault("parameters", []).append(DOC_PARAMETER)
-            post["responses"]["422"] = api.spec.components.get_ref(
-                "response", "UNPROCESSABLE_ENTITY"
-            )
-
-
+    paths = api.spec._paths  # apispec keeps registered paths here
+    for rule in app.url_map.iter_rules():
+        operations = paths.get(FlaskPlugin.flaskpath2openapi(rule.rule))
+        if operations is None:
+            continue
+        for method in sorted(rule.methods or ()):
+            operation = operations.get(method.lower())
+            if operation is None:
+                continue
+            declared = needs.of_function(needs.handler(app, rule.endpoint, method))
+            spec = declared or needs.DEFAULT
+            if spec.public:
+                operation["security"] = []
+            if spec.limits:
+                operation.setdefault("responses", {})["429"] = copy.deepcopy(TOO_MANY)
+            if method == "POST" and spec.idempotent and not spec.public:
+                # A malformed key is a 400; one reused with another payload the API's only 422.
+                operation.setdefault("parameters", []).append(DOC_PARAMETER)
+                operation["responses"]["422"] = api.spec.components.get_ref(
+                    "response", "UNPROCESSABLE_ENTITY"
+                )
 OPERATIONS = ("get", "put", "post", "patch", "delete")
 
 
@@ -220,23 +189,6 @@ def init_app(app: Flask) -> Api:
     )
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
-    _document_idempotency(api)
+    _document_needs(app, api)
     _document_validation(api)
-
-    @app.before_request
-    def _guard() -> None:
-        g.actor = None
-        if isinstance(request.routing_exception, NotFound):  # no route: malformed ids?
-            malformed = paths.malformed(app, request)
-            if malformed:
-                raise errors.BadRequest("A path parameter is invalid.", errors=malformed)
-        if not _is_public(app):
-            ingest = getattr(_handler(app), "_accepts_ingest_keys", False)
-            g.actor = authenticate(ingest_keys=ingest)
-            _scope_rows(g.actor)
-        if request.method in BODY_METHODS and request.content_length:
-            mimetype = request.mimetype
-            if not (mimetype == "application/json" or mimetype.endswith("+json")):
-                raise errors.ApiError.of(415, "Send the body as application/json.")
-
     return api

@@ -5,18 +5,17 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import current_app
 from flask.views import MethodView
 
 from app import db
 from app.api import Blueprint
-from app.api.helpers import page, settings
+from app.api.helpers import page, settings, storage
 from app.auth.current import actor
 from app.authz import authorize, authorized
 from app.errors import PROBLEM_JSON
 from app.models import Asset
+from app.pagination import Page
 from app.services import assets, tenancy
-from app.storage import Storage
 from schemas.assets import (
     AssetListArgs,
     AssetPageSchema,
@@ -33,15 +32,6 @@ blp = Blueprint(
     description="Uploads and assets",
 )
 
-SORTABLE = {
-    "created_at": Asset.created_at,
-    "filename": Asset.filename,
-    "size_bytes": Asset.size_bytes,
-}
-
-
-def storage() -> Storage:
-    return current_app.extensions["storage"]
 
 
 def _asset(
@@ -58,7 +48,9 @@ class Uploads(MethodView):
     @blp.response(201, UploadSchema)
     @blp.alt_response(413, description="Larger than the configured maximum.")
     @blp.alt_response(415, description="Content type not on the allowlist.")
-    def post(self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Any:
+    def post(
+        self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID
+    ) -> dict[str, Any]:
         """Start an upload (member): a pending asset and a presigned POST that storage
         accepts only for its key, content type and exact size, for a few minutes."""
         session = db.session()
@@ -74,16 +66,14 @@ class Uploads(MethodView):
 class Assets(MethodView):
     @blp.arguments(AssetListArgs, location="query")
     @blp.response(200, AssetPageSchema)
-    def get(self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Any:
+    def get(
+        self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID
+    ) -> Page[Asset]:
         """Assets of the site, filtered by status and content type."""
         site = tenancy.get_site(db.session(), org_id, site_id)
         authorize(actor(), "read", site)
-        stmt = assets.scoped(site.org_id, site.id)
-        if args["status"]:
-            stmt = stmt.where(Asset.status == args["status"])
-        if args["content_type"]:
-            stmt = stmt.where(Asset.content_type == args["content_type"])
-        return page(authorized(stmt, actor(), "read", Asset), Asset, args, SORTABLE)
+        stmt = assets.listing(site, status=args["status"], content_type=args["content_type"])
+        return page(authorized(stmt, actor(), "read", Asset), args)
 
 
 @blp.route("/assets/<uuid:asset_id>")
@@ -138,7 +128,7 @@ class Complete(MethodView):
 class DownloadUrl(MethodView):
     @blp.response(200, DownloadUrlSchema)
     @blp.alt_response(409, description="The asset is not ready.")
-    def get(self, org_id: uuid.UUID, site_id: uuid.UUID, asset_id: uuid.UUID) -> Any:
+    def get(self, org_id: uuid.UUID, site_id: uuid.UUID, asset_id: uuid.UUID) -> dict[str, Any]:
         """A short-lived presigned GET that downloads the file as an attachment."""
         asset = _asset(org_id, site_id, asset_id)
         authorize(actor(), "read", asset)

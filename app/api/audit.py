@@ -13,6 +13,7 @@ from app.api.helpers import page
 from app.auth.current import actor
 from app.authz import authorize, authorized
 from app.models import AuditEvent
+from app.pagination import Page
 from app.services import audit, tenancy
 from schemas.audit import AuditListArgs, AuditPageSchema
 
@@ -23,9 +24,9 @@ blp = Blueprint("audit", __name__, url_prefix="/v1/orgs/<uuid:org_id>", descript
 class AuditEvents(MethodView):
     @blp.arguments(AuditListArgs, location="query")
     @blp.response(200, AuditPageSchema)
-    def get(self, args: dict[str, Any], org_id: uuid.UUID) -> Any:
+    def get(self, args: dict[str, Any], org_id: uuid.UUID) -> Page[AuditEvent]:
         """Security events of the organization, newest first (org_admin)."""
         org = tenancy.get_org(db.session(), org_id)
         authorize(actor(), "read_audit", org)
         stmt = authorized(audit.org_events(org.id), actor(), "read", AuditEvent)
-        return page(stmt, AuditEvent, args, {"created_at": AuditEvent.created_at})
+        return page(stmt, args)

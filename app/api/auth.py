@@ -10,13 +10,14 @@ from flask import current_app, g, request
 from flask.views import MethodView
 
 from app import db
-from app.api import Blueprint, public
+from app.api import Blueprint
 from app.api.helpers import own_account, page, settings
 from app.auth.current import actor, tokens
 from app.authz import authorize
 from app.errors import Missing, NotFound, Unauthorized
-from app.models import AuthSession
-from app.ratelimit import limit_by_account, limit_by_ip
+from app.models import AuthSession, User
+from app.needs import per_account, per_ip
+from app.pagination import Page
 from app.services import identity, sessions
 from schemas.auth import (
     LoginSchema,
@@ -28,7 +29,9 @@ from schemas.auth import (
     SessionPageSchema,
     TokenSchema,
     UserSchema,
+    session_out,
 )
+from schemas.common import Out
 
 blp = Blueprint("auth", __name__, url_prefix="/v1", description="Accounts and sessions")
 
@@ -53,14 +56,12 @@ def _token_pair(auth_session: AuthSession, refresh_token: str) -> dict[str, Any]
 
 @blp.route("/auth/register")
 class Register(MethodView):
-    decorators = [limit_by_ip("register")]
-
-    @public(blp)
+    @blp.needs(public=True, limits=(per_ip("register"),))
     @blp.arguments(RegisterSchema)
     @blp.response(201, UserSchema)
     @blp.alt_response(409, description="The email is taken.")
     @blp.alt_response(429, description="Too many attempts; see `Retry-After`.")
-    def post(self, data: dict[str, Any]) -> Any:
+    def post(self, data: dict[str, Any]) -> User:
         """Create an account."""
         return identity.register(
             db.session(), data["email"], data["password"], data["display_name"]
@@ -69,9 +70,7 @@ class Register(MethodView):
 
 @blp.route("/auth/login")
 class Login(MethodView):
-    decorators = [limit_by_ip("login"), limit_by_account("login")]
-
-    @public(blp)
+    @blp.needs(public=True, limits=(per_ip("login"), per_account("login")))
     @blp.arguments(LoginSchema)
     @blp.response(200, TokenSchema)
     @blp.alt_response(401, description="Unknown email or wrong password (the same answer).")
@@ -92,9 +91,7 @@ class Login(MethodView):
 
 @blp.route("/auth/refresh")
 class Refresh(MethodView):
-    decorators = [limit_by_ip("refresh")]
-
-    @public(blp)
+    @blp.needs(public=True, limits=(per_ip("refresh"),))
     @blp.arguments(RefreshSchema)
     @blp.response(200, TokenSchema)
     @blp.alt_response(401, description="Unknown, spent or expired refresh token.")
@@ -107,7 +104,10 @@ class Refresh(MethodView):
                 session, data["refresh_token"], _lifetimes()
             )
         except sessions.RefreshReuse as reuse:
-            sessions.revoke_reused(session, reuse, g.get("request_id"))
+            unit = db.current_unit()
+            unit.rollback()  # the request fails; the revocation must not
+            with unit.apart(org_id=None) as apart:
+                sessions.revoke_reused(apart, reuse, g.get("request_id"))
             raise Unauthorized(sessions.SESSION_ENDED) from None
         return _token_pair(auth_session, refresh_token)
 
@@ -132,8 +132,7 @@ class LogoutAll(MethodView):
 
 @blp.route("/auth/password")
 class Password(MethodView):
-    decorators = [limit_by_ip("password")]
-
+    @blp.needs(limits=(per_ip("password"),))
     @blp.arguments(PasswordChangeSchema)
     @blp.response(204)
     def post(self, data: dict[str, Any]) -> None:
@@ -149,16 +148,12 @@ class Password(MethodView):
 class Sessions(MethodView):
     @blp.arguments(SessionListArgs, location="query")
     @blp.response(200, SessionPageSchema)
-    def get(self, args: dict[str, Any]) -> Any:
+    def get(self, args: dict[str, Any]) -> Page[Out]:
         """The caller's live sessions."""
         authorize(actor(), "manage", own_account())
-        result = page(
-            sessions.live_sessions(actor().id), AuthSession, args,
-            {"created_at": AuthSession.created_at},
-        )
-        for item in result.items:
-            item.current = item.id == actor().session_id
-        return result
+        result = page(sessions.live_sessions(actor().id), args)
+        return Page([session_out(s, actor().session_id) for s in result.items],
+                     result.next_cursor)
 
 
 @blp.route("/auth/sessions/<uuid:session_id>")
@@ -178,7 +173,10 @@ class Me(MethodView):
         """The signed-in user and every role it holds."""
         authorize(actor(), "manage", own_account())
         session = db.session()
-        account = session.get(identity.User, actor().id)
+        account = session.get(User, actor().id)
+        if account is None or account.deleted_at is not None:
+            # Gone since its actor was resolved (or cached): what authentication answers.
+            raise Unauthorized("The session of this access token has ended.")
         grants = identity.list_grants(session, account.id)
         return {
             "id": account.id,
@@ -194,7 +192,7 @@ wellknown = Blueprint("jwks", __name__, description="Public signing keys")
 
 @wellknown.route("/.well-known/jwks.json")
 class Jwks(MethodView):
-    @public(wellknown)
+    @wellknown.needs(public=True)
     @wellknown.response(200)
     def get(self) -> dict[str, Any]:
         """Public keys that verify access tokens, by `kid`."""

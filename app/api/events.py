@@ -10,15 +10,16 @@ from typing import Any
 import orjson
 from flask import Response, request
 from flask.views import MethodView
-from sqlalchemy.exc import OperationalError
 
 from app import db
 from app.api import Blueprint
 from app.api.helpers import page, settings
-from app.auth.current import accepts_ingest_keys, actor
-from app.authz import authorize, authorized
-from app.errors import ApiError, Forbidden, problem
+from app.auth.current import actor
+from app.authz import authorize, authorized, condition
+from app.errors import ApiError, Forbidden
 from app.models import Event, Site
+from app.needs import Credential
+from app.pagination import Page
 from app.ratelimit import consume
 from app.services import events, ingest, tenancy
 from schemas.events import (
@@ -47,42 +48,14 @@ def _target_site() -> Site:
 
 
 def _check_origin() -> None:
-    allowed = getattr(actor(), "allowed_origins", ())
+    allowed = actor().allowed_origins
     if allowed and request.headers.get("Origin") not in allowed:
         raise Forbidden("This key does not accept events from this origin.")
 
 
-@blp.after_request
-def _cors(response: Response) -> Response:
-    """Browsers send events cross-origin: answer the preflight, and let them read every
-    answer (errors included). Which origins a key accepts is checked per request."""
-    origin = request.headers.get("Origin")
-    if origin and request.path == "/v1/events/batch":
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Vary"] = "Origin"
-        # Scripts may read these (CORS hides them otherwise): when to retry, what to report.
-        response.headers["Access-Control-Expose-Headers"] = "Retry-After, X-Request-ID"
-        if request.method == "OPTIONS":
-            response.headers["Access-Control-Allow-Methods"] = "POST"
-            response.headers["Access-Control-Allow-Headers"] = (
-                "Authorization, Content-Type, Content-Encoding"
-            )
-            response.headers["Access-Control-Max-Age"] = "600"
-    return response
-
-
-@blp.errorhandler(OperationalError)
-def _database_unavailable(exc: OperationalError) -> Response:
-    """PostgreSQL unreachable at any step of these routes (the key lookup in
-    authentication included): 503 with Retry-After, never a 500 or a 200."""
-    log.warning("database unavailable", exc_info=exc)
-    return problem(503, "The database cannot be reached; retry later.",
-                   headers={"Retry-After": "5"})
-
-
 @blp.route("/v1/events/batch")
 class EventBatch(MethodView):
-    @accepts_ingest_keys
+    @blp.needs(credentials=frozenset(Credential), cors=True)
     @blp.doc(
         requestBody={
             "required": True,
@@ -114,14 +87,8 @@ class EventBatch(MethodView):
             raise ApiError.of(429, "The event budget of this key is spent.",
                               headers={"Retry-After": str(wait)})
         batch = ingest.prepare(received, datetime.now(UTC))
-        try:
-            stored = ingest.write(
-                db.session(), site.org_id, site.id, batch.rows, datetime.now(UTC)
-            )
-            db.session().commit()
-        except OperationalError as exc:
-            raise ApiError.of(503, "Events cannot be stored right now; retry later.",
-                              headers={"Retry-After": "5"}) from exc
+        stored = ingest.write(db.session(), site.org_id, site.id, batch.rows, datetime.now(UTC))
+        db.current_unit().commit_now()  # what the answer reports accepted is stored
         result = {
             "accepted": stored,
             "duplicates": len(batch.rows) - stored,
@@ -134,22 +101,27 @@ class EventBatch(MethodView):
 class Events(MethodView):
     @blp.arguments(EventListArgs, location="query")
     @blp.response(200, EventPageSchema)
-    def get(self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Any:
+    def get(
+        self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID
+    ) -> Page[Event]:
         """Events of the site, newest first (member): filter by name, distinct_id, time."""
         site = tenancy.get_site(db.session(), org_id, site_id)
         authorize(actor(), "read_events", site)
         stmt = authorized(events.filtered(site, args), actor(), "read", Event)
-        return page(stmt, Event, args, {"timestamp": Event.ts})
+        return page(stmt, args)
 
 
 @blp.route("/v1/orgs/<uuid:org_id>/sites/<uuid:site_id>/events/stats")
 class EventStats(MethodView):
     @blp.arguments(StatsArgs, location="query")
     @blp.response(200, StatsSchema)
-    def get(self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Any:
+    def get(
+        self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID
+    ) -> dict[str, Any]:
         """Event counts per name per hour or day over a window (member), paginated."""
         site = tenancy.get_site(db.session(), org_id, site_id)
         authorize(actor(), "read_events", site)
-        page = events.stats(db.session(), site, args, actor(), secret=settings().secret_key,
+        read = condition(actor(), "read", Event)
+        page = events.stats(db.session(), site, args, read, secret=settings().secret_key,
                             scope=request.path)
         return {"interval": args["interval"], "rows": page.items, "next_cursor": page.next_cursor}

@@ -9,13 +9,13 @@ from flask.views import MethodView
 
 from app import db
 from app.api import Blueprint
-from app.api.assets import storage
-from app.api.helpers import page
+from app.api.helpers import page, storage
 from app.auth.current import actor
 from app.authz import authorize, authorized, condition
 from app.models import Asset, Gallery, GalleryItem, Site
 from app.pagination import Page
 from app.services import galleries, tenancy
+from schemas.common import Out
 from schemas.galleries import (
     GalleryCreateSchema,
     GalleryListArgs,
@@ -29,6 +29,8 @@ from schemas.galleries import (
     ItemPageSchema,
     ItemSchema,
     ItemUpdateSchema,
+    gallery_out,
+    item_out,
 )
 
 blp = Blueprint(
@@ -36,38 +38,22 @@ blp = Blueprint(
     description="Galleries",
 )
 
-SORTABLE = {
-    "created_at": Gallery.created_at,
-    "updated_at": Gallery.updated_at,
-    "title": Gallery.title,
-}
 
 
-def _download_urls(asset_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
-    """Presigned URLs for the ready assets among `asset_ids` the actor may read: one query."""
-    if not asset_ids:
-        return {}
-    stmt = authorized(
-        galleries.ready_assets(asset_ids), actor(), "read", Asset
-    )
-    return {
-        asset.id: storage().presign_get(asset.key, asset.filename, asset.content_type)[0]
-        for asset in db.session().scalars(stmt)
-    }
+def _urls(asset_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Download URLs of the ready assets among `asset_ids` the caller may read."""
+    read = condition(actor(), "read", Asset)
+    return galleries.download_urls(db.session(), storage(), asset_ids, read)
 
 
-def _with_cover_urls(rows: list[Gallery]) -> list[Gallery]:
-    urls = _download_urls({g.cover_asset_id for g in rows if g.cover_asset_id})
-    for gallery in rows:
-        gallery.cover_url = urls.get(gallery.cover_asset_id)  # type: ignore[attr-defined]
-    return rows
+def _galleries_out(rows: list[Gallery]) -> list[Out]:
+    urls = _urls({g.cover_asset_id for g in rows if g.cover_asset_id})
+    return [gallery_out(g, urls) for g in rows]
 
 
-def _with_download_urls(rows: list[GalleryItem]) -> list[GalleryItem]:
-    urls = _download_urls({item.asset_id for item in rows})
-    for item in rows:
-        item.download_url = urls.get(item.asset_id)  # type: ignore[attr-defined]
-    return rows
+def _items_out(rows: list[GalleryItem]) -> list[Out]:
+    urls = _urls({item.asset_id for item in rows})
+    return [item_out(item, urls) for item in rows]
 
 
 def _site(org_id: uuid.UUID, site_id: uuid.UUID) -> Site:
@@ -85,47 +71,47 @@ def _gallery(
 class Galleries(MethodView):
     @blp.arguments(GalleryListArgs, location="query")
     @blp.response(200, GalleryPageSchema)
-    def get(self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Page:
+    def get(self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Page[Out]:
         """Galleries of the site: search, filter, sort, keyset pages."""
         site = _site(org_id, site_id)
         authorize(actor(), "read", site)
         stmt, values = galleries.listing(site, args, condition(actor(), "read", Gallery))
-        result = page(stmt, Gallery, args, SORTABLE, values)
-        return Page(_with_cover_urls(result.items), result.next_cursor)
+        result = page(stmt, args, values)
+        return Page(_galleries_out(result.items), result.next_cursor)
 
     @blp.arguments(GalleryCreateSchema)
     @blp.response(201, GallerySchema)
-    def post(self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Gallery:
+    def post(self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Out:
         """Create a gallery (member); the cover must be a ready asset of the site."""
         site = _site(org_id, site_id)
         authorize(actor(), "create_gallery", site)
         gallery = galleries.create_gallery(db.session(), site, data, actor().id)
-        return _with_cover_urls([gallery])[0]
+        return _galleries_out([gallery])[0]
 
 
 @blp.route("/<uuid:gallery_id>")
 class GalleryResource(MethodView):
     @blp.etag
     @blp.response(200, GallerySchema)
-    def get(self, org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID) -> Gallery:
+    def get(self, org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID) -> Out:
         _, gallery = _gallery(org_id, site_id, gallery_id)
         authorize(actor(), "read", gallery)
         blp.set_etag(galleries.etag(gallery))
-        return _with_cover_urls([gallery])[0]
+        return _galleries_out([gallery])[0]
 
     @blp.etag
     @blp.arguments(GalleryUpdateSchema)
     @blp.response(200, GallerySchema)
     def patch(
         self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID
-    ) -> Gallery:
+    ) -> Out:
         """Change title, description or cover; needs `If-Match`."""
         site, gallery = _gallery(org_id, site_id, gallery_id, lock=True)
         authorize(actor(), "update", gallery)
         blp.check_etag(galleries.etag(gallery))
         galleries.update_gallery(db.session(), site, gallery, data)
         blp.set_etag(galleries.etag(gallery))
-        return _with_cover_urls([gallery])[0]
+        return _galleries_out([gallery])[0]
 
     @blp.etag
     @blp.response(204)
@@ -140,14 +126,14 @@ class GalleryResource(MethodView):
 @blp.route("/<uuid:gallery_id>/restore")
 class Restore(MethodView):
     @blp.response(200, GallerySchema)
-    def post(self, org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID) -> Gallery:
+    def post(self, org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID) -> Out:
         """Bring back a deleted gallery (site_admin)."""
         site = _site(org_id, site_id)
         gallery = galleries.get_gallery(db.session(), site, gallery_id, deleted=True)
         authorize(actor(), "restore", gallery)
         galleries.restore(gallery)
         db.session().flush()
-        return _with_cover_urls([gallery])[0]
+        return _galleries_out([gallery])[0]
 
 
 @blp.route("/<uuid:gallery_id>/items")
@@ -156,27 +142,27 @@ class Items(MethodView):
     @blp.response(200, ItemPageSchema)
     def get(
         self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID
-    ) -> Page:
+    ) -> Page[Out]:
         """Items in order."""
         _, gallery = _gallery(org_id, site_id, gallery_id)
         authorize(actor(), "read", gallery)
         stmt = authorized(galleries.items(gallery), actor(), "read", GalleryItem)
-        result = page(stmt, GalleryItem, args, {"position": GalleryItem.position})
-        return Page(_with_download_urls(result.items), result.next_cursor)
+        result = page(stmt, args)
+        return Page(_items_out(result.items), result.next_cursor)
 
     @blp.arguments(ItemCreateSchema)
     @blp.response(201, ItemSchema)
     @blp.alt_response(409, description="The asset is already in the gallery.")
     def post(
         self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID
-    ) -> GalleryItem:
+    ) -> Out:
         """Add a ready asset of the same site, at `position` or at the end."""
         site, gallery = _gallery(org_id, site_id, gallery_id, lock=True)
         authorize(actor(), "update", gallery)
         item = galleries.add_item(
             db.session(), site, gallery, data["asset_id"], data["caption"], data["position"]
         )
-        return _with_download_urls([item])[0]
+        return _items_out([item])[0]
 
 
 @blp.route("/<uuid:gallery_id>/items/order")
@@ -185,12 +171,12 @@ class ItemOrder(MethodView):
     @blp.response(200, ItemListSchema)
     def put(
         self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID
-    ) -> dict[str, Any]:
+    ) -> dict[str, list[Out]]:
         """Reorder every item at once: `item_ids` lists each item exactly once."""
         _, gallery = _gallery(org_id, site_id, gallery_id, lock=True)
         authorize(actor(), "update", gallery)
         ordered = galleries.reorder(db.session(), gallery, data["item_ids"])
-        return {"items": _with_download_urls(ordered)}
+        return {"items": _items_out(ordered)}
 
 
 @blp.route("/<uuid:gallery_id>/items/<uuid:item_id>")
@@ -200,13 +186,13 @@ class Item(MethodView):
     def patch(
         self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID,
         item_id: uuid.UUID,
-    ) -> GalleryItem:
+    ) -> Out:
         """Change the caption or move the item."""
         _, gallery = _gallery(org_id, site_id, gallery_id, lock=True)
         authorize(actor(), "update", gallery)
         item = galleries.get_item(db.session(), gallery, item_id)
         galleries.update_item(db.session(), gallery, item, data)
-        return _with_download_urls([item])[0]
+        return _items_out([item])[0]
 
     @blp.response(204)
     def delete(

@@ -2,33 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import current_app, request
 from sqlalchemy import Select
 
 from app import db
 from app.auth.current import actor
+from app.config import Settings
 from app.models import User
 from app.pagination import Page, paginate
+from app.storage import Storage
+
+Item = TypeVar("Item")
 
 
-def settings() -> Any:
+def settings() -> Settings:
     return current_app.extensions["settings"]
 
 
+def storage() -> Storage:
+    return current_app.extensions["storage"]
+
+
 def page(
-    stmt: Select[Any], model: type, args: dict[str, Any], sortable: dict[str, Any],
-    values: dict[str, Any] | None = None,
-) -> Page:
-    """One page of `stmt` (with `values` for its named bind parameters); cursors are bound
-    to this list (the request path)."""
+    stmt: Select[tuple[Item]], args: dict[str, Any], values: dict[str, Any] | None = None
+) -> Page[Item]:
+    """One page of `stmt` in the order `args` chose (a SortKey: see `list_args`), with
+    `values` for its named bind parameters; cursors are bound to this list (its path)."""
     return paginate(
         db.session(),
         stmt,
-        model=model,
         sort=args["sort"],
-        sortable=sortable,
         limit=args["limit"],
         cursor=args["cursor"],
         secret=settings().secret_key,

@@ -13,37 +13,39 @@ from app.api.helpers import page
 from app.auth.current import actor
 from app.authz import authorize, authorized
 from app.models import ApiKey, IngestKey
-from app.ratelimit import limit_by_account
+from app.needs import per_account
+from app.pagination import Page
 from app.services import credentials, tenancy
 from schemas.keys import (
     ApiKeyCreatedSchema,
     ApiKeyCreateSchema,
+    ApiKeyListArgs,
     ApiKeyPageSchema,
     IngestKeyCreatedSchema,
     IngestKeyCreateSchema,
+    IngestKeyListArgs,
     IngestKeyPageSchema,
-    KeyListArgs,
 )
 
 blp = Blueprint("keys", __name__, url_prefix="/v1/orgs/<uuid:org_id>", description="Keys")
 
 
-def _with_secret(key: Any, secret: str) -> dict[str, Any]:
+def _with_secret(key: ApiKey | IngestKey, secret: str) -> dict[str, Any]:
     return {**{c.key: getattr(key, c.key) for c in key.__table__.columns}, "secret": secret}
 
 
 @blp.route("/api-keys")
 class ApiKeys(MethodView):
-    @blp.arguments(KeyListArgs, location="query")
+    @blp.arguments(ApiKeyListArgs, location="query")
     @blp.response(200, ApiKeyPageSchema)
-    def get(self, args: dict[str, Any], org_id: uuid.UUID) -> Any:
+    def get(self, args: dict[str, Any], org_id: uuid.UUID) -> Page[ApiKey]:
         """Live API keys of the organization (org_admin). Secrets are never shown again."""
         org = tenancy.get_org(db.session(), org_id)
         authorize(actor(), "manage_api_keys", org)
         stmt = authorized(credentials.api_keys(org.id), actor(), "read", ApiKey)
-        return page(stmt, ApiKey, args, {"created_at": ApiKey.created_at})
+        return page(stmt, args)
 
-    @limit_by_account("api-keys")
+    @blp.needs(limits=(per_account("api-keys"),))
     @blp.arguments(ApiKeyCreateSchema)
     @blp.response(201, ApiKeyCreatedSchema)
     @blp.alt_response(429, description="Too many keys created; see `Retry-After`.")
@@ -66,34 +68,38 @@ class ApiKeys(MethodView):
         return _with_secret(key, secret)
 
 
-@blp.route("/api-keys/<uuid:key_id>")
+@blp.route("/api-keys/<uuid:api_key_id>")
 class ApiKeyItem(MethodView):
     @blp.response(204)
-    def delete(self, org_id: uuid.UUID, key_id: uuid.UUID) -> None:
+    def delete(self, org_id: uuid.UUID, api_key_id: uuid.UUID) -> None:
         """Revoke: the key stops working at once."""
         session = db.session()
         org = tenancy.get_org(session, org_id)
-        key = credentials.get_api_key(session, org.id, key_id)
+        key = credentials.get_api_key(session, org.id, api_key_id)
         authorize(actor(), "revoke", key)  # 404 for whoever may not read keys: a missing id alike
         credentials.revoke(session, key)
 
 
 @blp.route("/sites/<uuid:site_id>/ingest-keys")
 class IngestKeys(MethodView):
-    @blp.arguments(KeyListArgs, location="query")
+    @blp.arguments(IngestKeyListArgs, location="query")
     @blp.response(200, IngestKeyPageSchema)
-    def get(self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Any:
+    def get(
+        self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID
+    ) -> Page[IngestKey]:
         """Live ingest keys of the site (site_admin)."""
         site = tenancy.get_site(db.session(), org_id, site_id)
         authorize(actor(), "manage_ingest_keys", site)
         stmt = authorized(credentials.ingest_keys(site), actor(), "read", IngestKey)
-        return page(stmt, IngestKey, args, {"created_at": IngestKey.created_at})
+        return page(stmt, args)
 
-    @limit_by_account("ingest-keys")
+    @blp.needs(limits=(per_account("ingest-keys"),))
     @blp.arguments(IngestKeyCreateSchema)
     @blp.response(201, IngestKeyCreatedSchema)
     @blp.alt_response(429, description="Too many keys created; see `Retry-After`.")
-    def post(self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Any:
+    def post(
+        self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID
+    ) -> dict[str, Any]:
         """Create an ingest key: it can only send events to this site."""
         session = db.session()
         site = tenancy.get_site(session, org_id, site_id)
@@ -106,13 +112,15 @@ class IngestKeys(MethodView):
         return _with_secret(key, secret)
 
 
-@blp.route("/sites/<uuid:site_id>/ingest-keys/<uuid:key_id>")
+@blp.route("/sites/<uuid:site_id>/ingest-keys/<uuid:ingest_key_id>")
 class IngestKeyItem(MethodView):
     @blp.response(204)
-    def delete(self, org_id: uuid.UUID, site_id: uuid.UUID, key_id: uuid.UUID) -> None:
+    def delete(
+        self, org_id: uuid.UUID, site_id: uuid.UUID, ingest_key_id: uuid.UUID
+    ) -> None:
         """Revoke: the key stops working at once."""
         session = db.session()
         site = tenancy.get_site(session, org_id, site_id)
-        key = credentials.get_ingest_key(session, site, key_id)
+        key = credentials.get_ingest_key(session, site, ingest_key_id)
         authorize(actor(), "revoke", key)  # 404 for whoever may not read keys: a missing id alike
         credentials.revoke(session, key)

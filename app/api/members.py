@@ -16,32 +16,35 @@ from app.models import OrgMembership, SiteMembership
 from app.pagination import Page
 from app.services import memberships, tenancy
 from schemas.tenancy import (
-    MemberListArgs,
     MemberPageSchema,
     MemberSchema,
     OrgMemberAddSchema,
+    OrgMemberListArgs,
     OrgMemberUpdateSchema,
     SiteMemberAddSchema,
+    SiteMemberListArgs,
     SiteMemberUpdateSchema,
 )
 
 blp = Blueprint("members", __name__, url_prefix="/v1/orgs/<uuid:org_id>", description="Members")
 
 
-def _page_with_users(result: Page) -> Page:
+def _page_with_users(
+    result: Page[OrgMembership] | Page[SiteMembership],
+) -> Page[dict[str, Any]]:
     return Page(memberships.with_users(db.session(), result.items), result.next_cursor)
 
 
 @blp.route("/members")
 class OrgMembers(MethodView):
-    @blp.arguments(MemberListArgs, location="query")
+    @blp.arguments(OrgMemberListArgs, location="query")
     @blp.response(200, MemberPageSchema)
-    def get(self, args: dict[str, Any], org_id: uuid.UUID) -> Page:
+    def get(self, args: dict[str, Any], org_id: uuid.UUID) -> Page[dict[str, Any]]:
         org = tenancy.get_org(db.session(), org_id)
         authorize(actor(), "list_members", org)
         stmt = authorized(memberships.org_members(org.id), actor(), "read", OrgMembership)
         return _page_with_users(
-            page(stmt, OrgMembership, args, {"created_at": OrgMembership.created_at})
+            page(stmt, args)
         )
 
     @blp.arguments(OrgMemberAddSchema)
@@ -60,7 +63,9 @@ class OrgMember(MethodView):
     @blp.arguments(OrgMemberUpdateSchema)
     @blp.response(200, MemberSchema)
     @blp.alt_response(409, description="The organization would be left without an org_admin.")
-    def patch(self, data: dict[str, Any], org_id: uuid.UUID, user_id: uuid.UUID) -> Any:
+    def patch(
+        self, data: dict[str, Any], org_id: uuid.UUID, user_id: uuid.UUID
+    ) -> dict[str, Any]:
         session = db.session()
         org = tenancy.get_org(session, org_id, lock=True)
         membership = memberships.get_org_member(session, org.id, user_id)
@@ -81,19 +86,23 @@ class OrgMember(MethodView):
 
 @blp.route("/sites/<uuid:site_id>/members")
 class SiteMembers(MethodView):
-    @blp.arguments(MemberListArgs, location="query")
+    @blp.arguments(SiteMemberListArgs, location="query")
     @blp.response(200, MemberPageSchema)
-    def get(self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Page:
+    def get(
+        self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID
+    ) -> Page[dict[str, Any]]:
         site = tenancy.get_site(db.session(), org_id, site_id)
         authorize(actor(), "list_members", site)
         stmt = authorized(memberships.site_members(site), actor(), "read", SiteMembership)
         return _page_with_users(
-            page(stmt, SiteMembership, args, {"created_at": SiteMembership.created_at})
+            page(stmt, args)
         )
 
     @blp.arguments(SiteMemberAddSchema)
     @blp.response(201, MemberSchema)
-    def post(self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Any:
+    def post(
+        self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID
+    ) -> dict[str, Any]:
         """Give an account a role on this site (site_admin; at most site_admin)."""
         session = db.session()
         site = tenancy.get_site(session, org_id, site_id)
@@ -108,7 +117,7 @@ class SiteMember(MethodView):
     @blp.response(200, MemberSchema)
     def patch(
         self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID, user_id: uuid.UUID
-    ) -> Any:
+    ) -> dict[str, Any]:
         session = db.session()
         site = tenancy.get_site(session, org_id, site_id)
         membership = memberships.get_site_member(session, site, user_id)

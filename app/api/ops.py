@@ -7,7 +7,7 @@ from marshmallow import Schema, fields
 from sqlalchemy import text
 
 from app import db
-from app.api import Blueprint, public
+from app.api import Blueprint
 from app.errors import ApiError
 
 blp = Blueprint("ops", __name__, description="Health checks")
@@ -19,7 +19,7 @@ class HealthSchema(Schema):
 
 @blp.route("/healthz")
 class Health(MethodView):
-    @public(blp)
+    @blp.needs(public=True)
     @blp.response(200, HealthSchema)
     def get(self) -> dict[str, str]:
         """The process is up."""
@@ -28,13 +28,13 @@ class Health(MethodView):
 
 @blp.route("/readyz")
 class Ready(MethodView):
-    @public(blp)
+    @blp.needs(public=True)
     @blp.response(200, HealthSchema)
     @blp.alt_response(503, description="A dependency is unavailable.")
     def get(self) -> dict[str, str]:
         """The process can serve requests: the database answers."""
         try:
-            with db.engine().connect() as conn:
+            with db.sql_engine().connect() as conn:
                 conn.execute(text("SELECT 1"))
         except Exception as exc:
             raise ApiError.of(

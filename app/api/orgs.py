@@ -13,29 +13,31 @@ from app.api.helpers import own_account, page
 from app.auth.current import actor
 from app.authz import authorize, authorized
 from app.models import Organization
+from app.pagination import Page
 from app.services import tenancy
 from schemas.tenancy import OrgCreateSchema, OrgListArgs, OrgPageSchema, OrgSchema, OrgUpdateSchema
 
 blp = Blueprint("orgs", __name__, url_prefix="/v1/orgs", description="Organizations")
 
-SORTABLE = {"created_at": Organization.created_at, "name": Organization.name}
 
 
 @blp.route("")
 class Orgs(MethodView):
     @blp.arguments(OrgListArgs, location="query")
     @blp.response(200, OrgPageSchema)
-    def get(self, args: dict[str, Any]) -> Any:
+    def get(self, args: dict[str, Any]) -> Page[Organization]:
         """Organizations the caller may read."""
         stmt = authorized(tenancy.live_orgs(), actor(), "read", Organization)
-        return page(stmt, Organization, args, SORTABLE)
+        return page(stmt, args)
 
     @blp.arguments(OrgCreateSchema)
     @blp.response(201, OrgSchema)
     def post(self, data: dict[str, Any]) -> Organization:
         """Create an organization; the caller becomes its org_admin."""
         authorize(actor(), "create_organization", own_account())
-        return tenancy.create_org(db.session(), actor().id, data["name"])
+        org_id = uuid.uuid4()
+        db.current_unit().enter(org_id)  # its rows are written under its own scope
+        return tenancy.create_org(db.session(), org_id, actor().id, data["name"])
 
 
 @blp.route("/<uuid:org_id>")

@@ -13,6 +13,7 @@ from app.api.helpers import page
 from app.auth.current import actor
 from app.authz import authorize, authorized
 from app.models import Site
+from app.pagination import Page
 from app.services import tenancy
 from schemas.tenancy import (
     SiteCreateSchema,
@@ -24,19 +25,18 @@ from schemas.tenancy import (
 
 blp = Blueprint("sites", __name__, url_prefix="/v1/orgs/<uuid:org_id>/sites", description="Sites")
 
-SORTABLE = {"created_at": Site.created_at, "name": Site.name}
 
 
 @blp.route("")
 class Sites(MethodView):
     @blp.arguments(SiteListArgs, location="query")
     @blp.response(200, SitePageSchema)
-    def get(self, args: dict[str, Any], org_id: uuid.UUID) -> Any:
+    def get(self, args: dict[str, Any], org_id: uuid.UUID) -> Page[Site]:
         """Sites of the organization that the caller may read."""
         org = tenancy.get_org(db.session(), org_id)
         authorize(actor(), "list_sites", org)
         stmt = authorized(tenancy.live_sites(org.id), actor(), "read", Site)
-        return page(stmt, Site, args, SORTABLE)
+        return page(stmt, args)
 
     @blp.arguments(SiteCreateSchema)
     @blp.response(201, SiteSchema)

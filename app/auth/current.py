@@ -1,16 +1,15 @@
 """Resolve the request's actor from its `Authorization: Bearer` credential.
 
-Three kinds of bearer: JWT access tokens (users), `sk_` API keys (machine clients) and
-`ik_` ingest keys (browsers; accepted only by views marked `accepts_ingest_keys`).
-Resolved actors are cached per process and dropped on change (see invalidation.py), so
-an unchanged session costs no query.
+Three kinds of bearer: JWT access tokens (people), `sk_` API keys (machine clients) and
+`ik_` ingest keys (browsers). Each view declares which it accepts (app/needs.py); the
+pipeline authenticates before the view runs. Resolved actors are cached per process and
+dropped on change (see invalidation.py), so an unchanged session costs no query.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING
 
 from flask import current_app, g, request
 
@@ -20,10 +19,13 @@ from app.auth.secrets import API_KEY_PREFIX, INGEST_KEY_PREFIX, digest, parse_ke
 from app.auth.tokens import InvalidToken, TokenService
 from app.db import utcnow
 from app.errors import Unauthorized
+from app.needs import Credential
 from app.services import credentials, identity
 
+if TYPE_CHECKING:  # annotations only: nothing here can test an actor's class
+    from app.authz.actors import Principal
+
 log = logging.getLogger("app.auth")
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def tokens() -> TokenService:
@@ -34,12 +36,6 @@ def actor_cache() -> ActorCache:
     return current_app.extensions["actor_cache"]
 
 
-def accepts_ingest_keys(func: F) -> F:
-    """Let an ingest key authenticate this view (every other view refuses them)."""
-    func._accepts_ingest_keys = True  # type: ignore[attr-defined]
-    return func
-
-
 def bearer_token() -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
@@ -48,13 +44,16 @@ def bearer_token() -> str | None:
     return value.strip()
 
 
-def authenticate(ingest_keys: bool = False) -> Any:
-    """The actor behind the request's credential; 401 for anything else."""
+def authenticate(accepted: frozenset[Credential]) -> Principal:
+    """The actor behind the request's credential, when the view accepts its kind; 401 for
+    anything else."""
     token = bearer_token()
     if token is None:
         raise Unauthorized("Send a credential: `Authorization: Bearer <token>`.")
     if token.startswith((API_KEY_PREFIX, INGEST_KEY_PREFIX)):
-        return _key_actor(token, ingest_keys)
+        return _key_actor(token, accepted)
+    if Credential.ACCESS_TOKEN not in accepted:
+        raise Unauthorized("Send this operation a key, not an access token.")
     try:
         claims = tokens().verify_access_token(token)
     except InvalidToken as exc:
@@ -71,29 +70,36 @@ def authenticate(ingest_keys: bool = False) -> Any:
     return actor
 
 
-def _key_actor(token: str, ingest_keys: bool) -> Any:
+def _key_actor(token: str, accepted: frozenset[Credential]) -> Principal:
     refused = Unauthorized("The key is invalid or revoked.")
     parsed = parse_key(token)
     if parsed is None:
         raise refused
     prefix, key_id, secret = parsed
-    if prefix == INGEST_KEY_PREFIX and not ingest_keys:
+    if prefix == INGEST_KEY_PREFIX and Credential.INGEST_KEY not in accepted:
         raise Unauthorized("Ingest keys can only send events.")
+    if prefix == API_KEY_PREFIX and Credential.API_KEY not in accepted:
+        raise Unauthorized("This operation takes no API key.")
     cache = actor_cache()
     credential = (prefix, digest(secret))  # the cache never matches another secret
     actor = cache.get(key_id, credential)
-    if actor is not None and getattr(actor, "expires_at", None) and actor.expires_at <= utcnow():
+    if actor is not None and actor.expires_at is not None and actor.expires_at <= utcnow():
         raise refused
     if actor is None:
         generation = cache.generation
         resolve = credentials.api_client if prefix == API_KEY_PREFIX else credentials.ingest_client
-        actor = resolve(db.session(), key_id, secret)
-        if actor is None:
+        match = resolve(db.session(), key_id, secret)
+        if match is None:
             raise refused
+        now = utcnow()
+        if credentials.touch_due(match, now):  # bookkeeping: kept whatever the request does
+            with db.current_unit().apart(org_id=match.org_id) as session:
+                credentials.touch(session, match, now)
+        actor = match.actor
         cache.put(key_id, credential, actor, generation)
     return actor
 
 
-def actor() -> Any:
+def actor() -> Principal:
     """The authenticated actor of this request (set before the view runs)."""
     return g.actor

@@ -16,10 +16,13 @@ import os
 import threading
 import time
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:  # annotations only: nothing here can test an actor's class
+    from app.authz.actors import Principal
 
 log = logging.getLogger("app.auth.cache")
 
@@ -52,7 +55,7 @@ class ActorCache:
         self.conninfo = conninfo  # None: no notification channel, so no caching
         self.ttl = ttl
         self.max_entries = max_entries
-        self.entries: dict[str, dict[Any, tuple[Any, float]]] = {}
+        self.entries: dict[str, dict[object, tuple[Principal, float]]] = {}
         self.size = 0
         self.generation = 0
         self.lock = threading.Lock()
@@ -65,7 +68,7 @@ class ActorCache:
     def enabled(self) -> bool:
         return self.conninfo is not None and self.ttl > 0
 
-    def get(self, subject: object, credential: object) -> Any:
+    def get(self, subject: object, credential: object) -> Principal | None:
         if not self.enabled:
             return None
         self._ensure_listener()
@@ -76,7 +79,9 @@ class ActorCache:
             return None
         return entry[0]
 
-    def put(self, subject: object, credential: object, actor: Any, generation: int) -> None:
+    def put(
+        self, subject: object, credential: object, actor: Principal, generation: int
+    ) -> None:
         """Cache `actor` unless an invalidation happened since `generation` was read."""
         if not self.enabled:
             return
@@ -114,10 +119,13 @@ class ActorCache:
     def _listen(self) -> None:
         import psycopg
 
+        conninfo = self.conninfo
+        if conninfo is None:  # no channel: `get` never starts a listener then
+            return
         pid = os.getpid()
         while not self.stopped.is_set() and self.pid == pid:
             try:
-                with psycopg.connect(self.conninfo, autocommit=True) as conn:  # type: ignore[arg-type]
+                with psycopg.connect(conninfo, autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self.invalidate(EVERYONE)  # anything may have changed while deaf
                     self.listening = True

@@ -51,6 +51,24 @@ class Principal:
         `app.user_id`, which lets a person read the organizations it belongs to)."""
         return None
 
+    # What a kind of actor carries beyond its grants, read through any actor so that
+    # Python never asks which kind it holds; each kind overrides its own with a field.
+    @property
+    def session_id(self) -> uuid.UUID | None:
+        """The login session behind this actor (a person's), which logout ends."""
+        return None
+
+    @property
+    def expires_at(self) -> datetime | None:
+        """When this actor's credential stops working (an API key's expiry)."""
+        return None
+
+    @property
+    def allowed_origins(self) -> tuple[str, ...]:
+        """The origins whose browsers may send this actor's events (an ingest key's);
+        empty for any origin."""
+        return ()
+
     def home_org_id(self) -> uuid.UUID | None:
         """The one organization a key works in, for routes whose path names none."""
         held = self.held_org_ids()

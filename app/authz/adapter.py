@@ -35,11 +35,21 @@ from typing import Any
 from polar.data.adapter import DataAdapter
 from polar.data.filter import Condition, DataFilter, Projection
 from sqlalchemy import ColumnElement, and_, exists, false, inspect, or_, select, true
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Mapper, Session, aliased
 
 
 class UnsupportedFilter(RuntimeError):
     """Oso produced a filter this adapter cannot compile faithfully."""
+
+
+class _Nowhere:
+    """What a relation whose key points at no row leads to: equal to nothing."""
+
+    def __repr__(self) -> str:
+        return "NOWHERE"
+
+
+NOWHERE = _Nowhere()
 
 
 class _Literal:
@@ -68,9 +78,11 @@ class SqlFilterAdapter(DataAdapter):
     def execute_query(self, query: CompiledFilter) -> list[Any]:
         session = self.session()
         if query.lookup:
-            # oso asserts exactly one row for a "one" relation: a NULL or dangling key
-            # answers [None], which Polar sees as nil, so the relation does not hold.
-            return [None if query.key is None else session.get(query.model, query.key)]
+            # oso asserts exactly one row for a "one" relation. A NULL or dangling key
+            # answers NOWHERE, which equals no resource, so the relation does not hold
+            # (None would make oso read the attribute off the row instead).
+            found = None if query.key is None else session.get(query.model, query.key)
+            return [NOWHERE if found is None else found]
         return list(session.scalars(select(query.model).where(query.where)))
 
 
@@ -195,7 +207,7 @@ class _Compiler:
             while t is not self.root:
                 path.add(t)
                 t = self._edge(t)[0]
-        alias = {t: aliased(t) for t in path}
+        alias: dict[type, Any] = {t: aliased(t) for t in path}
         joins = [
             self._column(child, other_field, alias) == self._column(parent, my_field, alias)
             for child in path
@@ -250,10 +262,11 @@ def _pinned_columns(child: type, my_field: str, parent: type, other_field: str) 
     """Parent attribute -> child attribute with the same value in every row, by a foreign
     key of the child that includes `child.my_field -> parent.other_field`: the join key
     itself, and the other columns of a composite key (e.g. org_id)."""
-    child_mapper, parent_mapper = inspect(child), inspect(parent)
+    child_mapper: Mapper[Any] = inspect(child)
+    parent_mapper: Mapper[Any] = inspect(parent)
     pinned = {other_field: my_field}
     join = (child_mapper.columns[my_field], parent_mapper.columns[other_field])
-    for fk in child_mapper.local_table.foreign_key_constraints:
+    for fk in child_mapper.local_table.foreign_key_constraints:  # type: ignore[attr-defined]  # typed FromClause; a model's is a Table
         pairs = [(element.parent, element.column) for element in fk.elements]
         if fk.referred_table is not parent_mapper.local_table or join not in pairs:
             continue
@@ -266,10 +279,11 @@ def _pinned_columns(child: type, my_field: str, parent: type, other_field: str) 
 
 def _identity(model: type) -> str:
     """The column that stands for a whole row when oso compares rows themselves."""
-    key = inspect(model).primary_key
+    mapper: Mapper[Any] = inspect(model)
+    key = mapper.primary_key
     if len(key) != 1:
         raise UnsupportedFilter(f"{model.__name__} has a composite key: compare a field")
-    return key[0].key
+    return mapper.get_property_by_column(key[0]).key  # the attribute (`_column` reads it)
 
 
 def _plain(cond: Any) -> Any:
@@ -289,7 +303,8 @@ def _is_root_equality(cond: Any) -> bool:
 
 
 def _nullable(model: type, field: str) -> bool:
-    column = inspect(model).columns.get(field)
+    mapper: Mapper[Any] = inspect(model)
+    column = mapper.columns.get(field)
     return column is None or bool(column.nullable)
 
 

@@ -14,92 +14,37 @@ from oso import Oso, Relation
 from sqlalchemy import ColumnElement, Select, true
 from sqlalchemy.orm import Session
 
-from app.authz.actors import ApiClientActor, IngestClientActor, UserActor
+from app.authz.actors import ApiClientActor, IngestClientActor, Principal, UserActor
 from app.authz.adapter import SqlFilterAdapter
 from app.errors import Forbidden, NotFound
-from app.models import (
-    ApiKey,
-    Asset,
-    AuditEvent,
-    Event,
-    Gallery,
-    GalleryItem,
-    IngestKey,
-    Organization,
-    OrgMembership,
-    Site,
-    SiteMembership,
-    User,
-)
+from app.models.resource import described, polar_name
 
 S = TypeVar("S", bound=Select[Any])
 
-# Resource classes and the fields Polar may filter on. Relations are many-to-one.
-RESOURCES: dict[type, dict[str, Any]] = {
-    User: {"id": uuid.UUID},  # Polar: Account (`User` names the signed-in actor)
-    Organization: {"id": uuid.UUID},
-    Site: {
-        "id": uuid.UUID,
-        "org_id": uuid.UUID,
-        "parent": Relation("one", "Organization", "org_id", "id"),
-    },
-    OrgMembership: {
-        "id": uuid.UUID,
-        "user_id": uuid.UUID,
-        "role": str,
-        "organization": Relation("one", "Organization", "org_id", "id"),
-    },
-    SiteMembership: {
-        "id": uuid.UUID,
-        "user_id": uuid.UUID,
-        "role": str,
-        "site": Relation("one", "Site", "site_id", "id"),
-    },
-    AuditEvent: {
-        "id": uuid.UUID,
-        "organization": Relation("one", "Organization", "org_id", "id"),
-    },
-    ApiKey: {
-        "id": uuid.UUID,
-        "role": str,
-        "site_id": uuid.UUID,
-        "organization": Relation("one", "Organization", "org_id", "id"),
-        "site": Relation("one", "Site", "site_id", "id"),
-    },
-    IngestKey: {
-        "id": uuid.UUID,
-        "site": Relation("one", "Site", "site_id", "id"),
-    },
-    Asset: {
-        "id": uuid.UUID,
-        "created_by": uuid.UUID,
-        "site": Relation("one", "Site", "site_id", "id"),
-    },
-    Gallery: {
-        "id": uuid.UUID,
-        "created_by": uuid.UUID,
-        "site": Relation("one", "Site", "site_id", "id"),
-    },
-    GalleryItem: {
-        "id": uuid.UUID,
-        "gallery": Relation("one", "Gallery", "gallery_id", "id"),
-    },
-    Event: {"site": Relation("one", "Site", "site_id", "id")},
-}
-POLAR_NAMES = {User: "Account"}
+def registrations() -> dict[type, dict[str, Any]]:
+    """Model -> the fields Polar may read, from each model's `__resource__`: its columns
+    with their Python types, and its many-to-one relations."""
+    found = {}
+    for model, resource in described():
+        columns = model.__table__.columns
+        fields: dict[str, Any] = {
+            name: columns[name].type.python_type for name in resource.fields
+        }
+        for relation, (target, column) in resource.relations.items():
+            fields[relation] = Relation("one", target, column, "id")
+        found[model] = fields
+    return found
 
 
-def polar_name(model: type) -> str:
-    """The name the policies give a resource class."""
-    return POLAR_NAMES.get(model, model.__name__)
+def decided_by_ids(resource: object) -> tuple[object, ...] | None:
+    """The values a decision about `resource` depends on, when the policy reads nothing
+    else of it (Resource.decided_by: decisions are then memoized on the actor)."""
+    description = type(resource).__dict__.get("__resource__")
+    if description is None or not description.decided_by:
+        return None
+    return tuple(getattr(resource, column) for column in description.decided_by)
 
 
-# Resources on which the policies read nothing but these ids (their own, and those their
-# relations follow): a decision about one is memoized on the actor asking (Principal).
-DECIDED_BY_IDS: dict[type, Callable[[Any], tuple[Any, ...]]] = {
-    Organization: lambda org: (org.id,),
-    Site: lambda site: (site.id, site.org_id),
-}
 MEMOIZED_DECISIONS = 1024  # per actor; a cached actor is rebuilt when its grants change
 # Permissions asked of an object as it would be, before it exists (a new key, a new
 # membership): never a filter over stored rows, so never compiled into one.
@@ -109,7 +54,7 @@ ACTORS = {UserActor: "User", ApiClientActor: "ApiClient", IngestClientActor: "In
 
 # Called with each denial: (actor, action, resource, visible, probe); set by the app
 # (audit log). A probe is a denial about an organization the actor holds nothing in.
-DenialHook = Callable[[Any, str, Any, bool, bool], None]
+DenialHook = Callable[[Principal, str, object, bool, bool], None]
 
 _EVERY_ROW = true()
 
@@ -146,9 +91,9 @@ class AuthzEngine:
         self.oso.register_class(uuid.UUID, name="Uuid")
         for cls, name in ACTORS.items():
             self.oso.register_class(cls, name=name)
-        for cls, fields in RESOURCES.items():
-            self.oso.register_class(cls, name=POLAR_NAMES.get(cls), fields=fields)
-        files = sorted(Path(policy_dir).glob("*.polar"))
+        for cls, fields in registrations().items():
+            self.oso.register_class(cls, name=polar_name(cls), fields=fields)
+        files: list[Path | str] = [*sorted(Path(policy_dir).glob("*.polar"))]  # as oso types it
         if not files:
             raise RuntimeError(f"no policy files in {policy_dir}")
         self.oso.load_files(files)
@@ -159,11 +104,11 @@ class AuthzEngine:
         # Only tests turn this off, to prove row-level security holds on its own.
         self.enforce = True
 
-    def is_allowed(self, actor: Any, action: str, resource: Any) -> bool:
-        ids = DECIDED_BY_IDS.get(type(resource))
+    def is_allowed(self, actor: Principal, action: str, resource: object) -> bool:
+        ids = decided_by_ids(resource)
         if ids is None:
             return bool(self.oso.is_allowed(actor, action, resource))
-        key = (action, type(resource), *ids(resource))
+        key = (action, type(resource), *ids)
         decided = actor.decisions.get(key)
         if decided is None:
             decided = bool(self.oso.is_allowed(actor, action, resource))
@@ -172,13 +117,14 @@ class AuthzEngine:
         return decided
 
     def deny(
-        self, actor: Any, action: str, resource: Any, visible: bool = False, probe: bool = False
+        self, actor: Principal, action: str, resource: object, visible: bool = False,
+        probe: bool = False,
     ) -> None:
         """Record a denial (the audit log) without raising."""
         if self.on_denial is not None:
             self.on_denial(actor, action, resource, visible, probe)
 
-    def authorize(self, actor: Any, action: str, resource: Any) -> None:
+    def authorize(self, actor: Principal, action: str, resource: object) -> None:
         if not self.enforce or self.is_allowed(actor, action, resource):
             return
         visible = action != "read" and self.is_allowed(actor, "read", resource)
@@ -187,7 +133,7 @@ class AuthzEngine:
             raise Forbidden(f"You may not {action.replace('_', ' ')} this resource.")
         raise NotFound()
 
-    def filter(self, actor: Any, action: str, model: type) -> ColumnElement[bool]:
+    def filter(self, actor: Principal, action: str, model: type) -> ColumnElement[bool]:
         """The policy as a WHERE clause; compiled once per (grants, action, model)."""
         if action in ASKED_BEFORE_EXISTING:
             raise ValueError(f"`{action}` is asked of an object to be, never of stored rows")
@@ -196,12 +142,12 @@ class AuthzEngine:
             key, lambda: self.oso.authorized_query(actor, action, model).where
         )
 
-    def condition(self, actor: Any, action: str, model: type) -> ColumnElement[bool]:
+    def condition(self, actor: Principal, action: str, model: type) -> ColumnElement[bool]:
         """`filter()`, or TRUE while enforcement is off. The same object for the same grants,
         so a statement built around it can be cached per grant set (see `galleries.listing`)."""
         return self.filter(actor, action, model) if self.enforce else _EVERY_ROW
 
-    def authorized(self, stmt: S, actor: Any, action: str, model: type) -> S:
+    def authorized(self, stmt: S, actor: Principal, action: str, model: type) -> S:
         if not self.enforce:
             return stmt
         return stmt.where(self.filter(actor, action, model))
@@ -211,17 +157,17 @@ def engine() -> AuthzEngine:
     return current_app.extensions["authz"]
 
 
-def is_allowed(actor: Any, action: str, resource: Any) -> bool:
+def is_allowed(actor: Principal, action: str, resource: object) -> bool:
     return engine().is_allowed(actor, action, resource)
 
 
-def authorize(actor: Any, action: str, resource: Any) -> None:
+def authorize(actor: Principal, action: str, resource: object) -> None:
     engine().authorize(actor, action, resource)
 
 
-def authorized(stmt: S, actor: Any, action: str, model: type) -> S:
+def authorized(stmt: S, actor: Principal, action: str, model: type) -> S:
     return engine().authorized(stmt, actor, action, model)
 
 
-def condition(actor: Any, action: str, model: type) -> ColumnElement[bool]:
+def condition(actor: Principal, action: str, model: type) -> ColumnElement[bool]:
     return engine().condition(actor, action, model)

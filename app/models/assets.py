@@ -15,10 +15,11 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Entity, UTCDateTime
-from app.models.tenancy import Site, in_one_site
+from app.models.resource import Resource
+from app.models.tenancy import in_one_site
 
 ASSET_STATUSES = ("pending", "ready")
 
@@ -33,6 +34,15 @@ class Asset(Entity):
         Index("ix_assets_status_created_at", "status", "created_at"),
         CheckConstraint("status IN ('pending', 'ready')", name="status"),
         CheckConstraint("size_bytes > 0", name="size_positive"),
+    )
+    __resource__ = Resource(
+        fields=("id", "created_by"), relations={"site": ("Site", "site_id")},
+        sample=lambda place: Asset(
+            org_id=place.org.id, site_id=place.site.id, key=f"samples/{uuid.uuid4()}",
+            filename="sample.png", content_type="image/png", size_bytes=1, status="ready",
+            tags=[], created_by=place.created_by,
+        ),
+        path_param="asset_id",
     )
 
     org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
@@ -54,6 +64,3 @@ class Asset(Entity):
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # object removed
 
-    site: Mapped[Site] = relationship(
-        viewonly=True, primaryjoin="Site.id == foreign(Asset.site_id)"
-    )

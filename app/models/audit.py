@@ -6,15 +6,22 @@ import uuid
 from typing import Any
 
 from sqlalchemy import JSON, Index, String
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Entity
-from app.models.tenancy import Organization
+from app.models.resource import Resource
 
 
 class AuditEvent(Entity):
     __tablename__ = "audit_events"
     __table_args__ = (Index("ix_audit_events_org_id_created_at", "org_id", "created_at", "id"),)
+    __resource__ = Resource(
+        fields=("id",), relations={"organization": ("Organization", "org_id")},
+        sample=lambda place: AuditEvent(
+            org_id=place.org.id, event="sample", actor_type="user", action="read",
+            resource_type="Organization", data={},
+        ),
+    )
 
     # No foreign keys: the log outlives what it talks about.
     org_id: Mapped[uuid.UUID | None]
@@ -27,6 +34,3 @@ class AuditEvent(Entity):
     request_id: Mapped[str | None] = mapped_column(String(128))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
-    organization: Mapped[Organization | None] = relationship(
-        viewonly=True, primaryjoin="foreign(AuditEvent.org_id) == Organization.id"
-    )

@@ -7,10 +7,11 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import JSON, ForeignKey, Index, String
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Entity, UTCDateTime
-from app.models.tenancy import ORG_ROLES, Organization, Site, _role_check, in_one_site
+from app.models.resource import Resource
+from app.models.tenancy import ORG_ROLES, _role_check, in_one_site
 
 
 class ApiKey(Entity):
@@ -19,6 +20,15 @@ class ApiKey(Entity):
         in_one_site("api_keys"),
         Index("ix_api_keys_org_id_created_at", "org_id", "created_at", "id"),
         _role_check(ORG_ROLES),
+    )
+    __resource__ = Resource(
+        fields=("id", "role", "site_id"),
+        relations={"organization": ("Organization", "org_id"), "site": ("Site", "site_id")},
+        sample=lambda place: ApiKey(
+            org_id=place.org.id, name="sample", role="viewer", secret_hash="-",  # noqa: S106 - a sample, never stored as a credential
+            created_by=place.created_by,
+        ),
+        path_param="api_key_id",
     )
 
     org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
@@ -33,7 +43,6 @@ class ApiKey(Entity):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    organization: Mapped[Organization] = relationship(viewonly=True)
 
 
 class IngestKey(Entity):
@@ -41,6 +50,14 @@ class IngestKey(Entity):
     __table_args__ = (
         in_one_site("ingest_keys"),
         Index("ix_ingest_keys_site_id_created_at", "site_id", "created_at", "id"),
+    )
+    __resource__ = Resource(
+        fields=("id",), relations={"site": ("Site", "site_id")},
+        sample=lambda place: IngestKey(
+            org_id=place.org.id, site_id=place.site.id, name="sample", secret_hash="-",  # noqa: S106 - a sample, never stored as a credential
+            allowed_origins=[], created_by=place.created_by,
+        ),
+        path_param="ingest_key_id",
     )
 
     org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
@@ -55,6 +72,3 @@ class IngestKey(Entity):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    site: Mapped[Site] = relationship(
-        viewonly=True, primaryjoin="Site.id == foreign(IngestKey.site_id)"
-    )

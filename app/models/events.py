@@ -13,10 +13,11 @@ from typing import Any
 
 from sqlalchemy import JSON, Index, String
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, UTCDateTime
-from app.models.tenancy import Site, in_one_site
+from app.db import Base, UTCDateTime, utcnow
+from app.models.resource import Resource
+from app.models.tenancy import in_one_site
 
 JSON_DOCUMENT = JSON().with_variant(JSONB(), "postgresql")
 
@@ -27,6 +28,13 @@ class Event(Base):
         in_one_site("events"),
         Index("ix_events_site_name_ts", "site_id", "name", "ts"),
         Index("ix_events_site_distinct_ts", "site_id", "distinct_id", "ts"),
+    )
+    __resource__ = Resource(
+        fields=(), relations={"site": ("Site", "site_id")},
+        sample=lambda place: Event(
+            org_id=place.org.id, site_id=place.site.id, ts=utcnow(), name="sample",
+            received_at=utcnow(), distinct_id="sample", properties={},
+        ),
     )
 
     site_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -39,6 +47,3 @@ class Event(Base):
     distinct_id: Mapped[str] = mapped_column(String(200))
     properties: Mapped[dict[str, Any]] = mapped_column(JSON_DOCUMENT)
 
-    site: Mapped[Site] = relationship(
-        viewonly=True, primaryjoin="Site.id == foreign(Event.site_id)"
-    )

@@ -15,10 +15,12 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Entity, UTCDateTime
-from app.models.tenancy import Site, in_one_site
+from app.models.assets import Asset
+from app.models.resource import Resource
+from app.models.tenancy import in_one_site
 
 
 class Gallery(Entity):
@@ -37,6 +39,14 @@ class Gallery(Entity):
         Index("ix_galleries_site_title", "site_id", "title", "id"),
         CheckConstraint("item_count >= 0", name="item_count"),
     )
+    __resource__ = Resource(
+        fields=("id", "created_by"), relations={"site": ("Site", "site_id")},
+        sample=lambda place: Gallery(
+            org_id=place.org.id, site_id=place.site.id, title="sample", description="",
+            created_by=place.created_by, item_count=0,
+        ),
+        path_param="gallery_id",
+    )
 
     org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     site_id: Mapped[uuid.UUID]
@@ -49,9 +59,6 @@ class Gallery(Entity):
     item_count: Mapped[int] = mapped_column(Integer, default=0)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    site: Mapped[Site] = relationship(
-        viewonly=True, primaryjoin="Site.id == foreign(Gallery.site_id)"
-    )
 
 
 class GalleryItem(Entity):
@@ -69,6 +76,14 @@ class GalleryItem(Entity):
         UniqueConstraint("gallery_id", "asset_id", name="uq_gallery_items_gallery_id_asset_id"),
         Index("ix_gallery_items_gallery_position", "gallery_id", "position", "id"),
     )
+    __resource__ = Resource(
+        fields=("id",), relations={"gallery": ("Gallery", "gallery_id")},
+        sample=lambda place: GalleryItem(
+            org_id=place.org.id, site_id=place.site.id, gallery_id=place.of(Gallery).id,
+            asset_id=place.of(Asset).id, caption="", position=0,
+        ),
+        path_param="item_id",
+    )
 
     org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     site_id: Mapped[uuid.UUID]
@@ -77,6 +92,3 @@ class GalleryItem(Entity):
     caption: Mapped[str] = mapped_column(String(1000), default="")
     position: Mapped[int] = mapped_column(Integer)
 
-    gallery: Mapped[Gallery] = relationship(
-        viewonly=True, primaryjoin="Gallery.id == foreign(GalleryItem.gallery_id)"
-    )

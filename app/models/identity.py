@@ -9,10 +9,17 @@ from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Entity, UTCDateTime, utcnow
+from app.models.resource import Resource
 
 
 class User(Entity):
     __tablename__ = "users"
+    # Not a tenant's row: a person may belong to several organizations. The policy calls it
+    # `Account`, since `User` names the signed-in actor there.
+    __resource__ = Resource(
+        fields=("id",), name="Account", tenant=False,
+        sample=lambda place: User(email=f"{uuid.uuid4().hex}@sample.test", password_hash="-"),  # noqa: S106 - a sample, never stored as a credential
+    )
 
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))

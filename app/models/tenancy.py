@@ -13,9 +13,11 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Entity, UTCDateTime
+from app.models.identity import User
+from app.models.resource import Resource
 
 # Highest last. The hierarchy itself lives in policies/, these are only the valid names.
 ORG_ROLES = ("viewer", "member", "site_admin", "org_admin")
@@ -38,6 +40,9 @@ def _role_check(roles: tuple[str, ...]) -> CheckConstraint:
 
 class Organization(Entity):
     __tablename__ = "organizations"
+    __resource__ = Resource(
+        fields=("id",), sample=lambda place: place.org, path_param="org_id", decided_by=("id",),
+    )
 
     name: Mapped[str] = mapped_column(String(200))
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -50,14 +55,16 @@ class Site(Entity):
         UniqueConstraint("id", "org_id", name="uq_sites_id_org_id"),
         Index("ix_sites_org_id_created_at", "org_id", "created_at", "id"),
     )
+    __resource__ = Resource(
+        fields=("id", "org_id"), relations={"parent": ("Organization", "org_id")},
+        sample=lambda place: place.site, path_param="site_id", decided_by=("id", "org_id"),
+    )
 
     org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"))
     name: Mapped[str] = mapped_column(String(200))
     domain: Mapped[str | None] = mapped_column(String(253))
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    # Polar's `parent` relation. Many-to-one: served from the identity map once loaded.
-    parent: Mapped[Organization] = relationship(viewonly=True)
 
 
 class OrgMembership(Entity):
@@ -67,12 +74,17 @@ class OrgMembership(Entity):
         Index("ix_org_memberships_user_id", "user_id"),
         _role_check(ORG_ROLES),
     )
+    __resource__ = Resource(
+        fields=("id", "user_id", "role"), relations={"organization": ("Organization", "org_id")},
+        sample=lambda place: OrgMembership(
+            org_id=place.org.id, user_id=place.of(User).id, role="viewer"
+        ),
+    )
 
     org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(String(32))
 
-    organization: Mapped[Organization] = relationship(viewonly=True)
 
 
 class SiteMembership(Entity):
@@ -84,12 +96,14 @@ class SiteMembership(Entity):
         Index("ix_site_memberships_org_id", "org_id"),
         _role_check(SITE_ROLES),
     )
+    __resource__ = Resource(
+        fields=("id", "user_id", "role"), relations={"site": ("Site", "site_id")},
+        sample=lambda place: SiteMembership(
+            org_id=place.org.id, site_id=place.site.id, user_id=place.of(User).id, role="viewer"
+        ),
+    )
 
     org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     site_id: Mapped[uuid.UUID]
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(String(32))
-
-    site: Mapped[Site] = relationship(
-        viewonly=True, primaryjoin="and_(Site.id == foreign(SiteMembership.site_id))"
-    )

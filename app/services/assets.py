@@ -7,9 +7,8 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
@@ -133,10 +132,22 @@ def complete(storage: Storage, asset: Asset) -> None:
                         extra={"fields": {"asset_id": str(asset.id)}})
 
 
-def scoped(org_id: uuid.UUID, site_id: uuid.UUID) -> Any:
+def scoped(org_id: uuid.UUID, site_id: uuid.UUID) -> Select[tuple[Asset]]:
     return select(Asset).where(
         Asset.org_id == org_id, Asset.site_id == site_id, Asset.deleted_at.is_(None)
     )
+
+
+def listing(
+    site: Site, *, status: str | None, content_type: str | None
+) -> Select[tuple[Asset]]:
+    """The site's live assets, with the list's filters (the caller ANDs its read filter)."""
+    stmt = scoped(site.org_id, site.id)
+    if status:
+        stmt = stmt.where(Asset.status == status)
+    if content_type:
+        stmt = stmt.where(Asset.content_type == content_type)
+    return stmt
 
 
 def get_asset(session: Session, site: Site, asset_id: uuid.UUID, *, lock: bool = False) -> Asset:

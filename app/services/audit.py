@@ -8,29 +8,34 @@ request that was denied).
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from app.authz.engine import polar_name
 from app.errors import Missing
 from app.models import AuditEvent, Organization
+from app.models.resource import polar_name
+
+if TYPE_CHECKING:  # annotations only: nothing here can test an actor's class
+    from app.authz.actors import Principal
 
 
-def org_of(resource: Any) -> uuid.UUID | None:
+def org_of(resource: object) -> uuid.UUID | None:
     if isinstance(resource, Organization):
         return resource.id
     return getattr(resource, "org_id", None)
 
 
-def denial(actor: Any, action: str, resource: Any, request_id: str | None) -> AuditEvent:
+def denial(
+    actor: Principal, action: str, resource: object, request_id: str | None
+) -> AuditEvent:
     resource_id = getattr(resource, "id", None)
     return AuditEvent(
         org_id=org_of(resource),
         event="authz.denied",
-        actor_type=getattr(actor, "kind", "anonymous"),
-        actor_id=getattr(actor, "id", None),
+        actor_type=actor.kind,
+        actor_id=actor.id,
         action=action,
         resource_type=polar_name(type(resource)),
         resource_id=str(resource_id) if resource_id is not None else None,
@@ -40,14 +45,14 @@ def denial(actor: Any, action: str, resource: Any, request_id: str | None) -> Au
 
 
 def refusal(
-    actor: Any, missing: Missing, method: str, route: str, request_id: str | None
+    actor: Principal, missing: Missing, method: str, route: str, request_id: str | None
 ) -> AuditEvent:
     """A request for an id that its path's scope does not hold (see `errors.Missing`)."""
     return AuditEvent(
         org_id=missing.org_id,
         event="authz.denied",
-        actor_type=getattr(actor, "kind", "anonymous"),
-        actor_id=getattr(actor, "id", None),
+        actor_type=actor.kind,
+        actor_id=actor.id,
         action="lookup",
         resource_type=missing.resource_type,
         resource_id=str(missing.resource_id),
@@ -60,5 +65,5 @@ def write(session: Session, events: list[AuditEvent]) -> None:
     session.add_all(events)
 
 
-def org_events(org_id: uuid.UUID) -> Any:
+def org_events(org_id: uuid.UUID) -> Select[tuple[AuditEvent]]:
     return select(AuditEvent).where(AuditEvent.org_id == org_id)

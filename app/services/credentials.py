@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import select, text, update
+from sqlalchemy import Select, select, text, update
 from sqlalchemy.orm import Session
 
-from app import db
 from app.auth import invalidation
 from app.auth.secrets import (
     API_KEY_PREFIX,
@@ -24,8 +24,8 @@ from app.db import utcnow
 from app.models import ApiKey, IngestKey, Organization, Site
 from app.services.lookups import one_or_missing
 
-TOUCH_EVERY = timedelta(minutes=1)
-Key = TypeVar("Key", ApiKey, IngestKey)  # last_used_at is written at most this often
+TOUCH_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often
+Key = TypeVar("Key", ApiKey, IngestKey)
 
 
 def _mint(session: Session, model: type[Key], prefix: str, **fields: Any) -> tuple[Key, str]:
@@ -72,11 +72,11 @@ def create_ingest_key(
     )
 
 
-def api_keys(org_id: uuid.UUID) -> object:
+def api_keys(org_id: uuid.UUID) -> Select[tuple[ApiKey]]:
     return select(ApiKey).where(ApiKey.org_id == org_id, ApiKey.revoked_at.is_(None))
 
 
-def ingest_keys(site: Site) -> object:
+def ingest_keys(site: Site) -> Select[tuple[IngestKey]]:
     return select(IngestKey).where(
         IngestKey.org_id == site.org_id,
         IngestKey.site_id == site.id,
@@ -85,12 +85,12 @@ def ingest_keys(site: Site) -> object:
 
 
 def get_api_key(session: Session, org_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey:
-    stmt = api_keys(org_id).where(ApiKey.id == key_id)  # type: ignore[attr-defined]
+    stmt = api_keys(org_id).where(ApiKey.id == key_id)
     return one_or_missing(session, stmt, ApiKey, key_id, org_id)
 
 
 def get_ingest_key(session: Session, site: Site, key_id: uuid.UUID) -> IngestKey:
-    stmt = ingest_keys(site).where(IngestKey.id == key_id)  # type: ignore[attr-defined]
+    stmt = ingest_keys(site).where(IngestKey.id == key_id)
     return one_or_missing(session, stmt, IngestKey, key_id, site.org_id)
 
 
@@ -99,52 +99,70 @@ def revoke(session: Session, key: ApiKey | IngestKey) -> None:
     invalidation.user_changed(session, key.id)
 
 
-def api_client(session: Session, key_id: uuid.UUID, secret: str) -> ApiClientActor | None:
+@dataclass(frozen=True)
+class KeyMatch:
+    """A live key whose secret matched: the actor it stands for, and what `touch` needs."""
+
+    actor: ApiClientActor | IngestClientActor
+    model: type[ApiKey] | type[IngestKey]
+    key_id: uuid.UUID
+    org_id: uuid.UUID
+    last_used_at: datetime | None
+
+
+def api_client(session: Session, key_id: uuid.UUID, secret: str) -> KeyMatch | None:
     """The actor of a live API key whose secret matches, else None."""
-    now = utcnow()
     row = _live_key(session, ApiKey, key_id, "app_api_key")
     if row is None or not matches(secret, row.secret_hash):
         return None
-    if row.expires_at is not None and row.expires_at <= now:
+    if row.expires_at is not None and row.expires_at <= utcnow():
         return None
-    db.set_scope(session, org_id=row.org_id)
-    _touch(session, ApiKey, row.id, row.last_used_at, now)
     if row.site_id is None:
-        return ApiClientActor(
+        actor = ApiClientActor(
             id=row.id, org_roles={row.org_id: row.role}, expires_at=row.expires_at
         )
-    return ApiClientActor(
-        id=row.id,
-        site_roles={row.site_id: row.role},
-        site_orgs={row.site_id: row.org_id},
-        expires_at=row.expires_at,
-    )
+    else:
+        actor = ApiClientActor(
+            id=row.id,
+            site_roles={row.site_id: row.role},
+            site_orgs={row.site_id: row.org_id},
+            expires_at=row.expires_at,
+        )
+    return KeyMatch(actor, ApiKey, row.id, row.org_id, row.last_used_at)
 
 
-def ingest_client(session: Session, key_id: uuid.UUID, secret: str) -> IngestClientActor | None:
+def ingest_client(session: Session, key_id: uuid.UUID, secret: str) -> KeyMatch | None:
     """The actor of a live ingest key whose secret matches, else None."""
     row = _live_key(session, IngestKey, key_id, "app_ingest_key")
     if row is None or not matches(secret, row.secret_hash):
         return None
-    db.set_scope(session, org_id=row.org_id)
-    _touch(session, IngestKey, row.id, row.last_used_at, utcnow())
-    return IngestClientActor(
+    actor = IngestClientActor(
         id=row.id, site_id=row.site_id, site_orgs={row.site_id: row.org_id},
         allowed_origins=tuple(row.allowed_origins or ()),
     )
+    return KeyMatch(actor, IngestKey, row.id, row.org_id, row.last_used_at)
 
 
-def _live_key(
-    session: Session, model: type[ApiKey] | type[IngestKey], key_id: uuid.UUID, function: str
-) -> ApiKey | IngestKey | None:
+def touch_due(match: KeyMatch, now: datetime) -> bool:
+    """`last_used_at` is written at most every TOUCH_EVERY."""
+    return match.last_used_at is None or now - match.last_used_at > TOUCH_EVERY
+
+
+def touch(session: Session, match: KeyMatch, now: datetime) -> None:
+    """Record the key's use (in the key's organization's scope)."""
+    model = match.model
+    session.execute(update(model).where(model.id == match.key_id).values(last_used_at=now))
+
+
+def _live_key(session: Session, model: type[Key], key_id: uuid.UUID, function: str) -> Key | None:
     """A key that is not revoked, of a live organization and site. Before the request
     knows its organization: on PostgreSQL through a SECURITY DEFINER function that finds
     this one key whatever row-level security would hide."""
     if session.get_bind().dialect.name == "postgresql":
-        stmt: Any = select(model).from_statement(
+        by_function = select(model).from_statement(
             text(f"SELECT * FROM {function}(:key_id)")  # noqa: S608 - a constant name
         ).params(key_id=key_id)
-        return session.scalars(stmt).one_or_none()
+        return session.scalars(by_function).one_or_none()
     site_live = Site.deleted_at.is_(None)
     stmt = (
         select(model)
@@ -154,10 +172,3 @@ def _live_key(
                Organization.deleted_at.is_(None), site_live)
     )
     return session.scalars(stmt).one_or_none()
-
-
-def _touch(
-    session: Session, model: type, key_id: uuid.UUID, last: datetime | None, now: datetime
-) -> None:
-    if last is None or now - last > TOUCH_EVERY:
-        session.execute(update(model).where(model.id == key_id).values(last_used_at=now))  # type: ignore[attr-defined]

@@ -17,9 +17,10 @@ from app.db import utcnow
 from app.errors import BadRequest, Conflict
 from app.models import Asset, Gallery, GalleryItem, Site
 from app.services.lookups import one_or_missing
+from app.storage import Storage
 
 
-def scoped(site: Site, *, deleted: bool = False) -> Select[Any]:
+def scoped(site: Site, *, deleted: bool = False) -> Select[tuple[Gallery]]:
     """The site's galleries; the deleted ones instead when `deleted`."""
     alive = Gallery.deleted_at.is_not(None) if deleted else Gallery.deleted_at.is_(None)
     return select(Gallery).where(Gallery.org_id == site.org_id, Gallery.site_id == site.id, alive)
@@ -103,7 +104,7 @@ LIST_FILTERS: dict[str, ColumnElement[bool]] = {
 
 def listing(
     site: Site, args: dict[str, Any], read_filter: ColumnElement[bool]
-) -> tuple[Select[Any], dict[str, Any]]:
+) -> tuple[Select[tuple[Gallery]], dict[str, Any]]:
     """The site's live galleries that pass `read_filter` (the policy's) and the filters in
     `args` (title search, creator, creation window, has items): a statement and the values
     of its bind parameters. The statement depends only on which filters are used and on
@@ -117,7 +118,9 @@ def listing(
 
 
 @lru_cache(maxsize=1024)
-def _listing(read_filter: ColumnElement[bool], filters: tuple[str, ...]) -> Select[Any]:
+def _listing(
+    read_filter: ColumnElement[bool], filters: tuple[str, ...]
+) -> Select[tuple[Gallery]]:
     # Holding `read_filter` in the key keeps it alive: its identity stays its grants'.
     return select(Gallery).where(
         Gallery.org_id == bindparam("org_id"),
@@ -132,17 +135,32 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def ready_assets(ids: set[uuid.UUID]) -> Select[Any]:
-    """Ready, live assets among `ids` (the caller ANDs its read filter)."""
+def download_urls(
+    session: Session, storage: Storage, ids: set[uuid.UUID], read_filter: ColumnElement[bool]
+) -> dict[uuid.UUID, str]:
+    """Asset id -> a presigned download URL, for the ready, live assets among `ids` that
+    pass `read_filter` (the policy's): one query for a whole page of galleries or items."""
+    if not ids:
+        return {}
+    return {
+        asset.id: storage.presign_get(asset.key, asset.filename, asset.content_type)[0]
+        for asset in session.scalars(readable_assets(ids, read_filter))
+    }
+
+
+def readable_assets(
+    ids: set[uuid.UUID], read_filter: ColumnElement[bool]
+) -> Select[tuple[Asset]]:
+    """The ready, live assets among `ids` that pass `read_filter`."""
     return select(Asset).where(
-        Asset.id.in_(ids), Asset.status == "ready", Asset.deleted_at.is_(None)
+        Asset.id.in_(ids), Asset.status == "ready", Asset.deleted_at.is_(None), read_filter
     )
 
 
 # -- items --------------------------------------------------------------------------------------
 
 
-def items(gallery: Gallery) -> Select[Any]:
+def items(gallery: Gallery) -> Select[tuple[GalleryItem]]:
     return select(GalleryItem).where(
         GalleryItem.site_id == gallery.site_id, GalleryItem.gallery_id == gallery.id
     )

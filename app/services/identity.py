@@ -27,11 +27,10 @@ class Grant:
 
 def register(session: Session, email: str, password: str, display_name: str = "") -> User:
     user = User(email=email, password_hash=hash_password(password), display_name=display_name)
-    session.add(user)
     try:
-        session.flush()
+        with session.begin_nested():  # a savepoint: the taken email fails this alone
+            session.add(user)
     except IntegrityError as exc:
-        session.rollback()
         raise Conflict("An account with this email already exists.") from exc
     return user
 

@@ -99,8 +99,10 @@ def validate(event: Any, now: datetime) -> tuple[tuple[Any, ...] | None, dict[st
             errors["event_id"] = ["Not a valid UUID."]
 
     name = event.get("name")
-    if type(name) is not str or not _NAME_MATCH(name):
-        errors["name"] = [_type_problem(event, "name", "string") or "Not a valid event name."]
+    if type(name) is not str:
+        errors["name"] = [_type_problem(event, "name", "string")]
+    elif not _NAME_MATCH(name):
+        errors["name"] = ["Not a valid event name."]
 
     ts = event.get("timestamp")
     if type(ts) is not str:
@@ -151,14 +153,13 @@ _NO_PROPERTIES: dict[str, Any] = {}
 _NO_PROPERTIES_JSON = spec.properties_json(_NO_PROPERTIES)
 
 
-def _type_problem(event: dict[str, Any], field: str, expected: str) -> str | None:
-    """Why `field` is missing, null or of the wrong type, or None when it is a string."""
+def _type_problem(event: dict[str, Any], field: str, expected: str) -> str:
+    """Why `field`, which is not a string, is refused: missing, null or of another type."""
     if field not in event:
         return REQUIRED
-    value = event[field]
-    if value is None:
+    if event[field] is None:
         return NOT_NULL
-    return None if type(value) is str else INVALID.format(expected)
+    return INVALID.format(expected)
 
 
 def _bad() -> Any:
@@ -208,7 +209,7 @@ def write(
         )
         return result.rowcount
     # SQLite, the embedded default: one executemany; its rowcount counts the new rows.
-    stmt = insert(Event.__table__).prefix_with("OR IGNORE")
+    stmt = insert(Event.__table__).prefix_with("OR IGNORE")  # type: ignore[arg-type]  # typed FromClause; a model's is a Table
     values = [
         {"org_id": org_id, "site_id": site_id, "event_id": r[0], "name": r[1],
          "ts": r[2].astimezone(UTC), "received_at": now, "distinct_id": r[3],

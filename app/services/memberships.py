@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
 from app.auth import invalidation
 from app.errors import Conflict, NotFound
 from app.models import Organization, OrgMembership, Site, SiteMembership, User
 from app.services.lookups import one_or_missing
+
+Membership = TypeVar("Membership", OrgMembership, SiteMembership)
 
 
 def member_view(membership: OrgMembership | SiteMembership, user: User) -> dict[str, Any]:
@@ -25,7 +28,9 @@ def member_view(membership: OrgMembership | SiteMembership, user: User) -> dict[
     }
 
 
-def with_users(session: Session, memberships: list[Any]) -> list[dict[str, Any]]:
+def with_users(
+    session: Session, memberships: Sequence[OrgMembership | SiteMembership]
+) -> list[dict[str, Any]]:
     """Attach each membership's user with one query for the whole page."""
     ids = {m.user_id for m in memberships}
     users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(ids)))} if ids else {}
@@ -39,7 +44,7 @@ def _user_by_email(session: Session, email: str) -> User:
     return user
 
 
-def with_role(membership: OrgMembership | SiteMembership, role: str) -> Any:
+def with_role(membership: Membership, role: str) -> Membership:
     """The membership as it would be with `role`: what a role change is authorized on."""
     columns = {c.key: getattr(membership, c.key) for c in membership.__table__.columns}
     return type(membership)(**{**columns, "role": role})
@@ -53,7 +58,7 @@ def proposed_org_member(org: Organization, role: str) -> OrgMembership:
     return OrgMembership(org_id=org.id, role=role)
 
 
-def org_members(org_id: uuid.UUID) -> Any:
+def org_members(org_id: uuid.UUID) -> Select[tuple[OrgMembership]]:
     return select(OrgMembership).where(OrgMembership.org_id == org_id)
 
 
@@ -119,7 +124,7 @@ def proposed_site_member(site: Site, role: str) -> SiteMembership:
     return SiteMembership(org_id=site.org_id, site_id=site.id, role=role)
 
 
-def site_members(site: Site) -> Any:
+def site_members(site: Site) -> Select[tuple[SiteMembership]]:
     return select(SiteMembership).where(
         SiteMembership.org_id == site.org_id, SiteMembership.site_id == site.id
     )

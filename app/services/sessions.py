@@ -12,13 +12,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, Select, select, update
 from sqlalchemy.orm import Session
 
 from app.auth import invalidation
 from app.auth.passwords import hash_password, verify_password
 from app.auth.secrets import digest, new_secret
-from app.db import utcnow
+from app.db import rowcount, utcnow
 from app.errors import BadRequest, Unauthorized
 from app.models import AuditEvent, AuthSession, RefreshToken, User
 
@@ -104,9 +104,8 @@ def _live(session: Session, auth_session: AuthSession, now: datetime, idle: time
 
 
 def revoke_reused(session: Session, reuse: RefreshReuse, request_id: str | None) -> None:
-    """Revoke the session whose token was replayed, and record it; commits, because the
-    request itself fails."""
-    session.rollback()
+    """Revoke the session whose token was replayed, and record it. The request itself
+    fails: call it with a session apart from the request's (UnitOfWork.apart)."""
     log.warning(
         "refresh token reused: session revoked",
         extra={"fields": {"session_id": str(reuse.session_id), "user_id": str(reuse.user_id)}},
@@ -125,21 +124,21 @@ def revoke_reused(session: Session, reuse: RefreshReuse, request_id: str | None)
             data={},
         )
     )
-    session.commit()
 
 
-def _revoke(session: Session, which: object, user_id: uuid.UUID) -> int:
+def _revoke(session: Session, which: ColumnElement[bool], user_id: uuid.UUID) -> int:
     result = session.execute(
         update(AuthSession)
         .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None), which)
         .values(revoked_at=utcnow())
     )
     invalidation.user_changed(session, user_id)
-    return result.rowcount or 0
+    return rowcount(result)
 
 
-def revoke(session: Session, user_id: uuid.UUID, session_id: uuid.UUID) -> bool:
-    """Revoke one of the user's sessions; False when it has no such live session."""
+def revoke(session: Session, user_id: uuid.UUID, session_id: uuid.UUID | None) -> bool:
+    """Revoke one of the user's sessions; False when it has no such live session (None
+    names none: an actor made outside a login)."""
     return _revoke(session, AuthSession.id == session_id, user_id) > 0
 
 
@@ -149,7 +148,7 @@ def revoke_all(session: Session, user_id: uuid.UUID, keep: uuid.UUID | None = No
     return _revoke(session, which, user_id)
 
 
-def live_sessions(user_id: uuid.UUID) -> object:
+def live_sessions(user_id: uuid.UUID) -> Select[tuple[AuthSession]]:
     return select(AuthSession).where(
         AuthSession.user_id == user_id,
         AuthSession.revoked_at.is_(None),

@@ -5,19 +5,21 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from app.auth import invalidation
-from app.db import set_scope, utcnow
+from app.db import utcnow
 from app.models import Organization, OrgMembership, Site
 from app.services.lookups import one_or_missing
 
 
-def create_org(session: Session, creator_id: uuid.UUID, name: str) -> Organization:
-    """Create an organization; its creator becomes its first org_admin."""
-    org = Organization(id=uuid.uuid4(), name=name)
-    set_scope(session, org_id=org.id, user_id=creator_id)  # row-level security: the new org
+def create_org(
+    session: Session, org_id: uuid.UUID, creator_id: uuid.UUID, name: str
+) -> Organization:
+    """Create an organization; its creator becomes its first org_admin. The session must
+    be scoped to `org_id` already (UnitOfWork.enter): row-level security checks the rows."""
+    org = Organization(id=org_id, name=name)
     session.add(org)
     session.flush()
     session.add(OrgMembership(org_id=org.id, user_id=creator_id, role="org_admin"))
@@ -33,11 +35,11 @@ def get_org(session: Session, org_id: uuid.UUID, *, lock: bool = False) -> Organ
     return one_or_missing(session, stmt, Organization, org_id, org_id)
 
 
-def live_orgs() -> Any:
+def live_orgs() -> Select[tuple[Organization]]:
     return select(Organization).where(Organization.deleted_at.is_(None))
 
 
-def update(entity: Any, changes: dict[str, Any]) -> None:
+def update(entity: object, changes: dict[str, Any]) -> None:
     for name, value in changes.items():
         setattr(entity, name, value)
 
@@ -65,5 +67,5 @@ def get_site(session: Session, org_id: uuid.UUID, site_id: uuid.UUID) -> Site:
     )
 
 
-def live_sites(org_id: uuid.UUID) -> Any:
+def live_sites(org_id: uuid.UUID) -> Select[tuple[Site]]:
     return select(Site).where(Site.org_id == org_id, Site.deleted_at.is_(None))

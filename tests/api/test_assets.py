@@ -13,7 +13,9 @@ import requests
 from sqlalchemy import insert
 
 from app.models import Asset
-from tests.api.helpers import (
+from app.storage import signing_window
+from tests.support import Tenant, World
+from tests.support.http import (
     BAD_NAMES,
     RoleCase,
     assert_problem,
@@ -22,7 +24,7 @@ from tests.api.helpers import (
     items,
     role_table,
 )
-from tests.api.upload_helpers import (
+from tests.support.uploads import (
     ASSET_FIELDS,
     PNG,
     asset_path,
@@ -35,7 +37,6 @@ from tests.api.upload_helpers import (
     stored,
     stored_asset,
 )
-from tests.support import Tenant, World
 
 pytestmark = pytest.mark.portable
 
@@ -249,9 +250,14 @@ def test_download_url_after_a_real_upload(app, client, tenant, filename, disposi
         query = parse_qs(urlsplit(got["url"]).query)
         assert query["X-Amz-Expires"] == [str(ttl)]
         assert "X-Amz-Signature" in query
+        # Signed at the start of its window (app/storage.py): never valid beyond now + TTL,
+        # and at least TTL - window from now; expires_at is when the URL itself expires.
         expires = _utc(got["expires_at"])
-        assert before + timedelta(seconds=ttl - 2) <= expires <= datetime.now(UTC) + timedelta(
-            seconds=ttl)
+        window = timedelta(seconds=signing_window(ttl))
+        assert before + timedelta(seconds=ttl) - window < expires <= datetime.now(
+            UTC) + timedelta(seconds=ttl)
+        signed_at = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ")
+        assert signed_at.replace(tzinfo=UTC) + timedelta(seconds=ttl) == expires
         fetched = requests.get(got["url"], timeout=10)
         assert fetched.status_code == 200
         assert fetched.content == PNG

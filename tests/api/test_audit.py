@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.api.helpers import (
+from tests.support.http import (
     RoleCase,
     assert_problem,
     check_role_case,
@@ -241,7 +241,7 @@ def test_audit_log_sorts_by_creation_only(client, tenant, sort):
 def test_what_is_for_people_only_is_a_recorded_refusal_for_a_key(client, app, tenant):
     """An org_admin API key asking for what the policy keeps for people gets a 403, and the
     refusal names the policy's action and resource (policies/accounts.polar, ...)."""
-    from tests.api.test_keys import create_api_key
+    from tests.support.keys import create_api_key
 
     key = create_api_key(client, tenant, role="org_admin")
     asks = [

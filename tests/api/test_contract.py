@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.api.helpers import (
+from tests.support import Tenant
+from tests.support.http import (
     assert_problem,
     check_each,
     etag,
@@ -27,7 +28,6 @@ from tests.api.helpers import (
     seed_site_members,
     seed_sites,
 )
-from tests.support import Tenant
 
 pytestmark = pytest.mark.portable
 

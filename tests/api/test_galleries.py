@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from app.models import Gallery, GalleryItem
-from tests.api.gallery_helpers import (
+from tests.support import Tenant, World
+from tests.support.galleries import (
     GALLERY_FIELDS,
     add_item,
     create_gallery,
@@ -26,7 +27,7 @@ from tests.api.gallery_helpers import (
     patch_gallery,
     without_urls,
 )
-from tests.api.helpers import (
+from tests.support.http import (
     BAD_NAMES,
     ROLES,
     RoleCase,
@@ -38,7 +39,6 @@ from tests.api.helpers import (
     items,
     role_table,
 )
-from tests.support import Tenant, World
 
 pytestmark = pytest.mark.portable
 
@@ -319,7 +319,7 @@ def test_list_shows_the_sites_galleries_to_every_reader(client, world, tenant):
 def test_api_key_roles(client, world, tenant):
     """Keys read galleries and change them with their role; they create none (galleries
     belong to people) and the creator rule is for people only."""
-    from tests.test_tenant_isolation import new_api_key
+    from tests.support.routes import new_api_key
 
     gallery = new_gallery(world, tenant.site, tenant["member"])
     path = gallery_path(tenant, gallery)

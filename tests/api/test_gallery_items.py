@@ -11,7 +11,8 @@ import requests
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from tests.api.gallery_helpers import (
+from tests.support import Tenant
+from tests.support.galleries import (
     ITEM_FIELDS,
     StatementCounter,
     add_item,
@@ -30,8 +31,7 @@ from tests.api.gallery_helpers import (
     stored_positions,
     upload,
 )
-from tests.api.helpers import assert_problem, check_each, etag, items, pages
-from tests.support import Tenant
+from tests.support.http import assert_problem, check_each, etag, items, pages
 
 
 @pytest.fixture
@@ -459,6 +459,35 @@ def test_real_upload_then_gallery_urls_download_the_file(client, tenant, gallery
                                 "size_bytes": 10}, headers=member.headers).get_json()
     assert_problem(add_item(client, tenant, gallery, member, started["asset"]["id"]), 400,
                    errors={"asset_id"})
+
+
+@pytest.mark.portable
+def test_listings_within_a_window_hand_out_the_same_urls(app, client, world, tenant, gallery,
+                                                         monkeypatch):
+    """So that a browser listing again reuses the images it cached; after the window, new
+    URLs (still never valid beyond now + TTL: tests/app/test_storage.py)."""
+    from app.storage import signing_window
+
+    member, viewer = tenant["member"], tenant["viewer"]
+    asset = new_asset(world, tenant.site, member)
+    add_item(client, tenant, gallery, member, asset)
+    patch_gallery(client, tenant, gallery, member, cover_asset_id=str(asset))
+    storage = app.extensions["storage"]
+    window = signing_window(app.extensions["settings"].download_url_ttl_seconds)
+    start = 1_800_000_000 // window * window
+
+    def urls(now: float) -> tuple[list, list]:
+        monkeypatch.setattr(storage, "clock", lambda: now)
+        covers = [g["cover_url"] for g in items(client, galleries_path(tenant), viewer)]
+        downloads = [i["download_url"] for i in items(client, items_path(tenant, gallery),
+                                                       viewer)]
+        return covers, downloads
+
+    first = urls(start)
+    assert all(first[0]) and all(first[1])
+    assert urls(start + window - 0.5) == first
+    after = urls(start + window)
+    assert after[0] != first[0] and after[1] != first[1]
 
 
 # -- the items list ----------------------------------------------------------------------------

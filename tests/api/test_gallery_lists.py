@@ -17,7 +17,8 @@ from app.authz.actors import UserActor
 from app.db import utcnow
 from app.models import Gallery
 from app.services import galleries
-from tests.api.gallery_helpers import (
+from tests.support import Tenant
+from tests.support.galleries import (
     StatementCounter,
     create_gallery,
     delete_gallery,
@@ -27,8 +28,7 @@ from tests.api.gallery_helpers import (
     new_assets,
     new_gallery,
 )
-from tests.api.helpers import assert_problem, check_each, items, pages
-from tests.support import Tenant
+from tests.support.http import assert_problem, check_each, items, pages
 
 pytestmark = pytest.mark.portable
 

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError, fields
 
 from schemas.common import Text
-from tests.api.helpers import assert_problem, check_each
 from tests.support import Tenant
+from tests.support.http import assert_problem, check_each
 
 pytestmark = pytest.mark.portable
 

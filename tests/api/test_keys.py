@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +15,8 @@ from sqlalchemy import select, update
 
 from app.db import owner_sessionmaker, utcnow
 from app.models import ApiKey, IngestKey
-from tests.api.helpers import (
+from tests.support import Tenant
+from tests.support.http import (
     ROLES,
     RoleCase,
     assert_problem,
@@ -25,56 +25,17 @@ from tests.api.helpers import (
     if_match,
     role_table,
 )
-from tests.support import Tenant
+from tests.support.keys import (
+    Key,
+    api_keys_path,
+    bearer,
+    create_api_key,
+    create_ingest_key,
+    ingest_keys_path,
+    split_key,
+)
 
 pytestmark = pytest.mark.portable
-
-
-@dataclass
-class Key:
-    """A created key as a caller holds it."""
-
-    id: str
-    secret: str
-    body: dict[str, Any]
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.secret}"}
-
-
-def split_key(token: str) -> tuple[str, str]:
-    """`<prefix><32 hex id>` and the secret (which may itself contain `_`)."""
-    assert token[35] == "_", token
-    return token[:35], token[36:]
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def api_keys_path(tenant: Tenant) -> str:
-    return f"{tenant.org_path}/api-keys"
-
-
-def ingest_keys_path(tenant: Tenant) -> str:
-    return f"{tenant.site_path}/ingest-keys"
-
-
-def create_api_key(client: Any, tenant: Tenant, role: str = "viewer", **body: Any) -> Key:
-    body = {"name": f"ci-{role}", "role": role, **body}
-    r = client.post(api_keys_path(tenant), json=body, headers=tenant["org_admin"].headers)
-    assert r.status_code == 201, r.get_data(as_text=True)
-    data = r.get_json()
-    return Key(data["id"], data["secret"], data)
-
-
-def create_ingest_key(client: Any, tenant: Tenant, **body: Any) -> Key:
-    body = {"name": "browser", **body}
-    r = client.post(ingest_keys_path(tenant), json=body, headers=tenant["site_admin"].headers)
-    assert r.status_code == 201, r.get_data(as_text=True)
-    data = r.get_json()
-    return Key(data["id"], data["secret"], data)
 
 
 def row(app: Any, model: type, key_id: str) -> Any:

@@ -6,7 +6,8 @@ import uuid
 
 import pytest
 
-from tests.api.helpers import (
+from tests.support import Tenant
+from tests.support.http import (
     ORG_ROLE_HOLDERS,
     SITE_ONLY_ROLES,
     RoleCase,
@@ -19,7 +20,6 @@ from tests.api.helpers import (
     role_table,
     site_roles_of,
 )
-from tests.support import Tenant
 
 pytestmark = pytest.mark.portable
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from app import create_app
+from app import create_app, needs
 from app.auth.keys import KeyRing
 from app.observability import JsonFormatter
 from tests.support import PASSWORD
@@ -205,7 +205,7 @@ def crashing_app(database_url: str, tmp_path: Any) -> Iterator[Any]:
     def boom() -> Any:
         raise RuntimeError("internal detail: SELECT secret FROM vault")
 
-    boom._public = True  # type: ignore[attr-defined]
+    needs.declare(boom, needs.PUBLIC)
     application.add_url_rule("/boom", "boom", boom)
     yield application
     cache = application.extensions.get("actor_cache")

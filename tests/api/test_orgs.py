@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.api.helpers import (
+from tests.support.http import (
     BAD_NAMES,
     ROLES,
     RoleCase,

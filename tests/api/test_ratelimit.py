@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from app import create_app
-from tests.api.helpers import assert_problem
 from tests.support import PASSWORD, Tenant, World
+from tests.support.http import assert_problem
 
 pytestmark = pytest.mark.portable
 
@@ -222,7 +222,7 @@ def test_probing_organizations_fills_the_audit_log_only_so_far(make_app, world):
     """Denials about organizations an actor holds nothing in are recorded up to
     AUDIT_PROBE_LIMIT per actor: a script walking random ids cannot flood the log. The
     answers themselves do not change (404), and another actor's probes are still kept."""
-    from tests.api.helpers import denials, request_id, with_id
+    from tests.support.http import denials, request_id, with_id
 
     app = make_app(ratelimit_storage_uri="memory://", audit_probe_limit="3 per minute")
     client = app.test_client()

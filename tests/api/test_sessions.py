@@ -25,8 +25,8 @@ from app import create_app
 from app.db import owner_sessionmaker, utcnow
 from app.models import AuditEvent, AuthSession, RefreshToken
 from app.observability import JsonFormatter
-from tests.api.helpers import assert_problem
 from tests.support import PASSWORD, Person
+from tests.support.http import assert_problem
 
 # -- helpers -----------------------------------------------------------------------------------
 

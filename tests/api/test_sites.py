@@ -6,7 +6,8 @@ import uuid
 
 import pytest
 
-from tests.api.helpers import (
+from tests.support import Tenant
+from tests.support.http import (
     BAD_NAMES,
     ROLES,
     SITE_ONLY_ROLES,
@@ -19,7 +20,6 @@ from tests.api.helpers import (
     items,
     role_table,
 )
-from tests.support import Tenant
 
 pytestmark = pytest.mark.portable
 

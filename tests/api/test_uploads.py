@@ -26,8 +26,9 @@ from app.media_types import extensions
 from app.models import Asset
 from app.observability import JsonFormatter, configure_logging
 from app.services.assets import final_key, upload_key
-from tests.api.gallery_helpers import add_item, create_gallery, galleries_path
-from tests.api.helpers import (
+from tests.support import Tenant, World, as_administrator
+from tests.support.galleries import add_item, create_gallery, galleries_path
+from tests.support.http import (
     PROBLEM_KEYS,
     ROLES,
     RoleCase,
@@ -36,7 +37,7 @@ from tests.api.helpers import (
     check_role_case,
     role_table,
 )
-from tests.api.upload_helpers import (
+from tests.support.uploads import (
     ASSET_FIELDS,
     PNG,
     asset_path,
@@ -55,7 +56,6 @@ from tests.api.upload_helpers import (
     stored_asset,
     uploads_path,
 )
-from tests.support import Tenant, World, as_administrator
 
 pytestmark = pytest.mark.portable
 
@@ -433,7 +433,6 @@ def storage_down(app: Any, tmp_path: Any) -> Iterator[Any]:
         "jwt_keys": base.jwt_keys,
         "ratelimit_enabled": False,
         "s3_endpoint_url": f"http://127.0.0.1:{port}",
-        "s3_create_bucket": False,
         "s3_max_attempts": 1,
         "log_level": "CRITICAL",
     })

@@ -9,13 +9,13 @@ from typing import Any
 
 import click
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app import create_app
 from app.cli import DEMO_PASSWORD
 from app.config import ConfigError, Settings
 from app.db import owner_sessionmaker
-from app.models import IdempotencyRecord
+from app.models import IdempotencyRecord, Organization
 from tests.app.test_config import PRODUCTION
 
 
@@ -24,7 +24,7 @@ def production_app(tmp_path: Path, **overrides: Any) -> Any:
     built the way `flask --app wsgi ...` builds it: inside a command line's context."""
     settings = Settings().with_overrides({
         **PRODUCTION, "jwt_keys": None, "jwt_keys_file": str(tmp_path / "keys" / "jwt.json"),
-        "instance_path": str(tmp_path / "instance"), "s3_create_bucket": False,
+        "instance_path": str(tmp_path / "instance"),
         "log_level": "WARNING", **overrides,
     })
     with click.Context(click.Command("flask")):
@@ -55,7 +55,6 @@ def test_keys_add_makes_the_first_key_file_in_production(tmp_path):
 def test_a_production_server_does_not_start_without_its_key_file(tmp_path):
     settings = Settings().with_overrides({
         **PRODUCTION, "jwt_keys": None, "jwt_keys_file": str(tmp_path / "missing.json"),
-        "s3_create_bucket": False,
     })
     with pytest.raises(ConfigError, match="flask keys add"):
         create_app(settings)  # gunicorn builds it outside any command line
@@ -94,6 +93,22 @@ def test_seed_demo_creates_a_working_demo_as_the_owner(app, client):
     assert [org["name"] for org in orgs] == ["Demo Org"]
     sites = client.get(f"/v1/orgs/{orgs[0]['id']}/sites", headers=headers).get_json()["items"]
     assert [site["name"] for site in sites] == ["Demo Site"]
+
+
+@pytest.mark.portable
+def test_seed_demo_says_so_when_its_organization_was_renamed(app):
+    """The demo users exist but their organization took another name (a PATCH away): the
+    command explains instead of failing on the organization it cannot find."""
+    with app.app_context():
+        assert app.test_cli_runner().invoke(args=["seed-demo"]).exit_code == 0
+    with owner_sessionmaker(app)() as session, session.begin():
+        session.execute(update(Organization).where(Organization.name == "Demo Org")
+                        .values(name="Renamed"))
+    with app.app_context():
+        result = app.test_cli_runner().invoke(args=["seed-demo"])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "no organization `Demo Org`" in result.output
 
 
 @pytest.mark.portable

@@ -59,8 +59,8 @@ def test_environment_variables_are_read(monkeypatch):
 
 
 def test_a_non_integer_is_a_clear_error(monkeypatch):
-    monkeypatch.setenv("PAGE_MAX_LIMIT", "lots")
-    with pytest.raises(ConfigError, match="PAGE_MAX_LIMIT"):
+    monkeypatch.setenv("DATABASE_POOL_SIZE", "lots")
+    with pytest.raises(ConfigError, match="DATABASE_POOL_SIZE"):
         Settings.from_env()
 
 

@@ -320,3 +320,25 @@ def test_revoking_an_api_key_through_one_app_reaches_the_other(app, isolated):
                                  headers=tenant["org_admin"].headers)
     assert r.status_code == 204
     assert wait_for(lambda: client.get(tenant.org_path, headers=headers).status_code == 401) < 2.0
+
+
+@pytest.mark.parametrize("gone", ["DELETE FROM users WHERE id = %s",
+                                  "UPDATE users SET deleted_at = now() WHERE id = %s"])
+def test_me_answers_401_when_the_account_went_behind_a_cached_actor(
+    app, client, world, database_url, gone
+):
+    """An account can go while its actor is still trusted: removed by hand (no
+    notification), or by another transaction between authentication and the view. /v1/me
+    then answers what authentication would have: 401, not a 500 (row gone) nor the
+    deleted account's data (row soft-deleted)."""
+    person = world.user()
+    wait_listening(app)
+    for _ in range(2):
+        assert client.get("/v1/me", headers=person.headers).status_code == 200
+    with psycopg.connect(libpq(database_url), autocommit=True) as conn:
+        conn.execute(gone, (person.id,))
+    with statements(app) as seen:
+        r = client.get("/v1/me", headers=person.headers)
+    assert touching(seen, ("auth_sessions",)) == [], "the actor came from the cache"
+    assert r.status_code == 401
+    assert r.headers["Content-Type"] == "application/problem+json"

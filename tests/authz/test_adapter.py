@@ -23,7 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 
 from app.authz.actors import UserActor
 from app.authz.adapter import SqlFilterAdapter, UnsupportedFilter
-from app.db import owner_sessionmaker
+from app.db import UnitOfWork, owner_sessionmaker
 from app.models import Organization, Site, SiteMembership, User
 
 pytestmark = pytest.mark.portable
@@ -221,7 +221,8 @@ def _sql(stmt) -> str:
 def test_real_filters_need_no_join_or_distinct(app):
     engine = app.extensions["authz"]
     with app.app_context():
-        g.db_session = s = owner_sessionmaker(app)()  # owner: not about row-level security
+        g.unit = UnitOfWork(owner_sessionmaker(app))  # owner: not about row-level security
+        s = g.unit.session
         try:
             user = User(id=uuid.uuid4(), email=f"{uuid.uuid4().hex}@x.test", password_hash="-")
             mine, other = Organization(name="mine"), Organization(name="other")

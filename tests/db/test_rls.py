@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
-from app.db import make_engine, make_sessionmaker, owner_sessionmaker, set_scope
+from app.db import UnitOfWork, make_engine, make_sessionmaker, owner_sessionmaker
 from app.services.partitions import create_month_partitions
 from app.services.partitions import partitions as event_partitions
 from tests.support import APP_ROLE, OWNER_ROLE
@@ -95,13 +95,13 @@ def test_no_org_set_sees_nothing(runtime, two_orgs):
 
 def test_the_setting_does_not_leak_through_the_pool(runtime, two_orgs):
     a, _ = two_orgs
-    maker = make_sessionmaker(runtime)  # pool of one connection: the next user gets it
-    with maker() as session:
-        set_scope(session, org_id=a.org.id)
-        assert _site_orgs(session.connection()) == {a.org.id}
-        session.commit()
-        # Same session, same pooled connection, new transaction: scope re-applied.
-        assert _site_orgs(session.connection()) == {a.org.id}
+    unit = UnitOfWork(make_sessionmaker(runtime))  # pool of one connection: reused next
+    unit.scope(org_id=a.org.id, user_id=None)
+    assert _site_orgs(unit.session.connection()) == {a.org.id}
+    unit.commit()
+    # Same session, same pooled connection, new transaction: scope re-applied.
+    assert _site_orgs(unit.session.connection()) == {a.org.id}
+    unit.close()
     with runtime.begin() as conn:  # a different user of the same connection
         assert conn.execute(text("SELECT current_setting('app.org_id', true)")).scalar() == ""
         assert _site_orgs(conn) == set()

@@ -21,50 +21,13 @@ from sqlalchemy import func, make_url, select, text
 from app import create_app
 from app.db import owner_sessionmaker
 from app.models import Event
-from tests.api.helpers import assert_problem
-from tests.api.test_keys import api_keys_path, create_api_key, create_ingest_key, ingest_keys_path
 from tests.support import Tenant
+from tests.support.events import BATCH, MISSING, ago, event, ok, send
+from tests.support.http import assert_problem
+from tests.support.keys import api_keys_path, create_api_key, create_ingest_key, ingest_keys_path
 
-BATCH = "/v1/events/batch"
 ORIGIN = "https://shop.example.com"
-MISSING = object()
 portable = pytest.mark.portable
-
-
-# -- helpers ------------------------------------------------------------------------------------
-
-
-def ago(**delta: float) -> str:
-    return (datetime.now(UTC) - timedelta(**delta)).isoformat()
-
-
-def event(**fields: Any) -> dict[str, Any]:
-    base = {
-        "event_id": str(uuid.uuid4()),
-        "name": "page.view",
-        "timestamp": ago(minutes=1),
-        "distinct_id": "visitor-1",
-        "properties": {"path": "/"},
-    }
-    base.update(fields)
-    return {k: v for k, v in base.items() if v is not MISSING}
-
-
-def send(
-    client: Any, key: Any, events: list[Any] | None = None, *, body: Any = MISSING,
-    data: bytes | None = None, headers: dict[str, str] | None = None,
-) -> Any:
-    if data is None:
-        data = orjson.dumps({"events": events} if body is MISSING else body)
-    sent = {"Content-Type": "application/json", **(key.headers if key else {}), **(headers or {})}
-    return client.post(BATCH, data=data, headers=sent)
-
-
-def ok(response: Any) -> dict[str, Any]:
-    assert response.status_code == 200, response.get_data(as_text=True)
-    body = response.get_json()
-    assert set(body) == {"accepted", "duplicates", "rejected"}, body
-    return body
 
 
 def stored(app: Any, site: Any = None) -> list[Event]:
@@ -516,7 +479,6 @@ def make_app(app: Any, tmp_path: Any) -> Iterator[Callable[..., Any]]:
             "instance_path": str(tmp_path / f"instance-{len(built)}"),
             "jwt_keys": base.jwt_keys,
             "s3_endpoint_url": base.s3_endpoint_url,
-            "s3_create_bucket": False,
             "log_level": "CRITICAL",
             **overrides,
         })

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from app.db import owner_sessionmaker
 from app.models import Event
-from tests.api.test_keys import create_api_key, create_ingest_key
+from tests.support.keys import create_api_key, create_ingest_key
 
 THREADS = 6
 BATCHES = 30  # per thread, each of BATCH_SIZE events

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests.api.helpers import ROLES, assert_problem, items, pages
-from tests.api.test_keys import create_api_key, create_ingest_key
-from tests.events.test_ingest import ok, send
 from tests.support import Tenant
+from tests.support.events import ok, send
+from tests.support.http import ROLES, assert_problem, items, pages
+from tests.support.keys import create_api_key, create_ingest_key
 
 pytestmark = pytest.mark.portable
 

@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 import pytest
 
 from app.authz.actors import ApiClientActor, IngestClientActor, UserActor
-from app.authz.engine import DECIDED_BY_IDS, AuthzEngine
+from app.authz.engine import AuthzEngine
 from app.authz.matrix import InMemoryLookup, declared_permissions, holders
 from app.config import Settings
 from app.models import Organization, Site
+from app.models.resource import described
 
 pytestmark = pytest.mark.portable
 
@@ -52,7 +53,7 @@ def test_the_policies_read_nothing_but_the_ids():
     changed_site = Site(id=site.id, org_id=org.id, name="changed", deleted_at=when,
                         created_at=when)
     changed_site.parent = changed_org
-    assert {Organization, Site} == set(DECIDED_BY_IDS)
+    assert {Organization, Site} == {model for model, r in described() if r.decided_by}
     for actor in actors:
         for original, changed in ((org, changed_org), (site, changed_site)):
             for action in PERMISSIONS[type(original).__name__]:

@@ -28,7 +28,7 @@ from app.models import (
     User,
 )
 from app.services import credentials
-from tests.test_tenant_isolation import (
+from tests.support.routes import (
     BODY_METHODS,
     ENDPOINTS,
     NO_BODY,

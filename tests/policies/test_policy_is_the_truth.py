@@ -67,10 +67,19 @@ def actor_type_tests(tree: ast.Module) -> list[int]:
 
 
 def actor_imports(tree: ast.Module) -> list[int]:
+    """Lines importing an actor class at run time. An import under `if TYPE_CHECKING:`
+    serves annotations only: the name does not exist when the code runs, so nothing can
+    test a class with it."""
+    for_annotations = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and _name(node.test) == "TYPE_CHECKING"
+        for inner in ast.walk(node)
+    }
     return [
         node.lineno
         for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom)
+        if isinstance(node, ast.ImportFrom) and id(node) not in for_annotations
         and {alias.name for alias in node.names} & ACTOR_CLASSES
     ]
 
@@ -115,3 +124,17 @@ def test_the_checks_catch_what_they_say(code, composed, typed):
     tree = ast.parse(code)
     assert bool(composed_actions(tree)) is composed
     assert bool(actor_type_tests(tree)) is typed
+
+
+@pytest.mark.parametrize(
+    ("code", "flagged"),
+    [
+        ("from app.authz.actors import UserActor", True),
+        ("from app.authz.actors import Principal", True),
+        ("if TYPE_CHECKING:\n    from app.authz.actors import Principal", False),
+        ("if typing.TYPE_CHECKING:\n    from app.authz.actors import UserActor", False),
+        ("if DEBUG:\n    from app.authz.actors import UserActor", True),
+    ],
+)
+def test_only_run_time_imports_of_actor_classes_are_flagged(code, flagged):
+    assert bool(actor_imports(ast.parse(code))) is flagged

@@ -17,8 +17,8 @@ from sqlalchemy import event, insert, select
 
 from app.db import utcnow
 from app.models import Asset, Gallery, GalleryItem, Site
-from tests.api.helpers import etag, if_match
 from tests.support import Person, Tenant, World
+from tests.support.http import etag, if_match
 
 GALLERY_FIELDS = {
     "id", "site_id", "title", "description", "cover_asset_id", "cover_url", "item_count",
