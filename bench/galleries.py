@@ -249,6 +249,7 @@ def run(app, ids: dict) -> None:
                 return [r.id for r in rows], {a.id for a in hand_covers(s, rows)}
 
         query = {k: v for k, v in view_args.items() if v is not None and k != "limit"}
+        query["sort"] = view_args["sort"].label  # loaded as a SortKey; sent as text
 
         def endpoint():
             response = client.get(path, query_string=query, headers=headers)  # noqa: B023
