@@ -385,8 +385,8 @@ def stop(proc: subprocess.Popen[bytes] | None) -> None:
 
 STEPS = [  # (label, module, attribute): the first is the whole request
     ("whole request (WSGI app)", "flask.app", "Flask.wsgi_app"),
-    ("authenticate (ingest key, cached actor)", "app.api", "authenticate"),
-    ("row-level security scope", "app.api", "_scope_rows"),
+    ("authenticate (ingest key, cached actor)", "app.pipeline", "authenticate"),
+    ("row-level security scope", "app.db", "UnitOfWork.scope"),
     ("site lookup (+ set_config) + authorize", "app.api.events", "_target_site"),
     ("  of which Polar authorize", "app.api.events", "authorize"),
     ("allowed origins", "app.api.events", "_check_origin"),
@@ -394,7 +394,7 @@ STEPS = [  # (label, module, attribute): the first is the whole request
     ("validate 100 events (prepare)", "app.services.ingest", "prepare"),
     ("rate limit (consume)", "app.api.events", "consume"),
     ("write (INSERT ... unnest)", "app.services.ingest", "write"),
-    ("commit", "sqlalchemy.orm.session", "Session.commit"),
+    ("commit (the unit of work, once)", "app.db", "UnitOfWork.commit_now"),
 ]
 
 
