@@ -52,6 +52,9 @@ class Needs:
     # Browsers on other origins call it: CORS headers on every answer, preflight served.
     cors: bool = False
     idempotent: bool = True  # POST honours Idempotency-Key
+    # Browsers' beacons reach it: `sendBeacon` sets no header, so the ingest key may come in
+    # the body's `key` field, and a `text/plain` body (CORS-safelisted) is read as JSON.
+    beacon: bool = False
 
     @property
     def public(self) -> bool:

@@ -3,10 +3,11 @@
     before the view
       1. request id        a well-formed `X-Request-ID` is kept, else one is made; a path
                            whose ids are malformed is a 400 (app/api/paths.py)
-      2. authenticate      the credential the view accepts (`needs.credentials`), else 401
+      2. authenticate      the credential the view accepts (`needs.credentials`), else 401;
+                           a beacon's ingest key may be in its body (`needs.beacon`)
       3. tenant scope      the path's organization, when the policy lets the actor
                            `access` it (else 404, audited): row-level security's scope
-      4. media type        a request body is JSON (else 415)
+      4. media type        a request body is JSON (else 415); beacons may say text/plain
       5. limits            the view's declared rate limits (else 429)
       6. idempotency       an `Idempotency-Key` is claimed, or its first answer replayed
     the view               parses, authorizes, calls a service, responds
@@ -23,13 +24,14 @@ closes the unit of work whatever happened. No other module of the app registers 
 hooks: this list is the whole story.
 
 Per request, on `flask.g`: `request_id`, `needs`, `actor` (None when public), `unit` (the
-unit of work), `denials` (audit rows to write), `claim` (the Idempotency-Key held).
+unit of work), `denials` (audit rows to write), `claim` (the Idempotency-Key held),
+`batch_body` (an events batch's decoded JSON).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import NotFound
@@ -41,7 +43,7 @@ from app.auth.current import authenticate
 from app.authz import engine as authz_engine
 from app.db import UnitOfWork, current_unit
 from app.models import Organization
-from app.services import audit
+from app.services import audit, ingest
 
 if TYPE_CHECKING:  # annotations only: nothing here can test an actor's class
     from app.authz.actors import Principal
@@ -64,7 +66,26 @@ def assign_request_id() -> None:
 
 def authenticate_actor() -> None:
     if not g.needs.public:
-        g.actor = authenticate(g.needs.credentials)
+        body_key = beacon_key() if g.needs.beacon else None
+        g.actor = authenticate(g.needs.credentials, body_key=body_key)
+
+
+def beacon_key() -> str | None:
+    """The ingest key a beacon sends in its body's `key` field (it can set no header). The
+    body is read only when its type is one the route takes; a key in the URL is refused,
+    since access logs and proxies keep URLs."""
+    if "key" in request.args:
+        raise errors.BadRequest(
+            "Keys do not belong in URLs: send it in the body's `key` field or in "
+            "`Authorization`.", errors={"key": ["Not accepted in the query string."]},
+        )
+    if request.method not in BODY_METHODS or not takes_media_type(request.mimetype):
+        return None
+    body = batch_body()
+    key = body.get("key") if isinstance(body, dict) else None
+    if key is not None and not isinstance(key, str):
+        raise errors.BadRequest("`key` is a string.", errors={"key": ["Not a valid string."]})
+    return key
 
 
 def scope_tenant() -> None:
@@ -89,11 +110,28 @@ def scope_tenant() -> None:
     current_unit().scope(org_id=org_id, user_id=actor.person_id)
 
 
+def batch_body() -> Any:
+    """An events batch's JSON (gunzipped, size-checked), decoded once per request: the
+    pipeline reads a beacon's key from it, the view its events."""
+    if "batch_body" not in g:
+        g.batch_body = ingest.decode_body(
+            request.get_data(cache=False), request.headers.get("Content-Encoding", ""),
+            current_app.extensions["settings"].ingest_max_body_bytes,
+        )
+    return g.batch_body
+
+
 def check_media_type() -> None:
-    if request.method in BODY_METHODS and request.content_length:
-        mimetype = request.mimetype
-        if not (mimetype == "application/json" or mimetype.endswith("+json")):
-            raise errors.ApiError.of(415, "Send the body as application/json.")
+    if (request.method in BODY_METHODS and request.content_length
+            and not takes_media_type(request.mimetype)):
+        raise errors.ApiError.of(415, "Send the body as application/json.")
+
+
+def takes_media_type(mimetype: str) -> bool:
+    """JSON; for beacons also `text/plain` (any charset), which browsers send without a
+    CORS preflight and `sendBeacon` sends for a string."""
+    return (mimetype == "application/json" or mimetype.endswith("+json")
+            or (g.needs.beacon and mimetype == "text/plain"))
 
 
 def apply_limits() -> None:

@@ -56,6 +56,11 @@ class EventBatchSchema(StrictSchema):
     events = fields.List(
         fields.Nested(EventSchema), required=True, validate=validate.Length(min=1, max=1000)
     )
+    key = fields.String(
+        load_only=True,
+        metadata={"description": "An ingest key, for senders that cannot set `Authorization` "
+                  "(`navigator.sendBeacon`); never with that header, never in the URL."},
+    )
 
 
 class RejectedSchema(StrictSchema):

@@ -20,6 +20,7 @@ from app.errors import ApiError, Forbidden
 from app.models import Event, Site
 from app.needs import Credential
 from app.pagination import Page
+from app.pipeline import batch_body
 from app.ratelimit import consume
 from app.services import events, ingest, tenancy
 from schemas.events import (
@@ -55,13 +56,21 @@ def _check_origin() -> None:
 
 @blp.route("/v1/events/batch")
 class EventBatch(MethodView):
-    @blp.needs(credentials=frozenset(Credential), cors=True)
+    @blp.needs(credentials=frozenset(Credential), cors=True, beacon=True)
     @blp.doc(
         requestBody={
             "required": True,
-            "content": {"application/json": {"schema": EventBatchSchema}},
-            "description": "gzip accepted (`Content-Encoding: gzip`).",
-        }
+            "content": {
+                "application/json": {"schema": EventBatchSchema},
+                "text/plain": {"schema": EventBatchSchema},
+            },
+            "description": "The same JSON as `application/json` or `text/plain` (any charset: "
+            "what `navigator.sendBeacon` and CORS-simple `fetch` send); gzip accepted "
+            "(`Content-Encoding: gzip`).",
+        },
+        # The key goes in `Authorization: Bearer`, or, from a browser's beacon that can set
+        # no header, in the body's `key` field (an ingest key only; never both, never the URL).
+        security=[{"bearerAuth": []}, {}],
     )
     @blp.response(200, IngestResultSchema)
     @blp.alt_response(413, description="Too many events or bytes.")
@@ -75,11 +84,7 @@ class EventBatch(MethodView):
         site = _target_site()
         _check_origin()
         config = settings()
-        body = ingest.decode_body(
-            request.get_data(cache=False), request.headers.get("Content-Encoding", ""),
-            config.ingest_max_body_bytes,
-        )
-        received = ingest.events_of(body, config.ingest_max_events)
+        received = ingest.events_of(batch_body(), config.ingest_max_events)
         # Every event received costs, valid or not: rejected ones cost validation too, and
         # a key must not be able to send them for free. Spent before validating them.
         wait = consume(config.ingest_rate_limit, "events", str(actor().id), len(received))

@@ -18,7 +18,7 @@ from app.auth.invalidation import ActorCache
 from app.auth.secrets import API_KEY_PREFIX, INGEST_KEY_PREFIX, digest, parse_key
 from app.auth.tokens import InvalidToken, TokenService
 from app.db import utcnow
-from app.errors import Unauthorized
+from app.errors import BadRequest, Unauthorized
 from app.needs import Credential
 from app.services import credentials, identity
 
@@ -44,10 +44,17 @@ def bearer_token() -> str | None:
     return value.strip()
 
 
-def authenticate(accepted: frozenset[Credential]) -> Principal:
+def authenticate(accepted: frozenset[Credential], body_key: str | None = None) -> Principal:
     """The actor behind the request's credential, when the view accepts its kind; 401 for
-    anything else."""
+    anything else. `body_key`: an ingest key a beacon sent in its body (app/needs.py)."""
     token = bearer_token()
+    if body_key is not None:
+        if token is not None:
+            raise BadRequest("Send the key once: in the body or in `Authorization`, not both.",
+                             errors={"key": ["Also sent in Authorization."]})
+        if not body_key.startswith(INGEST_KEY_PREFIX):  # secrets of people and machines
+            raise Unauthorized("Only an ingest key may be sent in the body.")  # stay off pages
+        return _key_actor(body_key, accepted)
     if token is None:
         raise Unauthorized("Send a credential: `Authorization: Bearer <token>`.")
     if token.startswith((API_KEY_PREFIX, INGEST_KEY_PREFIX)):

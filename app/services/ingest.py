@@ -65,9 +65,10 @@ def decode_body(raw: bytes, encoding: str, max_bytes: int) -> Any:
 
 
 def events_of(body: Any, max_events: int) -> list[Any]:
-    if not isinstance(body, dict) or set(body) != {"events"}:
+    """The batch's events; the body may also carry the sender's `key` (a beacon's)."""
+    if not isinstance(body, dict) or "events" not in body or set(body) - {"events", "key"}:
         errors = {"events": [REQUIRED]} if not isinstance(body, dict) or "events" not in body \
-            else {k: ["Unknown field."] for k in body if k != "events"}
+            else {k: ["Unknown field."] for k in body if k not in ("events", "key")}
         raise BadRequest("The body is `{\"events\": [...]}`.", errors=errors)
     events = body["events"]
     if not isinstance(events, list):

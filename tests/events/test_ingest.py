@@ -454,13 +454,103 @@ def test_a_body_that_is_not_a_batch_is_400(app, client, ingest_key, body, fields
 
 @portable
 @pytest.mark.parametrize("content_type", [
-    "text/plain", "application/x-www-form-urlencoded", "application/xml", None,
+    "application/x-www-form-urlencoded", "application/xml", "text/html", None,
 ])
 def test_a_body_that_is_not_declared_json_is_415(app, client, ingest_key, content_type):
     data = orjson.dumps({"events": [event()]})
     headers = {**ingest_key.headers, **({"Content-Type": content_type} if content_type else {})}
     assert_problem(client.post(BATCH, data=data, headers=headers), 415)
     assert total(app) == 0
+
+
+# -- beacons: the key in the body, text/plain ---------------------------------------------------
+
+
+def beacon(client: Any, body: Any, *, content_type: str = "text/plain;charset=UTF-8",
+           headers: dict[str, str] | None = None, query: str = "") -> Any:
+    """What `navigator.sendBeacon(url, JSON.stringify(body))` sends: no Authorization."""
+    return client.post(BATCH + query, data=orjson.dumps(body),
+                       headers={"Content-Type": content_type, **(headers or {})})
+
+
+@portable
+@pytest.mark.parametrize("content_type", [
+    "text/plain", "text/plain;charset=UTF-8", "text/plain; charset=utf-8", "application/json",
+])
+def test_a_beacon_sends_its_key_in_the_body(app, client, tenant, ingest_key, content_type):
+    sent = event()
+    got = ok(beacon(client, {"key": ingest_key.secret, "events": [sent]},
+                    content_type=content_type))
+    assert got["accepted"] == 1
+    [row] = stored(app)
+    assert (row.site_id, str(row.id)) == (tenant.site.id, sent["event_id"])
+
+
+@portable
+def test_text_plain_is_read_as_json_with_the_key_in_authorization(app, client, ingest_key):
+    response = send(client, ingest_key, [event()], headers={"Content-Type": "text/plain"})
+    assert ok(response)["accepted"] == 1
+
+
+@portable
+def test_a_gzipped_beacon_is_read(app, client, ingest_key):
+    data = gzip.compress(orjson.dumps({"key": ingest_key.secret, "events": [event()]}))
+    response = client.post(BATCH, data=data, headers={"Content-Type": "text/plain",
+                                                      "Content-Encoding": "gzip"})
+    assert ok(response)["accepted"] == 1
+
+
+@portable
+def test_a_key_in_the_body_and_in_authorization_is_400(app, client, ingest_key):
+    body = {"key": ingest_key.secret, "events": [event()]}
+    assert_problem(beacon(client, body, headers=ingest_key.headers), 400, errors={"key"})
+    assert total(app) == 0
+
+
+@portable
+def test_a_key_in_the_query_string_is_refused(app, client, ingest_key):
+    for body in ({"events": [event()]}, {"key": ingest_key.secret, "events": [event()]}):
+        response = beacon(client, body, query=f"?key={ingest_key.secret}")
+        assert_problem(response, 400, errors={"key"})
+        assert ingest_key.secret not in response.get_data(as_text=True)
+    assert total(app) == 0
+
+
+@portable
+def test_only_a_valid_ingest_key_is_taken_from_the_body(app, client, tenant, ingest_key):
+    api_key = create_api_key(client, tenant, role="member", site_id=str(tenant.site.id))
+    assert ok(send(client, api_key, [event()]))["accepted"] == 1  # in Authorization: fine
+    assert_problem(beacon(client, {"key": api_key.secret, "events": [event()]}), 401)
+    wrong = ingest_key.secret[:-4] + "0000"
+    for key in (wrong, "ik_nonsense", ""):
+        assert_problem(beacon(client, {"key": key, "events": [event()]}), 401)
+    assert_problem(beacon(client, {"key": 42, "events": [event()]}), 400, errors={"key"})
+    assert_problem(beacon(client, {"events": [event()]}), 401)  # no key anywhere
+    assert total(app) == 1
+
+
+@portable
+def test_a_beacon_from_a_refused_origin_stores_nothing(app, client, tenant):
+    key = create_ingest_key(client, tenant, allowed_origins=[ORIGIN])
+    body = {"key": key.secret, "events": [event()]}
+    refused = beacon(client, body, headers={"Origin": "https://evil.example.com"})
+    assert_problem(refused, 403)
+    # The browser may read why (CORS headers on the refusal too).
+    assert refused.headers["Access-Control-Allow-Origin"] == "https://evil.example.com"
+    assert total(app) == 0
+    accepted = beacon(client, body, headers={"Origin": ORIGIN})
+    assert ok(accepted)["accepted"] == 1
+    assert accepted.headers["Access-Control-Allow-Origin"] == ORIGIN
+
+
+@portable
+def test_the_contract_documents_both_keys_and_both_types(client):
+    operation = client.get("/openapi.json").get_json()["paths"]["/v1/events/batch"]["post"]
+    content = operation["requestBody"]["content"]
+    assert set(content) == {"application/json", "text/plain"}
+    assert {"bearerAuth": []} in operation["security"] and {} in operation["security"]
+    schema = client.get("/openapi.json").get_json()["components"]["schemas"]["EventBatch"]
+    assert "key" in schema["properties"]
 
 
 # -- the per-key event budget -------------------------------------------------------------------
