@@ -8,6 +8,7 @@ rate limits counted per process.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -165,7 +166,7 @@ class Settings:
             ratelimit_per_account=_env("RATELIMIT_PER_ACCOUNT", cls.ratelimit_per_account),
             audit_probe_limit=_env("AUDIT_PROBE_LIMIT", cls.audit_probe_limit),
             max_content_length=_env_int("MAX_CONTENT_LENGTH", 1024 * 1024),
-            log_level=_env("LOG_LEVEL", "INFO"),
+            log_level=_env("LOG_LEVEL", "INFO").upper(),  # gunicorn takes it in any case
         )
 
     def with_overrides(self, overrides: dict[str, Any]) -> Settings:
@@ -178,6 +179,9 @@ class Settings:
     def check(self) -> None:
         """Refuse configurations that cannot work, and in production those that are only
         acceptable on a developer's machine."""
+        if self.log_level not in logging.getLevelNamesMapping():
+            raise ConfigError(f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL "
+                              f"(any case), not {self.log_level!r}")
         if self.upload_max_bytes > MAX_COPY_BYTES:
             # `complete` copies an upload with one CopyObject call, which S3 caps at 5 GiB.
             raise ConfigError("UPLOAD_MAX_BYTES may be at most 5 GiB")

@@ -73,3 +73,15 @@ def test_a_content_type_no_file_name_could_agree_with_is_refused_at_start():
         ).check()
     # One Python knows is fine: its extensions come from `mimetypes`.
     Settings().with_overrides({"upload_content_types": ("image/png", "text/csv")}).check()
+
+
+@pytest.mark.parametrize("given", ["warning", "Info", "DEBUG"])
+def test_log_level_is_read_in_any_case_as_gunicorn_reads_it(monkeypatch, given):
+    monkeypatch.setenv("LOG_LEVEL", given)
+    assert Settings.from_env().log_level == given.upper()
+
+
+def test_an_unknown_log_level_is_refused_at_start(monkeypatch):
+    monkeypatch.setenv("LOG_LEVEL", "chatty")
+    with pytest.raises(ConfigError, match="LOG_LEVEL"):
+        create_app(Settings.from_env())
