@@ -9,11 +9,8 @@ ingest key and uses them, over HTTP. The database and both roles are dropped aft
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +26,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from tests.support import server_url
+from tests.support.nodes import free_port, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SECTION = "## Production"
@@ -39,12 +37,6 @@ def readme_blocks() -> list[str]:
     readme = (ROOT / "README.md").read_text()
     section = readme.split(SECTION + "\n", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"^```sh\n(.*?)^```$", section, flags=re.S | re.M)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -77,30 +69,6 @@ def substituted(script: str, names: str, s3_endpoint: str, key_dir: Path, port: 
         assert old in script, f"README's production section no longer mentions {old}"
         script = script.replace(old, new)
     return script
-
-
-def wait_ready(process: subprocess.Popen[bytes], base: str, log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the README's script ended ({process.returncode}):\n"
-                        f"{log.read_text()[-4000:]}")
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        time.sleep(0.25)  # polling a server that is starting: no expiry is being waited on
-    pytest.fail(f"gunicorn was not ready within 120 s:\n{log.read_text()[-4000:]}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)  # bash and gunicorn (master and workers)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
 
 
 def call(method: str, url: str, expected: int, **kw: Any) -> Any:

@@ -6,34 +6,21 @@ cache hears PostgreSQL's NOTIFY); rate limits are counted once for both (Redis);
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import requests
 
-from tests.deploy.test_readme_production import free_port, stop, wait_ready
-from tests.support import APP_ROLE, Tenant, as_role
+from tests.support import Tenant
 from tests.support.keys import api_keys_path, create_api_key
+from tests.support.nodes import Node, empty_limits, node_env, start_node
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-REDIS_DB = 13  # this test's own database on the local Redis, emptied before use
 PROPAGATION_SECONDS = 1.0
 
 pytestmark = pytest.mark.slow  # ~15 s: two gunicorn starts
-
-
-def empty_limits() -> None:
-    redis.Redis.from_url(f"redis://127.0.0.1:6379/{REDIS_DB}").flushdb()
 
 
 @pytest.fixture(scope="module")
@@ -42,42 +29,16 @@ def nodes(app: Any, database_url: str, s3_endpoint: str,
     """Base URLs of two running nodes, started once for this module."""
     if not database_url.startswith("postgresql"):
         pytest.skip("nodes share a PostgreSQL database")
-    tmp_path = tmp_path_factory.mktemp("nodes")
-    empty_limits()
-    settings = app.extensions["settings"]
-    env = {
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-        "HOME": str(tmp_path), "LANG": "C.UTF-8",
-        "APP_ENV": "production",
-        "SECRET_KEY": settings.secret_key if len(settings.secret_key) >= 32
-        else secrets.token_urlsafe(32),
-        "DATABASE_URL": as_role(database_url, APP_ROLE),
-        "MIGRATION_DATABASE_URL": database_url,
-        "JWT_KEYS": json.dumps(settings.jwt_keys),  # the test client's tokens are valid
-        "RATELIMIT_STORAGE_URI": f"redis://127.0.0.1:6379/{REDIS_DB}",
-        "RATELIMIT_PER_IP": "6 per minute",
-        "S3_ENDPOINT_URL": s3_endpoint, "S3_ACCESS_KEY_ID": "test",
-        "S3_SECRET_ACCESS_KEY": "test",
-        "WEB_CONCURRENCY": "1", "LOG_LEVEL": "warning", "INSTANCE_PATH": str(tmp_path),
-    }
-    started = []
+    home = tmp_path_factory.mktemp("nodes")
+    env = node_env(app, database_url, s3_endpoint, home, RATELIMIT_PER_IP="6 per minute")
+    started: list[Node] = []
     try:
         for name in ("a", "b"):
-            port = free_port()
-            log = tmp_path / f"node-{name}.log"
-            with log.open("wb") as out:
-                process = subprocess.Popen(
-                    ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT,
-                    env={**env, "BIND": f"127.0.0.1:{port}"}, stdout=out,
-                    stderr=subprocess.STDOUT, start_new_session=True,
-                )
-            started.append(process)
-            wait_ready(process, f"http://127.0.0.1:{port}", log)
-            env[f"NODE_{name.upper()}"] = f"http://127.0.0.1:{port}"
-        yield env["NODE_A"], env["NODE_B"]
+            started.append(start_node(env, home / f"node-{name}.log"))
+        yield started[0].url, started[1].url
     finally:
-        for process in started:
-            stop(process)
+        for node in started:
+            node.stop()
 
 
 def until_refused(check: Callable[[], int], refused: int) -> float:
