@@ -92,6 +92,9 @@ class Entity(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+CONNECT_TIMEOUT = 5  # seconds; libpq's own default waits forever
+
+
 def make_engine(url: str, pool_size: int = 5) -> Engine:
     # hide_parameters: a failed statement's values (emails, hashes) stay out of the logs.
     if url.startswith("sqlite"):
@@ -107,8 +110,11 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
         return engine
     # No pool_pre_ping: it costs a round trip per request. A connection that died is
     # detected by its first error, which invalidates the pool; recycling bounds their age.
+    # A server that does not answer at all is given CONNECT_TIMEOUT, far below gunicorn's
+    # worker timeout: the request answers 503 instead of being killed unanswered.
     return create_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, hide_parameters=True
+        url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, hide_parameters=True,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT},
     )
 
 

@@ -125,7 +125,7 @@ class ActorCache:
         pid = os.getpid()
         while not self.stopped.is_set() and self.pid == pid:
             try:
-                with psycopg.connect(conninfo, autocommit=True) as conn:
+                with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self.invalidate(EVERYONE)  # anything may have changed while deaf
                     self.listening = True
