@@ -307,10 +307,14 @@ class Reviewer:
                     ))
         return held
 
+    def is_allowed(self, actor: Principal, action: str, resource: object) -> bool:
+        """oso's own decision, with the probes loaded beside the policy."""
+        return bool(self.engine.oso.is_allowed(actor, action, resource))
+
     def explain(
         self, actor: Principal, action: str, resource: object, model_sql: type | None = None,
     ) -> Explanation:
-        allowed = bool(self.engine.oso.is_allowed(actor, action, resource))
+        allowed = self.is_allowed(actor, action, resource)
         proofs = self.prove("allow", [actor, action, resource])
         misses = [] if proofs else self.misses(actor, action, resource)
         sql = None
