@@ -1,4 +1,5 @@
-"""flask commands: database, demo data and server, authorization matrix and explain."""
+"""flask commands: database, demo data and server, the policy reviewer's tools (matrix,
+explain, test, diff) and the generated documents."""
 
 from __future__ import annotations
 
@@ -175,25 +176,78 @@ def authz_matrix(output: str | None) -> None:
 
 
 @authz_cli.command("explain")
-@click.argument("email")
+@click.argument("actor")
 @click.argument("action")
-@click.argument("resource", type=click.Choice(["org", "site"]))
-@click.argument("resource_id", type=click.UUID)
-def authz_explain(email: str, action: str, resource: str, resource_id: uuid.UUID) -> None:
-    """Say whether the user EMAIL may ACTION on the org or site RESOURCE_ID, and why."""
-    from app.authz import AuthzEngine
-    from app.models import Organization, Site, User
-    from app.services.identity import actor_for
+@click.argument("resource_type")
+@click.argument("resource_id")
+@click.option("--sql", is_flag=True, help="Also print the WHERE clause list endpoints use.")
+@click.option("--json", "as_json", is_flag=True, help="JSON, for tools.")
+def authz_explain(
+    actor: str, action: str, resource_type: str, resource_id: str, sql: bool, as_json: bool,
+) -> None:
+    """Say whether ACTOR may ACTION on RESOURCE_TYPE RESOURCE_ID, and which rules decided.
+
+    ACTOR is `user:EMAIL` (or just EMAIL), `api-key:ID` or `ingest-key:ID`."""
+    import json
+
+    from app.authz.review import lookup
+    from app.authz.review.explain import Reviewer
+    from app.models.resource import polar_name
 
     with owner_session() as session:
-        user = session.scalar(select(User).where(User.email == email.lower()))
-        target = session.get(Organization if resource == "org" else Site, resource_id)
-        if user is None or target is None:
-            raise click.ClickException("no such user or resource")
-        actor = actor_for(session, user)
-        engine = AuthzEngine(_settings().policy_dir, session=lambda: session)
-        click.echo(f"org roles: {dict(actor.org_roles)}\nsite roles: {dict(actor.site_roles)}")
-        click.echo(f"allowed: {engine.is_allowed(actor, action, target)}")
+        try:
+            model = lookup.model_of(resource_type)
+            who = lookup.actor(session, actor)
+            target = lookup.resource(session, model, resource_id)
+        except lookup.LookupFailed as exc:
+            raise click.ClickException(str(exc)) from None
+        reviewer = Reviewer(_settings().policy_dir, session=lambda: session)
+        declared = reviewer.policy.blocks[polar_name(model)].permissions
+        if action not in declared:
+            raise click.ClickException(
+                f"{polar_name(model)} has no permission {action!r}: one of {', '.join(declared)}"
+            )
+        listed = sql and action != "create"  # `create` is asked of an object to be
+        explained = reviewer.explain(who, action, target, model if listed else None)
+    if as_json:
+        click.echo(json.dumps(explained.as_json(), indent=2))
+    else:
+        click.echo(explained.text(), nl=False)
+
+
+@authz_cli.command("test")
+@click.option("--coverage", is_flag=True, help="List every rule with the cases that hit it; "
+              "fail when one is hit by none.")
+@click.option("--suites", type=click.Path(file_okay=False, exists=True),
+              help="Suite directory (default: the policy's tests/).")
+def authz_test(coverage: bool, suites: str | None) -> None:
+    """Run the policy test suites (policies/tests/*.toml)."""
+    from app.authz.review.suites import SuiteError, run
+
+    try:
+        report = run(_settings().policy_dir, suites)
+    except SuiteError as exc:
+        raise click.ClickException(str(exc)) from None
+    if report.failures:
+        click.echo(report.failures_table())
+    if coverage:
+        click.echo(report.coverage_text())
+    click.echo(report.summary(coverage), nl=False)
+    if not report.ok or (coverage and report.unexercised()):
+        sys.exit(1)
+
+
+@authz_cli.command("diff")
+@click.argument("revision")
+def authz_diff(revision: str) -> None:
+    """What the policy of the working tree grants and revokes compared with REVISION."""
+    from app.authz.review.diff import diff, render
+
+    try:
+        changes = diff(revision, _settings().policy_dir)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(render(revision, changes), nl=False)
 
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"

@@ -234,7 +234,7 @@ class Reviewer:
 
     def prove(self, name: str, args: list[object], depth: int = 0) -> list[Proof]:
         """Every rule that fires for `name(args)`, each with the chain below it."""
-        key = (name, *(a if isinstance(a, str) else id(a) for a in args))
+        key = (name, *args)  # actors and rows hash by identity; the memo keeps them alive
         if key in self._memo:
             return self._memo[key]
         self._memo[key] = []  # a goal that needs itself proves nothing more
