@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -273,8 +274,7 @@ class Reviewer:
                 if self._bound(rule, upto, args) is None:
                     before = self._bound(rule, upto - 1, args) or {}
                     condition = rule.conditions[upto - 1]
-                    values = {k: describe(v) for k, v in before.items()
-                              if re.search(rf"\b{k}\b", condition)}
+                    values = _values(condition, before)
                     found.append(Miss(rule, condition, values))
                     break
         return found
@@ -324,6 +324,25 @@ class Reviewer:
             describe(actor), action, describe(resource), allowed, proofs, misses,
             self.roles(actor, resource), sql,
         )
+
+
+def _values(condition: str, bound: dict[str, object]) -> dict[str, str]:
+    """What the variables and fields a condition reads held (`gallery.created_by = ...`)."""
+    values = {}
+    for name, attr in re.findall(r"\b([a-z_]\w*)(?:\.([a-z_]\w*))?(?!\s*\()", condition):
+        if name not in bound or isinstance(bound[name], Variable):
+            continue
+        value = bound[name]
+        if attr and hasattr(value, attr) and not callable(getattr(value, attr)):
+            values[f"{name}.{attr}"] = _short(getattr(value, attr))
+        elif not attr:
+            values[name] = describe(value)
+    return values
+
+
+def _short(value: object) -> str:
+    return describe(value) if type_of(value) and not isinstance(value, str) else repr(
+        value if not isinstance(value, uuid.UUID) else str(value))
 
 
 def _call(condition: str, env: dict[str, object]) -> tuple[str, list[object]] | None:
