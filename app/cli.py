@@ -255,15 +255,18 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 def generated_docs() -> dict[Path, str]:
     """docs/ file -> the content the code and policy generate for it now."""
+    from app.api.reference import render_markdown as render_endpoints
+
     return {
         DOCS / "openapi.yaml": current_app.extensions["api"].spec.to_yaml(),
         DOCS / "permissions.md": render_markdown(_settings().policy_dir),
+        DOCS / "endpoints.md": render_endpoints(current_app),
     }
 
 
 @docs_cli.command("write")
 def docs_write() -> None:
-    """Regenerate docs/openapi.yaml and docs/permissions.md."""
+    """Regenerate docs/openapi.yaml, docs/permissions.md and docs/endpoints.md."""
     for path, text in generated_docs().items():
         path.write_text(text)
         click.echo(f"wrote {path.name}")

@@ -52,6 +52,11 @@ class Needs:
     # Browsers on other origins call it: CORS headers on every answer, preflight served.
     cors: bool = False
     idempotent: bool = True  # POST honours Idempotency-Key
+    # The policy questions the view asks, as docs/endpoints.md lists them ("ACTION Type"):
+    # `checks` of one object (`authorize`), `lists` the filters of rows it returns
+    # (`authorized`, `condition`). tests/test_endpoint_reference.py holds them to the code.
+    checks: tuple[str, ...] = ()
+    lists: tuple[str, ...] = ()
 
     @property
     def public(self) -> bool:
