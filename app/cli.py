@@ -285,6 +285,20 @@ def docs_check() -> None:
     click.echo("docs are up to date")
 
 
+@docs_cli.command("schema")
+@click.option("--server", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+              show_default=True, help="A PostgreSQL administrator's URL.")
+@click.option("--owner", default="tenant_api_owner", show_default=True)
+@click.option("--app-role", default="tenant_api_app", show_default=True)
+def docs_schema(server: str, owner: str, app_role: str) -> None:
+    """Write docs/schema.sql from a throwaway database migrated as OWNER (needs pg_dump)."""
+    from app import schema_doc
+
+    with schema_doc.migrated(server, owner, app_role) as url:
+        (DOCS / "schema.sql").write_text(schema_doc.dump(url))
+    click.echo("wrote schema.sql")
+
+
 def _key_file() -> Path:
     from app.auth.keys import key_file
 
