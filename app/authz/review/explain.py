@@ -61,8 +61,9 @@ def describe(value: object) -> str:
         return f'"{value}"'
     kind = type_of(value)
     ident = getattr(value, "id", None)
-    if isinstance(value, Principal) and getattr(value, "email", ""):
-        return f"{kind} {value.email}"  # type: ignore[attr-defined]
+    email = getattr(value, "email", None) if isinstance(value, Principal) else None
+    if email:
+        return f"{kind} {email}"
     return f"{kind} {ident}" if kind else repr(value)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,23 +29,32 @@ def _user(session: Session, email: str) -> Principal:
     return actor_for(session, user)
 
 
-def _key(model: type[ApiKey] | type[IngestKey]) -> Callable[[Session, str], Principal]:
-    def load(session: Session, ident: str) -> Principal:
-        from app.services.credentials import api_key_actor, ingest_key_actor
+def _api_key(session: Session, ident: str) -> Principal:
+    from app.services.credentials import api_key_actor
 
-        row = session.get(model, _uuid(ident))
-        if row is None:
-            raise LookupFailed(f"no {polar_name(model)} {ident}")
-        if row.revoked_at is not None:
-            raise LookupFailed(f"{polar_name(model)} {ident} is revoked: it is no actor")
-        return api_key_actor(row) if isinstance(row, ApiKey) else ingest_key_actor(row)
+    return api_key_actor(_live(session.get(ApiKey, _uuid(ident)), "ApiKey", ident))
 
-    return load
+
+def _ingest_key(session: Session, ident: str) -> Principal:
+    from app.services.credentials import ingest_key_actor
+
+    return ingest_key_actor(_live(session.get(IngestKey, _uuid(ident)), "IngestKey", ident))
+
+
+K = TypeVar("K", ApiKey, IngestKey)
+
+
+def _live(row: K | None, name: str, ident: str) -> K:
+    if row is None:
+        raise LookupFailed(f"no {name} {ident}")
+    if row.revoked_at is not None:
+        raise LookupFailed(f"{name} {ident} is revoked: it is no actor")
+    return row
 
 
 # Actor kinds `explain` accepts; a new kind of credential (an OAuth client) adds its loader.
 ACTORS: dict[str, Callable[[Session, str], Principal]] = {
-    "user": _user, "api-key": _key(ApiKey), "ingest-key": _key(IngestKey),
+    "user": _user, "api-key": _api_key, "ingest-key": _ingest_key,
 }
 
 

@@ -222,7 +222,7 @@ def _expand(block: Block, blocks: dict[str, Block], file: str, line: int, stmt: 
         relation = strings[2]
         other = blocks[block.relations[relation]]
         ask = "has_role" if source in other.roles else "has_permission"
-        conditions = (
+        conditions: tuple[str, ...] = (
             f"related matches {other.name}",
             f'has_relation(related, "{relation}", {resource})',
             f'{ask}(actor, "{source}", related)',

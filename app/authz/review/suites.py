@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import tomllib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -60,7 +60,7 @@ class World:
         return next(o for o in self.orgs.values() if o.id == site.org_id)
 
 
-def _grants(world: World, spec: dict[str, Any], where: str) -> dict[str, dict[Any, Any]]:
+def _grants(world: World, spec: dict[str, Any], where: str) -> dict[str, Any]:
     org_roles: dict[uuid.UUID, str] = {}
     site_roles: dict[uuid.UUID, str] = {}
     site_orgs: dict[uuid.UUID, uuid.UUID] = {}
@@ -184,7 +184,7 @@ def _word(allowed: bool) -> str:
     return "allow" if allowed else "deny"
 
 
-def _table(rows: list[tuple[str, ...]]) -> str:
+def _table(rows: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
              for row in rows]
