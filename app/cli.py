@@ -217,9 +217,10 @@ def authz_explain(
 @authz_cli.command("test")
 @click.option("--coverage", is_flag=True, help="List every rule with the cases that hit it; "
               "fail when one is hit by none.")
+@click.option("--all-cases", is_flag=True, help="With --coverage: every case, not the first 3.")
 @click.option("--suites", type=click.Path(file_okay=False, exists=True),
               help="Suite directory (default: the policy's tests/).")
-def authz_test(coverage: bool, suites: str | None) -> None:
+def authz_test(coverage: bool, all_cases: bool, suites: str | None) -> None:
     """Run the policy test suites (policies/tests/*.toml)."""
     from app.authz.review.suites import SuiteError, run
 
@@ -230,7 +231,7 @@ def authz_test(coverage: bool, suites: str | None) -> None:
     if report.failures:
         click.echo(report.failures_table())
     if coverage:
-        click.echo(report.coverage_text())
+        click.echo(report.coverage_text(None if all_cases else 3))
     click.echo(report.summary(coverage), nl=False)
     if not report.ok or (coverage and report.unexercised()):
         sys.exit(1)

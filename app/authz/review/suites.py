@@ -156,15 +156,17 @@ class Report:
             rows.append((case.name, _word(case.expected), _word(case.actual), case.why))
         return _table(rows)
 
-    def coverage_text(self) -> str:
+    def coverage_text(self, shown: int | None = 3) -> str:
+        """Every rule with the cases that exercised it (the first `shown`; None: all)."""
         lines = []
+        hits = self.hits()
         for rule in self.rules:
-            names = self.hits()[rule.where]
+            names = hits[rule.where]
             mark = f"{len(names):4d} case(s)" if names else "  UNEXERCISED"
             lines.append(f"{rule.where:40} {mark}  {rule.text[:90]}")
-            lines += [f"{'':40}   - {name}" for name in names[:3]]
-            if len(names) > 3:
-                lines.append(f"{'':40}   - ... {len(names) - 3} more")
+            lines += [f"{'':40}   - {name}" for name in names[:shown]]
+            if shown is not None and len(names) > shown:
+                lines.append(f"{'':40}   - ... {len(names) - shown} more")
         return "\n".join(lines) + "\n"
 
     def summary(self, coverage: bool = False) -> str:
