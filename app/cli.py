@@ -1,4 +1,5 @@
-"""flask commands: database, demo data and server, authorization matrix and explain."""
+"""flask commands: database, demo data and server, the policy reviewer's tools (matrix,
+explain, test, diff) and the generated documents."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -175,25 +175,79 @@ def authz_matrix(output: str | None) -> None:
 
 
 @authz_cli.command("explain")
-@click.argument("email")
+@click.argument("actor")
 @click.argument("action")
-@click.argument("resource", type=click.Choice(["org", "site"]))
-@click.argument("resource_id", type=click.UUID)
-def authz_explain(email: str, action: str, resource: str, resource_id: uuid.UUID) -> None:
-    """Say whether the user EMAIL may ACTION on the org or site RESOURCE_ID, and why."""
-    from app.authz import AuthzEngine
-    from app.models import Organization, Site, User
-    from app.services.identity import actor_for
+@click.argument("resource_type")
+@click.argument("resource_id")
+@click.option("--sql", is_flag=True, help="Also print the WHERE clause list endpoints use.")
+@click.option("--json", "as_json", is_flag=True, help="JSON, for tools.")
+def authz_explain(
+    actor: str, action: str, resource_type: str, resource_id: str, sql: bool, as_json: bool,
+) -> None:
+    """Say whether ACTOR may ACTION on RESOURCE_TYPE RESOURCE_ID, and which rules decided.
+
+    ACTOR is `user:EMAIL` (or just EMAIL), `api-key:ID` or `ingest-key:ID`."""
+    import json
+
+    from app.authz.review import lookup
+    from app.authz.review.explain import Reviewer
+    from app.models.resource import polar_name
 
     with owner_session() as session:
-        user = session.scalar(select(User).where(User.email == email.lower()))
-        target = session.get(Organization if resource == "org" else Site, resource_id)
-        if user is None or target is None:
-            raise click.ClickException("no such user or resource")
-        actor = actor_for(session, user)
-        engine = AuthzEngine(_settings().policy_dir, session=lambda: session)
-        click.echo(f"org roles: {dict(actor.org_roles)}\nsite roles: {dict(actor.site_roles)}")
-        click.echo(f"allowed: {engine.is_allowed(actor, action, target)}")
+        try:
+            model = lookup.model_of(resource_type)
+            who = lookup.actor(session, actor)
+            target = lookup.resource(session, model, resource_id)
+        except lookup.LookupFailed as exc:
+            raise click.ClickException(str(exc)) from None
+        reviewer = Reviewer(_settings().policy_dir, session=lambda: session)
+        declared = reviewer.policy.blocks[polar_name(model)].permissions
+        if action not in declared:
+            raise click.ClickException(
+                f"{polar_name(model)} has no permission {action!r}: one of {', '.join(declared)}"
+            )
+        listed = sql and action != "create"  # `create` is asked of an object to be
+        explained = reviewer.explain(who, action, target, model if listed else None)
+    if as_json:
+        click.echo(json.dumps(explained.as_json(), indent=2))
+    else:
+        click.echo(explained.text(), nl=False)
+
+
+@authz_cli.command("test")
+@click.option("--coverage", is_flag=True, help="List every rule with the cases that hit it; "
+              "fail when one is hit by none.")
+@click.option("--all-cases", is_flag=True, help="With --coverage: every case, not the first 3.")
+@click.option("--suites", type=click.Path(file_okay=False, exists=True),
+              help="Suite directory (default: the policy's tests/).")
+def authz_test(coverage: bool, all_cases: bool, suites: str | None) -> None:
+    """Run the policy test suites (policies/tests/*.toml)."""
+    from app.authz.review.suites import SuiteError, run
+
+    try:
+        report = run(_settings().policy_dir, suites)
+    except SuiteError as exc:
+        raise click.ClickException(str(exc)) from None
+    if report.failures:
+        click.echo(report.failures_table())
+    if coverage:
+        click.echo(report.coverage_text(None if all_cases else 3))
+    click.echo(report.summary(coverage), nl=False)
+    if not report.ok or (coverage and report.unexercised()):
+        sys.exit(1)
+
+
+@authz_cli.command("diff")
+@click.argument("revision")
+def authz_diff(revision: str) -> None:
+    """What the policy of the working tree grants and revokes compared with REVISION."""
+    from app.authz.review.diff import diff, render
+
+    try:
+        changes = diff(revision, _settings().policy_dir)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(render(revision, changes), nl=False)
 
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -201,15 +255,18 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 def generated_docs() -> dict[Path, str]:
     """docs/ file -> the content the code and policy generate for it now."""
+    from app.api.reference import render_markdown as render_endpoints
+
     return {
         DOCS / "openapi.yaml": current_app.extensions["api"].spec.to_yaml(),
         DOCS / "permissions.md": render_markdown(_settings().policy_dir),
+        DOCS / "endpoints.md": render_endpoints(current_app),
     }
 
 
 @docs_cli.command("write")
 def docs_write() -> None:
-    """Regenerate docs/openapi.yaml and docs/permissions.md."""
+    """Regenerate docs/openapi.yaml, docs/permissions.md and docs/endpoints.md."""
     for path, text in generated_docs().items():
         path.write_text(text)
         click.echo(f"wrote {path.name}")
@@ -226,6 +283,20 @@ def docs_check() -> None:
     if stale:
         raise click.ClickException(f"stale: {', '.join(stale)}; run `flask docs write`")
     click.echo("docs are up to date")
+
+
+@docs_cli.command("schema")
+@click.option("--server", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+              show_default=True, help="A PostgreSQL administrator's URL.")
+@click.option("--owner", default="tenant_api_owner", show_default=True)
+@click.option("--app-role", default="tenant_api_app", show_default=True)
+def docs_schema(server: str, owner: str, app_role: str) -> None:
+    """Write docs/schema.sql from a throwaway database migrated as OWNER (needs pg_dump)."""
+    from app import schema_doc
+
+    with schema_doc.migrated(server, owner, app_role) as url:
+        (DOCS / "schema.sql").write_text(schema_doc.dump(url))
+    click.echo("wrote schema.sql")
 
 
 def _key_file() -> Path:

@@ -55,6 +55,11 @@ class Needs:
     # Browsers' beacons reach it: `sendBeacon` sets no header, so the ingest key may come in
     # the body's `key` field, and a `text/plain` body (CORS-safelisted) is read as JSON.
     beacon: bool = False
+    # The policy questions the view asks, as docs/endpoints.md lists them ("ACTION Type"):
+    # `checks` of one object (`authorize`), `lists` the filters of rows it returns
+    # (`authorized`, `condition`). tests/test_endpoint_reference.py holds them to the code.
+    checks: tuple[str, ...] = ()
+    lists: tuple[str, ...] = ()
 
     @property
     def public(self) -> bool:

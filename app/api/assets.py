@@ -44,6 +44,7 @@ def _asset(
 
 @blp.route("/uploads")
 class Uploads(MethodView):
+    @blp.needs(checks=("upload Site",))
     @blp.arguments(UploadCreateSchema)
     @blp.response(201, UploadSchema)
     @blp.alt_response(413, description="Larger than the configured maximum.")
@@ -64,6 +65,7 @@ class Uploads(MethodView):
 
 @blp.route("/assets")
 class Assets(MethodView):
+    @blp.needs(checks=("read Site",), lists=("read Asset",))
     @blp.arguments(AssetListArgs, location="query")
     @blp.response(200, AssetPageSchema)
     def get(
@@ -78,12 +80,14 @@ class Assets(MethodView):
 
 @blp.route("/assets/<uuid:asset_id>")
 class AssetItem(MethodView):
+    @blp.needs(checks=("read Asset",))
     @blp.response(200, AssetSchema)
     def get(self, org_id: uuid.UUID, site_id: uuid.UUID, asset_id: uuid.UUID) -> Asset:
         asset = _asset(org_id, site_id, asset_id)
         authorize(actor(), "read", asset)
         return asset
 
+    @blp.needs(checks=("update Asset",))
     @blp.arguments(AssetUpdateSchema)
     @blp.response(200, AssetSchema)
     def patch(
@@ -96,6 +100,7 @@ class AssetItem(MethodView):
         db.session().flush()
         return asset
 
+    @blp.needs(checks=("delete Asset",))
     @blp.response(204)
     def delete(self, org_id: uuid.UUID, site_id: uuid.UUID, asset_id: uuid.UUID) -> None:
         """Soft-delete; `flask assets purge` removes the object later."""
@@ -106,6 +111,7 @@ class AssetItem(MethodView):
 
 @blp.route("/assets/<uuid:asset_id>/complete")
 class Complete(MethodView):
+    @blp.needs(checks=("complete Asset",))
     @blp.response(200, AssetSchema)
     @blp.alt_response(
         409, schema=ProblemSchema, content_type=PROBLEM_JSON,
@@ -126,6 +132,7 @@ class Complete(MethodView):
 
 @blp.route("/assets/<uuid:asset_id>/download-url")
 class DownloadUrl(MethodView):
+    @blp.needs(checks=("read Asset",))
     @blp.response(200, DownloadUrlSchema)
     @blp.alt_response(409, description="The asset is not ready.")
     def get(self, org_id: uuid.UUID, site_id: uuid.UUID, asset_id: uuid.UUID) -> dict[str, Any]:

@@ -22,6 +22,7 @@ blp = Blueprint("audit", __name__, url_prefix="/v1/orgs/<uuid:org_id>", descript
 
 @blp.route("/audit-events")
 class AuditEvents(MethodView):
+    @blp.needs(checks=("read_audit Organization",), lists=("read AuditEvent",))
     @blp.arguments(AuditListArgs, location="query")
     @blp.response(200, AuditPageSchema)
     def get(self, args: dict[str, Any], org_id: uuid.UUID) -> Page[AuditEvent]:

@@ -114,6 +114,7 @@ class Refresh(MethodView):
 
 @blp.route("/auth/logout")
 class Logout(MethodView):
+    @blp.needs(checks=("manage Account",))
     @blp.response(204)
     def post(self) -> None:
         """End this session: its access and refresh tokens stop working at once."""
@@ -123,6 +124,7 @@ class Logout(MethodView):
 
 @blp.route("/auth/logout-all")
 class LogoutAll(MethodView):
+    @blp.needs(checks=("manage Account",))
     @blp.response(204)
     def post(self) -> None:
         """End every session of the caller, this one included."""
@@ -132,7 +134,7 @@ class LogoutAll(MethodView):
 
 @blp.route("/auth/password")
 class Password(MethodView):
-    @blp.needs(limits=(per_ip("password"),))
+    @blp.needs(limits=(per_ip("password"),), checks=("manage Account",))
     @blp.arguments(PasswordChangeSchema)
     @blp.response(204)
     def post(self, data: dict[str, Any]) -> None:
@@ -146,6 +148,7 @@ class Password(MethodView):
 
 @blp.route("/auth/sessions")
 class Sessions(MethodView):
+    @blp.needs(checks=("manage Account",))
     @blp.arguments(SessionListArgs, location="query")
     @blp.response(200, SessionPageSchema)
     def get(self, args: dict[str, Any]) -> Page[Out]:
@@ -158,6 +161,7 @@ class Sessions(MethodView):
 
 @blp.route("/auth/sessions/<uuid:session_id>")
 class SessionItem(MethodView):
+    @blp.needs(checks=("manage Account",))
     @blp.response(204)
     def delete(self, session_id: uuid.UUID) -> None:
         """Revoke one of the caller's sessions."""
@@ -168,6 +172,7 @@ class SessionItem(MethodView):
 
 @blp.route("/me")
 class Me(MethodView):
+    @blp.needs(checks=("manage Account",))
     @blp.response(200, MeSchema)
     def get(self) -> dict[str, Any]:
         """The signed-in user and every role it holds."""

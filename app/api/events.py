@@ -56,7 +56,8 @@ def _check_origin() -> None:
 
 @blp.route("/v1/events/batch")
 class EventBatch(MethodView):
-    @blp.needs(credentials=frozenset(Credential), cors=True, beacon=True)
+    @blp.needs(credentials=frozenset(Credential), cors=True, beacon=True,
+               checks=("write_events Site",))
     @blp.doc(
         requestBody={
             "required": True,
@@ -104,6 +105,7 @@ class EventBatch(MethodView):
 
 @blp.route("/v1/orgs/<uuid:org_id>/sites/<uuid:site_id>/events")
 class Events(MethodView):
+    @blp.needs(checks=("read_events Site",), lists=("read Event",))
     @blp.arguments(EventListArgs, location="query")
     @blp.response(200, EventPageSchema)
     def get(
@@ -118,6 +120,7 @@ class Events(MethodView):
 
 @blp.route("/v1/orgs/<uuid:org_id>/sites/<uuid:site_id>/events/stats")
 class EventStats(MethodView):
+    @blp.needs(checks=("read_events Site",), lists=("read Event",))
     @blp.arguments(StatsArgs, location="query")
     @blp.response(200, StatsSchema)
     def get(

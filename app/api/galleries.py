@@ -69,6 +69,7 @@ def _gallery(
 
 @blp.route("")
 class Galleries(MethodView):
+    @blp.needs(checks=("read Site",), lists=("read Gallery", "read Asset"))
     @blp.arguments(GalleryListArgs, location="query")
     @blp.response(200, GalleryPageSchema)
     def get(self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Page[Out]:
@@ -79,6 +80,7 @@ class Galleries(MethodView):
         result = page(stmt, args, values)
         return Page(_galleries_out(result.items), result.next_cursor)
 
+    @blp.needs(checks=("create_gallery Site",), lists=("read Asset",))
     @blp.arguments(GalleryCreateSchema)
     @blp.response(201, GallerySchema)
     def post(self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Out:
@@ -91,6 +93,7 @@ class Galleries(MethodView):
 
 @blp.route("/<uuid:gallery_id>")
 class GalleryResource(MethodView):
+    @blp.needs(checks=("read Gallery",), lists=("read Asset",))
     @blp.etag
     @blp.response(200, GallerySchema)
     def get(self, org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID) -> Out:
@@ -99,6 +102,7 @@ class GalleryResource(MethodView):
         blp.set_etag(galleries.etag(gallery))
         return _galleries_out([gallery])[0]
 
+    @blp.needs(checks=("update Gallery",), lists=("read Asset",))
     @blp.etag
     @blp.arguments(GalleryUpdateSchema)
     @blp.response(200, GallerySchema)
@@ -113,6 +117,7 @@ class GalleryResource(MethodView):
         blp.set_etag(galleries.etag(gallery))
         return _galleries_out([gallery])[0]
 
+    @blp.needs(checks=("delete Gallery",))
     @blp.etag
     @blp.response(204)
     def delete(self, org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID) -> None:
@@ -125,6 +130,7 @@ class GalleryResource(MethodView):
 
 @blp.route("/<uuid:gallery_id>/restore")
 class Restore(MethodView):
+    @blp.needs(checks=("restore Gallery",), lists=("read Asset",))
     @blp.response(200, GallerySchema)
     def post(self, org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID) -> Out:
         """Bring back a deleted gallery (site_admin)."""
@@ -138,6 +144,7 @@ class Restore(MethodView):
 
 @blp.route("/<uuid:gallery_id>/items")
 class Items(MethodView):
+    @blp.needs(checks=("read Gallery",), lists=("read GalleryItem", "read Asset"))
     @blp.arguments(ItemListArgs, location="query")
     @blp.response(200, ItemPageSchema)
     def get(
@@ -150,6 +157,7 @@ class Items(MethodView):
         result = page(stmt, args)
         return Page(_items_out(result.items), result.next_cursor)
 
+    @blp.needs(checks=("update Gallery",), lists=("read Asset",))
     @blp.arguments(ItemCreateSchema)
     @blp.response(201, ItemSchema)
     @blp.alt_response(409, description="The asset is already in the gallery.")
@@ -167,6 +175,7 @@ class Items(MethodView):
 
 @blp.route("/<uuid:gallery_id>/items/order")
 class ItemOrder(MethodView):
+    @blp.needs(checks=("update Gallery",), lists=("read Asset",))
     @blp.arguments(ItemOrderSchema)
     @blp.response(200, ItemListSchema)
     def put(
@@ -181,6 +190,7 @@ class ItemOrder(MethodView):
 
 @blp.route("/<uuid:gallery_id>/items/<uuid:item_id>")
 class Item(MethodView):
+    @blp.needs(checks=("update Gallery",), lists=("read Asset",))
     @blp.arguments(ItemUpdateSchema)
     @blp.response(200, ItemSchema)
     def patch(
@@ -194,6 +204,7 @@ class Item(MethodView):
         galleries.update_item(db.session(), gallery, item, data)
         return _items_out([item])[0]
 
+    @blp.needs(checks=("update Gallery",))
     @blp.response(204)
     def delete(
         self, org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID, item_id: uuid.UUID

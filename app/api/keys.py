@@ -36,6 +36,7 @@ def _with_secret(key: ApiKey | IngestKey, secret: str) -> dict[str, Any]:
 
 @blp.route("/api-keys")
 class ApiKeys(MethodView):
+    @blp.needs(checks=("manage_api_keys Organization",), lists=("read ApiKey",))
     @blp.arguments(ApiKeyListArgs, location="query")
     @blp.response(200, ApiKeyPageSchema)
     def get(self, args: dict[str, Any], org_id: uuid.UUID) -> Page[ApiKey]:
@@ -45,7 +46,10 @@ class ApiKeys(MethodView):
         stmt = authorized(credentials.api_keys(org.id), actor(), "read", ApiKey)
         return page(stmt, args)
 
-    @blp.needs(limits=(per_account("api-keys"),))
+    @blp.needs(
+        limits=(per_account("api-keys"),),
+        checks=("manage_api_keys Organization", "create ApiKey"),
+    )
     @blp.arguments(ApiKeyCreateSchema)
     @blp.response(201, ApiKeyCreatedSchema)
     @blp.alt_response(429, description="Too many keys created; see `Retry-After`.")
@@ -70,6 +74,7 @@ class ApiKeys(MethodView):
 
 @blp.route("/api-keys/<uuid:api_key_id>")
 class ApiKeyItem(MethodView):
+    @blp.needs(checks=("revoke ApiKey",))
     @blp.response(204)
     def delete(self, org_id: uuid.UUID, api_key_id: uuid.UUID) -> None:
         """Revoke: the key stops working at once."""
@@ -82,6 +87,7 @@ class ApiKeyItem(MethodView):
 
 @blp.route("/sites/<uuid:site_id>/ingest-keys")
 class IngestKeys(MethodView):
+    @blp.needs(checks=("manage_ingest_keys Site",), lists=("read IngestKey",))
     @blp.arguments(IngestKeyListArgs, location="query")
     @blp.response(200, IngestKeyPageSchema)
     def get(
@@ -93,7 +99,10 @@ class IngestKeys(MethodView):
         stmt = authorized(credentials.ingest_keys(site), actor(), "read", IngestKey)
         return page(stmt, args)
 
-    @blp.needs(limits=(per_account("ingest-keys"),))
+    @blp.needs(
+        limits=(per_account("ingest-keys"),),
+        checks=("manage_ingest_keys Site", "create IngestKey"),
+    )
     @blp.arguments(IngestKeyCreateSchema)
     @blp.response(201, IngestKeyCreatedSchema)
     @blp.alt_response(429, description="Too many keys created; see `Retry-After`.")
@@ -114,6 +123,7 @@ class IngestKeys(MethodView):
 
 @blp.route("/sites/<uuid:site_id>/ingest-keys/<uuid:ingest_key_id>")
 class IngestKeyItem(MethodView):
+    @blp.needs(checks=("revoke IngestKey",))
     @blp.response(204)
     def delete(
         self, org_id: uuid.UUID, site_id: uuid.UUID, ingest_key_id: uuid.UUID

@@ -37,6 +37,7 @@ def _page_with_users(
 
 @blp.route("/members")
 class OrgMembers(MethodView):
+    @blp.needs(checks=("list_members Organization",), lists=("read OrgMembership",))
     @blp.arguments(OrgMemberListArgs, location="query")
     @blp.response(200, MemberPageSchema)
     def get(self, args: dict[str, Any], org_id: uuid.UUID) -> Page[dict[str, Any]]:
@@ -47,6 +48,7 @@ class OrgMembers(MethodView):
             page(stmt, args)
         )
 
+    @blp.needs(checks=("create OrgMembership",))
     @blp.arguments(OrgMemberAddSchema)
     @blp.response(201, MemberSchema)
     def post(self, data: dict[str, Any], org_id: uuid.UUID) -> dict[str, Any]:
@@ -60,6 +62,7 @@ class OrgMembers(MethodView):
 
 @blp.route("/members/<uuid:user_id>")
 class OrgMember(MethodView):
+    @blp.needs(checks=("update OrgMembership",))
     @blp.arguments(OrgMemberUpdateSchema)
     @blp.response(200, MemberSchema)
     @blp.alt_response(409, description="The organization would be left without an org_admin.")
@@ -73,6 +76,7 @@ class OrgMember(MethodView):
         memberships.change_org_role(session, membership, data["role"])
         return memberships.with_users(session, [membership])[0]
 
+    @blp.needs(checks=("delete OrgMembership",))
     @blp.response(204)
     @blp.alt_response(409, description="The organization would be left without an org_admin.")
     def delete(self, org_id: uuid.UUID, user_id: uuid.UUID) -> None:
@@ -86,6 +90,7 @@ class OrgMember(MethodView):
 
 @blp.route("/sites/<uuid:site_id>/members")
 class SiteMembers(MethodView):
+    @blp.needs(checks=("list_members Site",), lists=("read SiteMembership",))
     @blp.arguments(SiteMemberListArgs, location="query")
     @blp.response(200, MemberPageSchema)
     def get(
@@ -98,6 +103,7 @@ class SiteMembers(MethodView):
             page(stmt, args)
         )
 
+    @blp.needs(checks=("create SiteMembership",))
     @blp.arguments(SiteMemberAddSchema)
     @blp.response(201, MemberSchema)
     def post(
@@ -113,6 +119,7 @@ class SiteMembers(MethodView):
 
 @blp.route("/sites/<uuid:site_id>/members/<uuid:user_id>")
 class SiteMember(MethodView):
+    @blp.needs(checks=("update SiteMembership",))
     @blp.arguments(SiteMemberUpdateSchema)
     @blp.response(200, MemberSchema)
     def patch(
@@ -125,6 +132,7 @@ class SiteMember(MethodView):
         memberships.change_site_role(session, membership, data["role"])
         return memberships.with_users(session, [membership])[0]
 
+    @blp.needs(checks=("delete SiteMembership",))
     @blp.response(204)
     def delete(self, org_id: uuid.UUID, site_id: uuid.UUID, user_id: uuid.UUID) -> None:
         session = db.session()

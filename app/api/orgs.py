@@ -23,6 +23,7 @@ blp = Blueprint("orgs", __name__, url_prefix="/v1/orgs", description="Organizati
 
 @blp.route("")
 class Orgs(MethodView):
+    @blp.needs(lists=("read Organization",))
     @blp.arguments(OrgListArgs, location="query")
     @blp.response(200, OrgPageSchema)
     def get(self, args: dict[str, Any]) -> Page[Organization]:
@@ -30,6 +31,7 @@ class Orgs(MethodView):
         stmt = authorized(tenancy.live_orgs(), actor(), "read", Organization)
         return page(stmt, args)
 
+    @blp.needs(checks=("create_organization Account",))
     @blp.arguments(OrgCreateSchema)
     @blp.response(201, OrgSchema)
     def post(self, data: dict[str, Any]) -> Organization:
@@ -42,6 +44,7 @@ class Orgs(MethodView):
 
 @blp.route("/<uuid:org_id>")
 class Org(MethodView):
+    @blp.needs(checks=("read Organization",))
     @blp.etag
     @blp.response(200, OrgSchema)
     def get(self, org_id: uuid.UUID) -> Organization:
@@ -49,6 +52,7 @@ class Org(MethodView):
         authorize(actor(), "read", org)
         return org
 
+    @blp.needs(checks=("update Organization",))
     @blp.etag
     @blp.arguments(OrgUpdateSchema)
     @blp.response(200, OrgSchema)
@@ -61,6 +65,7 @@ class Org(MethodView):
         db.session().flush()
         return org
 
+    @blp.needs(checks=("delete Organization",))
     @blp.etag
     @blp.response(204)
     def delete(self, org_id: uuid.UUID) -> None:

@@ -29,6 +29,7 @@ blp = Blueprint("sites", __name__, url_prefix="/v1/orgs/<uuid:org_id>/sites", de
 
 @blp.route("")
 class Sites(MethodView):
+    @blp.needs(checks=("list_sites Organization",), lists=("read Site",))
     @blp.arguments(SiteListArgs, location="query")
     @blp.response(200, SitePageSchema)
     def get(self, args: dict[str, Any], org_id: uuid.UUID) -> Page[Site]:
@@ -38,6 +39,7 @@ class Sites(MethodView):
         stmt = authorized(tenancy.live_sites(org.id), actor(), "read", Site)
         return page(stmt, args)
 
+    @blp.needs(checks=("create_site Organization",))
     @blp.arguments(SiteCreateSchema)
     @blp.response(201, SiteSchema)
     def post(self, data: dict[str, Any], org_id: uuid.UUID) -> Site:
@@ -48,6 +50,7 @@ class Sites(MethodView):
 
 @blp.route("/<uuid:site_id>")
 class SiteItem(MethodView):
+    @blp.needs(checks=("read Site",))
     @blp.etag
     @blp.response(200, SiteSchema)
     def get(self, org_id: uuid.UUID, site_id: uuid.UUID) -> Site:
@@ -55,6 +58,7 @@ class SiteItem(MethodView):
         authorize(actor(), "read", site)
         return site
 
+    @blp.needs(checks=("update Site",))
     @blp.etag
     @blp.arguments(SiteUpdateSchema)
     @blp.response(200, SiteSchema)
@@ -67,6 +71,7 @@ class SiteItem(MethodView):
         db.session().flush()
         return site
 
+    @blp.needs(checks=("delete Site",))
     @blp.etag
     @blp.response(204)
     def delete(self, org_id: uuid.UUID, site_id: uuid.UUID) -> None:

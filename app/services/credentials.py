@@ -117,17 +117,7 @@ def api_client(session: Session, key_id: uuid.UUID, secret: str) -> KeyMatch | N
         return None
     if row.expires_at is not None and row.expires_at <= utcnow():
         return None
-    if row.site_id is None:
-        actor = ApiClientActor(
-            id=row.id, org_roles={row.org_id: row.role}, expires_at=row.expires_at
-        )
-    else:
-        actor = ApiClientActor(
-            id=row.id,
-            site_roles={row.site_id: row.role},
-            site_orgs={row.site_id: row.org_id},
-            expires_at=row.expires_at,
-        )
+    actor = api_key_actor(row)
     return KeyMatch(actor, ApiKey, row.id, row.org_id, row.last_used_at)
 
 
@@ -136,11 +126,28 @@ def ingest_client(session: Session, key_id: uuid.UUID, secret: str) -> KeyMatch 
     row = _live_key(session, IngestKey, key_id, "app_ingest_key")
     if row is None or not matches(secret, row.secret_hash):
         return None
-    actor = IngestClientActor(
+    actor = ingest_key_actor(row)
+    return KeyMatch(actor, IngestKey, row.id, row.org_id, row.last_used_at)
+
+
+def api_key_actor(row: ApiKey) -> ApiClientActor:
+    """The actor a key acts as: its one role, on its organization or on its site."""
+    if row.site_id is None:
+        return ApiClientActor(id=row.id, org_roles={row.org_id: row.role},
+                              expires_at=row.expires_at)
+    return ApiClientActor(
+        id=row.id,
+        site_roles={row.site_id: row.role},
+        site_orgs={row.site_id: row.org_id},
+        expires_at=row.expires_at,
+    )
+
+
+def ingest_key_actor(row: IngestKey) -> IngestClientActor:
+    return IngestClientActor(
         id=row.id, site_id=row.site_id, site_orgs={row.site_id: row.org_id},
         allowed_origins=tuple(row.allowed_origins or ()),
     )
-    return KeyMatch(actor, IngestKey, row.id, row.org_id, row.last_used_at)
 
 
 def touch_due(match: KeyMatch, now: datetime) -> bool:
