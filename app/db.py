@@ -92,7 +92,7 @@ class Entity(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-def make_engine(url: str, pool_size: int = 5) -> Engine:
+def make_engine(url: str, pool_size: int = 5, statement_timeout_ms: int = 0) -> Engine:
     # hide_parameters: a failed statement's values (emails, hashes) stay out of the logs.
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 15}, hide_parameters=True)
@@ -107,8 +107,12 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
         return engine
     # No pool_pre_ping: it costs a round trip per request. A connection that died is
     # detected by its first error, which invalidates the pool; recycling bounds their age.
+    # statement_timeout: set for each of the engine's sessions when it connects, so a
+    # runaway query is cancelled by PostgreSQL (a 503) before gunicorn kills the worker.
+    options = {"options": f"-c statement_timeout={statement_timeout_ms}"}
     return create_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, hide_parameters=True
+        url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, hide_parameters=True,
+        connect_args=options if statement_timeout_ms > 0 else {},
     )
 
 
@@ -213,8 +217,10 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return scoped_sessions(sessionmaker(engine, expire_on_commit=False))
 
 
-def init_app(app: Flask, url: str, pool_size: int) -> None:
-    engine = make_engine(url, pool_size)
+def init_app(app: Flask, url: str, pool_size: int, statement_timeout_ms: int = 0) -> None:
+    """The runtime role's engine; `statement_timeout_ms` applies to its sessions only (the
+    owner's admin commands and migrations may run longer)."""
+    engine = make_engine(url, pool_size, statement_timeout_ms)
     app.extensions["db.engine"] = engine
     app.extensions["db.sessionmaker"] = make_sessionmaker(engine)
 
