@@ -103,8 +103,7 @@ def _swagger_asset(filename: str) -> Response:
 
 TOO_MANY = {
     "description": "Too many requests; see `Retry-After`.",
-    "headers": {"Retry-After": {"schema": {"type": "integer"},
-                                "description": "Seconds to wait."}},
+    "headers": {},  # Retry-After: _document_headers
     "content": {errors.PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
 }
 
@@ -157,6 +156,25 @@ def _document_validation(api: Api) -> None:
                 operation["responses"].setdefault("400", bad_request)
 
 
+LOCATION = {"description": "The URL of the created resource.",
+            "schema": {"type": "string", "format": "uri-reference"}}
+RETRY_AFTER = {"description": "Seconds to wait.", "schema": {"type": "integer"}}
+
+
+def _document_headers(api: Api) -> None:
+    """A 201 names what it created (`Location`); a 429 or 503 says when to come back
+    (`Retry-After`, on those answers only: app/observability.py)."""
+    for operations in api.spec._paths.values():
+        for method in OPERATIONS:
+            responses = operations.get(method, {}).get("responses", {})
+            for status, header, doc in (("201", "Location", LOCATION),
+                                        ("429", "Retry-After", RETRY_AFTER),
+                                        ("503", "Retry-After", RETRY_AFTER)):
+                response = responses.get(status)
+                if isinstance(response, dict) and "$ref" not in response:
+                    response.setdefault("headers", {})[header] = copy.deepcopy(doc)
+
+
 def init_app(app: Flask) -> Api:
     from app.api import (
         assets,
@@ -191,4 +209,5 @@ def init_app(app: Flask) -> Api:
         api.register_blueprint(blueprint)
     _document_needs(app, api)
     _document_validation(api)
+    _document_headers(api)
     return api

@@ -9,7 +9,7 @@ from flask.views import MethodView
 
 from app import db
 from app.api import Blueprint
-from app.api.helpers import page
+from app.api.helpers import Created, created, page
 from app.auth.current import actor
 from app.authz import authorize, authorized
 from app.models import OrgMembership, SiteMembership
@@ -49,13 +49,14 @@ class OrgMembers(MethodView):
 
     @blp.arguments(OrgMemberAddSchema)
     @blp.response(201, MemberSchema)
-    def post(self, data: dict[str, Any], org_id: uuid.UUID) -> dict[str, Any]:
+    def post(self, data: dict[str, Any], org_id: uuid.UUID) -> Created:
         """Give an existing account a role on the organization (org_admin)."""
         session = db.session()
         org = tenancy.get_org(session, org_id)
         authorize(actor(), "create", memberships.proposed_org_member(org, data["role"]))
         membership = memberships.add_org_member(session, org, data["email"], data["role"])
-        return memberships.with_users(session, [membership])[0]
+        return created(memberships.with_users(session, [membership])[0], ".OrgMember",
+                       org_id=org_id, user_id=membership.user_id)
 
 
 @blp.route("/members/<uuid:user_id>")
@@ -102,13 +103,14 @@ class SiteMembers(MethodView):
     @blp.response(201, MemberSchema)
     def post(
         self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID
-    ) -> dict[str, Any]:
+    ) -> Created:
         """Give an account a role on this site (site_admin; at most site_admin)."""
         session = db.session()
         site = tenancy.get_site(session, org_id, site_id)
         authorize(actor(), "create", memberships.proposed_site_member(site, data["role"]))
         membership = memberships.add_site_member(session, site, data["email"], data["role"])
-        return memberships.with_users(session, [membership])[0]
+        return created(memberships.with_users(session, [membership])[0], ".SiteMember",
+                       org_id=org_id, site_id=site_id, user_id=membership.user_id)
 
 
 @blp.route("/sites/<uuid:site_id>/members/<uuid:user_id>")

@@ -33,8 +33,9 @@ class Ready(MethodView):
     @blp.alt_response(503, description="A dependency is unavailable: `errors` names it "
                       "(`database`, `ratelimit`, `storage`) with `unavailable` or `timeout`.")
     def get(self) -> dict[str, str]:
-        """The process can serve requests: the database, the rate-limit counters' storage
-        (when shared) and the bucket all answer in time."""
+        """The process can serve requests: every dependency answers in time.
+
+        The database, the rate-limit counters' storage (when shared) and the bucket."""
         timeout = current_app.extensions["settings"].readiness_timeout_seconds
         checks = {
             "database": readiness.database(db.sql_engine(), timeout * 1000),

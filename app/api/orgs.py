@@ -9,7 +9,7 @@ from flask.views import MethodView
 
 from app import db
 from app.api import Blueprint
-from app.api.helpers import own_account, page
+from app.api.helpers import Created, created, own_account, page
 from app.auth.current import actor
 from app.authz import authorize, authorized
 from app.models import Organization
@@ -32,12 +32,13 @@ class Orgs(MethodView):
 
     @blp.arguments(OrgCreateSchema)
     @blp.response(201, OrgSchema)
-    def post(self, data: dict[str, Any]) -> Organization:
+    def post(self, data: dict[str, Any]) -> Created:
         """Create an organization; the caller becomes its org_admin."""
         authorize(actor(), "create_organization", own_account())
         org_id = uuid.uuid4()
         db.current_unit().enter(org_id)  # its rows are written under its own scope
-        return tenancy.create_org(db.session(), org_id, actor().id, data["name"])
+        org = tenancy.create_org(db.session(), org_id, actor().id, data["name"])
+        return created(org, ".Org", org_id=org.id)
 
 
 @blp.route("/<uuid:org_id>")
