@@ -17,7 +17,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from app import migrate
+from app import configuration_doc, migrate
 from app.authz.matrix import render_markdown
 from app.config import Settings
 from app.db import owner_session
@@ -204,12 +204,13 @@ def generated_docs() -> dict[Path, str]:
     return {
         DOCS / "openapi.yaml": current_app.extensions["api"].spec.to_yaml(),
         DOCS / "permissions.md": render_markdown(_settings().policy_dir),
+        DOCS / "configuration.md": configuration_doc.render(),
     }
 
 
 @docs_cli.command("write")
 def docs_write() -> None:
-    """Regenerate docs/openapi.yaml and docs/permissions.md."""
+    """Regenerate docs/openapi.yaml, docs/permissions.md and docs/configuration.md."""
     for path, text in generated_docs().items():
         path.write_text(text)
         click.echo(f"wrote {path.name}")
@@ -320,6 +321,29 @@ def events_partitions(months_ahead: int) -> None:
             session.connection(), datetime.now(UTC), months_ahead=months_ahead
         )
     click.echo(f"created {', '.join(created) or 'nothing: all present'}")
+
+
+@events_cli.command("retention")
+@click.option("--months", type=int, default=None,
+              help="Months kept before the current one; default EVENTS_RETENTION_MONTHS.")
+def events_retention(months: int | None) -> None:
+    """Detach and drop the monthly partitions of events older than the retention (cron,
+    PostgreSQL); rows that old in the DEFAULT partition are deleted too."""
+    from datetime import UTC, datetime
+
+    from app.services.partitions import drop_before, retention_cutoff
+
+    kept = months if months is not None else _settings().events_retention_months
+    if kept <= 0:
+        click.echo("retention is off (EVENTS_RETENTION_MONTHS=0): nothing dropped")
+        return
+    with owner_session() as session:
+        if session.get_bind().dialect.name != "postgresql":
+            raise click.ClickException("partitions exist on PostgreSQL only")
+        cutoff = retention_cutoff(datetime.now(UTC), kept)
+        dropped, deleted = drop_before(session.connection(), cutoff)
+    click.echo(f"events before {cutoff:%Y-%m-%d}: dropped {', '.join(dropped) or 'no partition'}"
+               f", {deleted} row(s) deleted from events_default")
 
 
 @idempotency_cli.command("purge")
