@@ -35,7 +35,9 @@ def test_every_route_is_documented_and_every_documented_path_exists(app):
 
 def test_every_operation_declares_its_security(app):
     spec = app.extensions["api"].spec.to_dict()
-    assert spec["security"] == [{"bearerAuth": []}]
+    assert spec["security"] == [{"accessToken": []}, {"apiKey": []}]
+    batch = spec["paths"]["/v1/events/batch"]["post"]
+    assert batch["security"] == [{"accessToken": []}, {"apiKey": []}, {"ingestKey": []}]
     public = {
         (path, method)
         for path, operations in spec["paths"].items()

@@ -101,6 +101,61 @@ def _swagger_asset(filename: str) -> Response:
     return send_from_directory(swagger_ui_path, filename, max_age=86400)
 
 
+# The credentials of app/needs.py, as the document's security schemes.
+SCHEMES = {
+    needs.Credential.ACCESS_TOKEN: "accessToken",
+    needs.Credential.API_KEY: "apiKey",
+    needs.Credential.INGEST_KEY: "ingestKey",
+}
+SECURITY_SCHEMES = {
+    "accessToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                    "description": "A person's access token (`POST /v1/auth/login`)."},
+    "apiKey": {"type": "http", "scheme": "bearer", "bearerFormat": "sk_...",
+               "description": "An API key's secret: a machine with a role in one "
+                              "organization, or one of its sites."},
+    "ingestKey": {"type": "http", "scheme": "bearer", "bearerFormat": "ik_...",
+                  "description": "An ingest key's secret: it may only send events to its "
+                                 "site (`POST /v1/events/batch`)."},
+}
+ERRORS = {
+    "UNAUTHORIZED": ("Missing or invalid credentials.",
+                     {"WWW-Authenticate": {"schema": {"type": "string"},
+                                           "description": "`Bearer realm=\"api\"`"}}),
+    "FORBIDDEN": ("The caller may see the resource but not do this to it.", {}),
+    "NOT_FOUND": ("No such resource, or one the caller may not see.", {}),
+}
+PROBLEM = {errors.PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+def _document_errors(api: Api) -> None:
+    """Every error answer's body is a problem: the responses declared with a description
+    only get the schema; operations on an id may answer 404 (and 403 when they change
+    something)."""
+    components = api.spec.components
+    for name, (description, headers) in ERRORS.items():
+        # flask-smorest's, one per HTTP status: registered once referenced, lazy until then.
+        registered = components.responses.get(name) or components.responses_lazy[name]
+        registered.update(description=description, content=copy.deepcopy(PROBLEM))
+        if headers:
+            registered["headers"] = headers
+    for operations in api.spec._paths.values():
+        in_path = any(p.get("in") == "path" for p in operations.get("parameters", []))
+        for method in OPERATIONS:
+            operation = operations.get(method)
+            if operation is None:
+                continue
+            responses = operation["responses"]
+            for status, response in responses.items():
+                if (status != "default" and int(status) >= 400 and "$ref" not in response
+                        and "content" not in response):
+                    response["content"] = copy.deepcopy(PROBLEM)
+            if in_path and "401" in responses:
+                responses.setdefault("404", api.spec.components.get_ref("response", "NOT_FOUND"))
+                if method != "get":
+                    responses.setdefault(
+                        "403", api.spec.components.get_ref("response", "FORBIDDEN"))
+
+
 TOO_MANY = {
     "description": "Too many requests; see `Retry-After`.",
     "headers": {},  # Retry-After: _document_headers
@@ -127,6 +182,12 @@ def _document_needs(app: Flask, api: Api) -> None:
             spec = declared or needs.DEFAULT
             if spec.public:
                 operation["security"] = []
+            else:
+                operation["security"] = [
+                    {SCHEMES[c]: []} for c in needs.Credential if c in spec.credentials
+                ]
+                operation["responses"]["401"] = api.spec.components.get_ref(
+                    "response", "UNAUTHORIZED")
             if spec.limits:
                 operation.setdefault("responses", {})["429"] = copy.deepcopy(TOO_MANY)
             if method == "POST" and spec.idempotent and not spec.public:
@@ -136,6 +197,23 @@ def _document_needs(app: Flask, api: Api) -> None:
                     "response", "UNPROCESSABLE_ENTITY"
                 )
 OPERATIONS = ("get", "put", "post", "patch", "delete")
+
+
+def _document_operation_ids(app: Flask, api: Api) -> None:
+    """Every operation gets its `operationId` from app/api/operations.py."""
+    from app.api.operations import OPERATION_IDS
+
+    paths = api.spec._paths
+    for rule in app.url_map.iter_rules():
+        operations = paths.get(FlaskPlugin.flaskpath2openapi(rule.rule))
+        for method in OPERATIONS:
+            if operations is None or method not in operations:
+                continue
+            operation_id = OPERATION_IDS.get((rule.endpoint, method))
+            if operation_id is None:
+                raise RuntimeError(f"no operationId for {rule.endpoint} {method}: "
+                                   "add one to app/api/operations.py")
+            operations[method]["operationId"] = operation_id
 
 
 def _document_validation(api: Api) -> None:
@@ -175,6 +253,40 @@ def _document_headers(api: Api) -> None:
                     response.setdefault("headers", {})[header] = copy.deepcopy(doc)
 
 
+def _enum_names(schema: dict[str, Any]) -> None:
+    """Names a client generator can give enum values (`x-enum-varnames`): `-created_at`
+    is CREATED_AT_DESC rather than VALUE_3."""
+    values = schema.get("enum")
+    if not values or not all(isinstance(v, str) for v in values):
+        return
+    schema["x-enum-varnames"] = [
+        v.lstrip("-").replace(".", "_").replace("-", "_").upper()
+        + ("_DESC" if v.startswith("-") else "") for v in values
+    ]
+
+
+def _document_for_generators(api: Api) -> None:
+    """What generated clients need beyond what marshmallow says: enum value names, and
+    query parameters that are optional rather than nullable (a query string cannot carry
+    JSON's null: an absent parameter is what `None` means there)."""
+    for operations in api.spec._paths.values():
+        for method in OPERATIONS:
+            for parameter in operations.get(method, {}).get("parameters", []):
+                schema = parameter.get("schema") if isinstance(parameter, dict) else None
+                if not isinstance(schema, dict):
+                    continue
+                if parameter.get("in") == "query" and schema.pop("nullable", False):
+                    if schema.get("default", 0) is None:
+                        del schema["default"]
+                    if "enum" in schema:
+                        schema["enum"] = [v for v in schema["enum"] if v is not None]
+                _enum_names(schema)
+    for schema in api.spec.components.schemas.values():
+        for prop in schema.get("properties", {}).values():
+            if isinstance(prop, dict):
+                _enum_names(prop)
+
+
 def init_app(app: Flask) -> Api:
     from app.api import (
         assets,
@@ -193,12 +305,11 @@ def init_app(app: Flask) -> Api:
         app,
         spec_kwargs={
             "info": {"description": "Multi-tenant REST API authorized by Oso/Polar policies."},
-            "security": [{"bearerAuth": []}],
+            "security": [{"accessToken": []}, {"apiKey": []}],
         },
     )
-    api.spec.components.security_scheme(
-        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
-    )
+    for name, scheme in SECURITY_SCHEMES.items():
+        api.spec.components.security_scheme(name, scheme)
     app.extensions["api"] = api
     app.add_url_rule("/docs/assets/<path:filename>", "swagger_ui_assets", _swagger_asset)
     blueprints = (
@@ -208,6 +319,9 @@ def init_app(app: Flask) -> Api:
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     _document_needs(app, api)
+    _document_errors(api)
     _document_validation(api)
     _document_headers(api)
+    _document_operation_ids(app, api)
+    _document_for_generators(api)
     return api

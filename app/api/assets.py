@@ -81,6 +81,7 @@ class Assets(MethodView):
 class AssetItem(MethodView):
     @blp.response(200, AssetSchema)
     def get(self, org_id: uuid.UUID, site_id: uuid.UUID, asset_id: uuid.UUID) -> Asset:
+        """Read an asset (viewer)."""
         asset = _asset(org_id, site_id, asset_id)
         authorize(actor(), "read", asset)
         return asset

@@ -95,6 +95,7 @@ class GalleryResource(MethodView):
     @blp.etag
     @blp.response(200, GallerySchema)
     def get(self, org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID) -> Out:
+        """Read a gallery (viewer); its `ETag` serves `If-Match` on update."""
         _, gallery = _gallery(org_id, site_id, gallery_id)
         authorize(actor(), "read", gallery)
         blp.set_etag(galleries.etag(gallery))
@@ -200,6 +201,7 @@ class Item(MethodView):
     def delete(
         self, org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID, item_id: uuid.UUID
     ) -> None:
+        """Remove an item from the gallery (its asset stays)."""
         _, gallery = _gallery(org_id, site_id, gallery_id, lock=True)
         authorize(actor(), "update", gallery)
         item = galleries.get_item(db.session(), gallery, item_id)

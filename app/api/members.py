@@ -40,6 +40,7 @@ class OrgMembers(MethodView):
     @blp.arguments(OrgMemberListArgs, location="query")
     @blp.response(200, MemberPageSchema)
     def get(self, args: dict[str, Any], org_id: uuid.UUID) -> Page[dict[str, Any]]:
+        """The organization's members and their roles."""
         org = tenancy.get_org(db.session(), org_id)
         authorize(actor(), "list_members", org)
         stmt = authorized(memberships.org_members(org.id), actor(), "read", OrgMembership)
@@ -67,6 +68,7 @@ class OrgMember(MethodView):
     def patch(
         self, data: dict[str, Any], org_id: uuid.UUID, user_id: uuid.UUID
     ) -> dict[str, Any]:
+        """Change a member's role on the organization (org_admin)."""
         session = db.session()
         org = tenancy.get_org(session, org_id, lock=True)
         membership = memberships.get_org_member(session, org.id, user_id)
@@ -92,6 +94,7 @@ class SiteMembers(MethodView):
     def get(
         self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID
     ) -> Page[dict[str, Any]]:
+        """The site's members and their roles."""
         site = tenancy.get_site(db.session(), org_id, site_id)
         authorize(actor(), "list_members", site)
         stmt = authorized(memberships.site_members(site), actor(), "read", SiteMembership)
@@ -120,6 +123,7 @@ class SiteMember(MethodView):
     def patch(
         self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID, user_id: uuid.UUID
     ) -> dict[str, Any]:
+        """Change a member's role on the site (site_admin; at most site_admin)."""
         session = db.session()
         site = tenancy.get_site(session, org_id, site_id)
         membership = memberships.get_site_member(session, site, user_id)
@@ -129,6 +133,7 @@ class SiteMember(MethodView):
 
     @blp.response(204)
     def delete(self, org_id: uuid.UUID, site_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        """Remove a member's role on the site (site_admin)."""
         session = db.session()
         site = tenancy.get_site(session, org_id, site_id)
         membership = memberships.get_site_member(session, site, user_id)

@@ -46,6 +46,7 @@ class Org(MethodView):
     @blp.etag
     @blp.response(200, OrgSchema)
     def get(self, org_id: uuid.UUID) -> Organization:
+        """Read an organization; its `ETag` serves `If-Match` on update."""
         org = tenancy.get_org(db.session(), org_id)
         authorize(actor(), "read", org)
         return org

@@ -41,6 +41,7 @@ class Sites(MethodView):
     @blp.arguments(SiteCreateSchema)
     @blp.response(201, SiteSchema)
     def post(self, data: dict[str, Any], org_id: uuid.UUID) -> Created:
+        """Create a site in the organization (org_admin)."""
         org = tenancy.get_org(db.session(), org_id)
         authorize(actor(), "create_site", org)
         site = tenancy.create_site(db.session(), org, data["name"], data["domain"])
@@ -52,6 +53,7 @@ class SiteItem(MethodView):
     @blp.etag
     @blp.response(200, SiteSchema)
     def get(self, org_id: uuid.UUID, site_id: uuid.UUID) -> Site:
+        """Read a site; its `ETag` serves `If-Match` on update."""
         site = tenancy.get_site(db.session(), org_id, site_id)
         authorize(actor(), "read", site)
         return site
