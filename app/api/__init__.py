@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import quote_etag
 
 from app import errors, needs
+from app.api.examples import add_examples
 from schemas.common import ProblemSchema
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -285,6 +286,7 @@ def _document_for_generators(api: Api) -> None:
         for prop in schema.get("properties", {}).values():
             if isinstance(prop, dict):
                 _enum_names(prop)
+    add_examples(api.spec.components.schemas)
 
 
 def init_app(app: Flask) -> Api:
