@@ -92,6 +92,9 @@ class Entity(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+CONNECT_TIMEOUT_SECONDS = 5
+
+
 def make_engine(url: str, pool_size: int = 5, statement_timeout_ms: int = 0) -> Engine:
     # hide_parameters: a failed statement's values (emails, hashes) stay out of the logs.
     if url.startswith("sqlite"):
@@ -109,10 +112,14 @@ def make_engine(url: str, pool_size: int = 5, statement_timeout_ms: int = 0) -> 
     # detected by its first error, which invalidates the pool; recycling bounds their age.
     # statement_timeout: set for each of the engine's sessions when it connects, so a
     # runaway query is cancelled by PostgreSQL (a 503) before gunicorn kills the worker.
-    options = {"options": f"-c statement_timeout={statement_timeout_ms}"}
+    # connect_timeout: a database host that drops packets fails a request (503) in seconds,
+    # rather than holding a worker for the system's TCP retries.
+    connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    if statement_timeout_ms > 0:
+        connect_args["options"] = f"-c statement_timeout={statement_timeout_ms}"
     return create_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, hide_parameters=True,
-        connect_args=options if statement_timeout_ms > 0 else {},
+        connect_args=connect_args,
     )
 
 
