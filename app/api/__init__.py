@@ -266,6 +266,9 @@ def _enum_names(schema: dict[str, Any]) -> None:
     ]
 
 
+ETAGS = r"^[\x21-\x7e]+(?:[ \t]*,[ \t]*[\x21-\x7e]+)*$"
+
+
 def _document_for_generators(api: Api) -> None:
     """What generated clients need beyond what marshmallow says: enum value names, and
     query parameters that are optional rather than nullable (a query string cannot carry
@@ -287,6 +290,11 @@ def _document_for_generators(api: Api) -> None:
             if isinstance(prop, dict):
                 _enum_names(prop)
     add_examples(api.spec.components.schemas)
+    # An entity tag (RFC 9110 8.8.3), a list of them, or `*`: visible ASCII, no line breaks.
+    for name in ("IF_MATCH", "IF_NONE_MATCH"):
+        parameter = api.spec.components.parameters.get(name)
+        if parameter is not None:
+            parameter["schema"]["pattern"] = ETAGS
 
 
 def init_app(app: Flask) -> Api:
