@@ -161,3 +161,23 @@ def test_every_property_has_an_example_valid_for_it(spec):
                 continue
             assert "example" in prop, (name, prop_name)
             OAS30Validator(prop).validate(prop["example"])
+
+
+@pytest.mark.portable
+def test_a_body_the_contract_requires_cannot_be_left_out(client, tenant):
+    """Every request body is `required` in the document: none at all is a 400, while an
+    empty object (nothing to change) is a valid update."""
+    from tests.support.galleries import new_asset
+    from tests.support.http import assert_problem
+
+    asset = f"{tenant.site_path}/assets/{new_asset(tenant_world(client), tenant.site)}"
+    admin = tenant["org_admin"].headers
+    body = assert_problem(client.patch(asset, headers=admin), 400, errors=["_schema"])
+    assert body["errors"] == {"_schema": ["A JSON body is required."]}
+    assert client.patch(asset, json={}, headers=admin).status_code == 200
+
+
+def tenant_world(client: Any) -> Any:
+    from tests.support import World
+
+    return World(client.application)

@@ -17,6 +17,7 @@ from flask import Flask, Response, send_from_directory
 from flask_smorest import Api as SmorestApi
 from flask_smorest.exceptions import NotModified
 from flask_smorest.spec.plugins import FlaskPlugin
+from marshmallow import ValidationError
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
@@ -48,6 +49,10 @@ class ArgumentsParser(FlaskParser):
         library accepts a lone surrogate escape (`"\\ud83d"`) that no database can store
         (a 500 at the INSERT), and NaN or Infinity. Either is a 400 (not valid JSON)."""
         if not is_json_request(req):
+            if not req.get_data(cache=True):
+                # Every body the contract declares is required: none at all is a 400 (a PATCH
+                # with nothing to change sends `{}`), not an empty object.
+                raise ValidationError({"_schema": ["A JSON body is required."]})
             return core.missing
         return orjson.loads(req.get_data(cache=True).decode())  # UnicodeDecodeError: a 400 too
 
@@ -102,21 +107,12 @@ def _swagger_asset(filename: str) -> Response:
     return send_from_directory(swagger_ui_path, filename, max_age=86400)
 
 
-# The credentials of app/needs.py, as the document's security schemes.
-SCHEMES = {
-    needs.Credential.ACCESS_TOKEN: "accessToken",
-    needs.Credential.API_KEY: "apiKey",
-    needs.Credential.INGEST_KEY: "ingestKey",
-}
-SECURITY_SCHEMES = {
-    "accessToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                    "description": "A person's access token (`POST /v1/auth/login`)."},
-    "apiKey": {"type": "http", "scheme": "bearer", "bearerFormat": "sk_...",
-               "description": "An API key's secret: a machine with a role in one "
-                              "organization, or one of its sites."},
-    "ingestKey": {"type": "http", "scheme": "bearer", "bearerFormat": "ik_...",
-                  "description": "An ingest key's secret: it may only send events to its "
-                                 "site (`POST /v1/events/batch`)."},
+BEARER = {
+    "type": "http", "scheme": "bearer",
+    "description": "`Authorization: Bearer <credential>`: a person's access token (a JWT from "
+                   "`POST /v1/auth/login`), an API key's secret (`sk_...`, a machine with a "
+                   "role) or an ingest key's secret (`ik_...`, events of one site only). Each "
+                   "operation lists those it takes in `x-credentials`.",
 }
 ERRORS = {
     "UNAUTHORIZED": ("Missing or invalid credentials.",
@@ -184,9 +180,13 @@ def _document_needs(app: Flask, api: Api) -> None:
             if spec.public:
                 operation["security"] = []
             else:
-                operation["security"] = [
-                    {SCHEMES[c]: []} for c in needs.Credential if c in spec.credentials
-                ]
+                # One scheme (every credential is a bearer token in `Authorization`); which
+                # kinds the operation takes is said beside it, for readers and generators.
+                kinds = [c.value for c in needs.Credential if c in spec.credentials]
+                operation["x-credentials"] = kinds
+                operation["description"] = (
+                    operation.get("description", "") + f"\n\nCredentials: {', '.join(kinds)}."
+                ).strip()
                 operation["responses"]["401"] = api.spec.components.get_ref(
                     "response", "UNAUTHORIZED")
             if spec.limits:
@@ -290,11 +290,10 @@ def _document_for_generators(api: Api) -> None:
             if isinstance(prop, dict):
                 _enum_names(prop)
     add_examples(api.spec.components.schemas)
-    # An entity tag (RFC 9110 8.8.3), a list of them, or `*`: visible ASCII, no line breaks.
-    for name in ("IF_MATCH", "IF_NONE_MATCH"):
-        parameter = api.spec.components.parameters.get(name)
-        if parameter is not None:
-            parameter["schema"]["pattern"] = ETAGS
+    # If-Match holds entity tags (RFC 9110 8.8.3) or `*`: visible ASCII, never a line break.
+    if_match = api.spec.components.parameters.get("IF_MATCH")
+    if if_match is not None:
+        if_match["schema"]["pattern"] = ETAGS
 
 
 def init_app(app: Flask) -> Api:
@@ -315,11 +314,10 @@ def init_app(app: Flask) -> Api:
         app,
         spec_kwargs={
             "info": {"description": "Multi-tenant REST API authorized by Oso/Polar policies."},
-            "security": [{"accessToken": []}, {"apiKey": []}],
+            "security": [{"bearerAuth": []}],
         },
     )
-    for name, scheme in SECURITY_SCHEMES.items():
-        api.spec.components.security_scheme(name, scheme)
+    api.spec.components.security_scheme("bearerAuth", BEARER)
     app.extensions["api"] = api
     app.add_url_rule("/docs/assets/<path:filename>", "swagger_ui_assets", _swagger_asset)
     blueprints = (
