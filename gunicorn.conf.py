@@ -1,7 +1,14 @@
-"""gunicorn settings; every value can be overridden from the environment."""
+"""gunicorn settings; every value can be overridden from the environment (the variables
+are documented in docs/configuration.md, generated from app/config.py)."""
 
+import json
 import multiprocessing
 import os
+
+from gunicorn import util
+
+from app.errors import PROBLEM_JSON, TYPE_BASE
+from app.uri import MAX_REQUEST_LINE
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
@@ -18,3 +25,23 @@ accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn's largest; the app refuses a shorter target itself, with a problem (app/uri.py).
+limit_request_line = MAX_REQUEST_LINE
+
+
+def _write_problem(sock, status, reason, message):
+    """gunicorn's own refusals (a request line too long, malformed headers), made before
+    the app sees the request, answered as problem+json like every other error rather than
+    gunicorn's HTML page. `message` may quote the request: it is not echoed."""
+    detail = (f"The request line is longer than {MAX_REQUEST_LINE} bytes." if status == 414
+              else f"{reason}.")
+    body = json.dumps({
+        "type": TYPE_BASE + reason.lower().replace(" ", "-"), "title": reason,
+        "status": status, "detail": detail, "request_id": None,
+    }).encode()
+    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: {PROBLEM_JSON}\r\nContent-Length: {len(body)}\r\n\r\n")
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+util.write_error = _write_problem

@@ -14,6 +14,7 @@ from app.auth.keys import KeyStore
 from app.auth.tokens import TokenService
 from app.authz import AuthzEngine
 from app.config import Settings
+from app.proxy import TrustedProxies
 from app.storage import Storage
 
 
@@ -39,7 +40,8 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     )
     app.extensions["settings"] = settings
 
-    db.init_app(app, settings.database_url, settings.database_pool_size)
+    db.init_app(app, settings.database_url, settings.database_pool_size,
+                settings.database_statement_timeout_ms)
     _init_authz(app, settings)
     app.extensions["actor_cache"] = ActorCache(
         _listen_conninfo(settings.database_url), settings.auth_cache_ttl_seconds
@@ -58,6 +60,10 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     ratelimit.init_app(app)
     cli.init_app(app)
     pipeline.init_app(app)
+    if settings.trusted_proxy_hops > 0:
+        app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]
+            app.wsgi_app, settings.trusted_proxy_hops, settings.trusted_proxy_peers
+        )
     return app
 
 

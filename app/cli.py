@@ -4,6 +4,7 @@ explain, test, diff) and the generated documents."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -17,10 +18,11 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from app import migrate
+from app import configuration_doc, migrate
 from app.authz.matrix import render_markdown
 from app.config import Settings
 from app.db import owner_session
+from app.storage import Storage
 
 db_cli = AppGroup("db", help="Database schema (Alembic).")
 docs_cli = AppGroup("docs", help="Generated documents in docs/.")
@@ -100,49 +102,106 @@ def seed_demo() -> None:
 
 
 @click.command("demo")
-@click.option("--bind", default=lambda: os.environ.get("BIND", "127.0.0.1:8000"))
+@click.option("--bind", default=lambda: os.environ.get("BIND", "127.0.0.1:8000"),
+              help="Where the API listens (BIND).")
 @click.pass_context
 def demo(ctx: click.Context, bind: str) -> None:
     """Migrate, seed the demo data, start a local S3 server, and serve the API under
-    gunicorn (development only)."""
+    gunicorn (development only). SIGTERM or Ctrl-C stops gunicorn and the S3 server."""
     settings = _settings()
     if settings.is_production:
         raise click.ClickException("`demo` is for development; run gunicorn directly")
+    host, _, port = bind.rpartition(":")
+    if not port.isdigit() or _listening(host or "127.0.0.1", int(port)):
+        raise click.ClickException(
+            f"{bind} is taken (or not HOST:PORT): set BIND, e.g. BIND=127.0.0.1:8001")
     ctx.invoke(db_upgrade)
     ctx.invoke(seed_demo)
-    root = Path(__file__).resolve().parent.parent
-    s3 = _start_local_s3(settings.s3_endpoint_url)
-    current_app.extensions["storage"].ensure_bucket()
-    click.echo(f"serving on http://{bind} (OpenAPI at /openapi.json, UI at /docs)")
-    gunicorn = [sys.executable, "-m", "gunicorn", "-c", str(root / "gunicorn.conf.py"),
-                "--bind", bind, "wsgi:app"]
+    endpoint, s3 = _local_s3(settings)
     try:
-        code = subprocess.call(gunicorn, cwd=root)  # noqa: S603 - our own interpreter
+        Storage(settings.with_overrides({"s3_endpoint_url": endpoint})).ensure_bucket()
+        click.echo(f"serving on http://{bind} (OpenAPI at /openapi.json, UI at /docs)")
+        root = Path(__file__).resolve().parent.parent
+        code = _serve(
+            [sys.executable, "-m", "gunicorn", "-c", str(root / "gunicorn.conf.py"),
+             "--bind", bind, "wsgi:app"],
+            root, {**os.environ, "S3_ENDPOINT_URL": endpoint},
+        )
     finally:
         if s3 is not None:
-            s3.terminate()
+            _stop(s3)
     sys.exit(code)
 
 
-def _start_local_s3(endpoint: str) -> subprocess.Popen[bytes] | None:
-    """moto's S3 server on the loopback endpoint the settings name, unless one answers."""
-    url = urlparse(endpoint)
-    if url.hostname not in ("127.0.0.1", "localhost") or url.port is None:
-        return None
+def _serve(command: list[str], cwd: Path, env: dict[str, str]) -> int:
+    """Run gunicorn until it ends; SIGTERM, SIGINT and SIGHUP sent to this process are
+    passed on to it (it stops gracefully), so the caller's cleanup runs too."""
+    server = subprocess.Popen(command, cwd=cwd, env=env)  # noqa: S603 - our own interpreter
+
+    def forward(signum: int, _frame: object) -> None:
+        server.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward)
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        return server.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _listening(host: str, port: int) -> bool:
     with socket.socket() as probe:
-        if probe.connect_ex((url.hostname, url.port)) == 0:
-            return None  # something already serves it
+        probe.settimeout(1)
+        return probe.connect_ex((host, port)) == 0
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def _local_s3(settings: Settings) -> tuple[str, subprocess.Popen[bytes] | None]:
+    """The S3 endpoint the demo uses, and the moto server started for it (None when one
+    was given). S3_ENDPOINT_URL set: that endpoint (moto started on it when it is a free
+    loopback port). Otherwise moto on DEMO_S3_PORT (9000), or on a free port, said so,
+    when something else holds that one: the demo never talks to a stranger's server."""
+    if "S3_ENDPOINT_URL" in os.environ:
+        url = urlparse(settings.s3_endpoint_url)
+        loopback = url.hostname in ("127.0.0.1", "localhost") and url.port is not None
+        if not loopback or _listening(str(url.hostname), int(url.port or 0)):
+            click.echo(f"S3 at {settings.s3_endpoint_url} (S3_ENDPOINT_URL)")
+            return settings.s3_endpoint_url, None
+        host, port = str(url.hostname), int(url.port or 0)
+    else:
+        host, port = "127.0.0.1", int(os.environ.get("DEMO_S3_PORT", "9000"))
+        if _listening(host, port):
+            taken, port = port, _free_port(host)
+            click.echo(f"port {taken} is taken by another program: the local S3 server "
+                       f"uses port {port} instead (DEMO_S3_PORT chooses it)")
+    endpoint = f"http://{host}:{port}"
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "moto.server", "-H", url.hostname, "-p", str(url.port)],
+        [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    for _ in range(100):
-        with socket.socket() as probe:
-            if probe.connect_ex((url.hostname, url.port)) == 0:
-                break
-        time.sleep(0.1)
-    click.echo(f"local S3 (moto) at {endpoint}, bucket {_settings().s3_bucket}")
-    return process
+    deadline = time.monotonic() + 15
+    while not _listening(host, port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            _stop(process)
+            raise click.ClickException(f"the local S3 server did not start on {endpoint}")
+        time.sleep(0.1)  # waiting for a server to start
+    click.echo(f"local S3 (moto) at {endpoint}, bucket {settings.s3_bucket}")
+    return endpoint, process
 
 
 @assets_cli.command("purge")
@@ -261,12 +320,13 @@ def generated_docs() -> dict[Path, str]:
         DOCS / "openapi.yaml": current_app.extensions["api"].spec.to_yaml(),
         DOCS / "permissions.md": render_markdown(_settings().policy_dir),
         DOCS / "endpoints.md": render_endpoints(current_app),
+        DOCS / "configuration.md": configuration_doc.render(),
     }
 
 
 @docs_cli.command("write")
 def docs_write() -> None:
-    """Regenerate docs/openapi.yaml, docs/permissions.md and docs/endpoints.md."""
+    """Regenerate docs/openapi.yaml, permissions.md, endpoints.md and configuration.md."""
     for path, text in generated_docs().items():
         path.write_text(text)
         click.echo(f"wrote {path.name}")
@@ -391,6 +451,29 @@ def events_partitions(months_ahead: int) -> None:
             session.connection(), datetime.now(UTC), months_ahead=months_ahead
         )
     click.echo(f"created {', '.join(created) or 'nothing: all present'}")
+
+
+@events_cli.command("retention")
+@click.option("--months", type=int, default=None,
+              help="Months kept before the current one; default EVENTS_RETENTION_MONTHS.")
+def events_retention(months: int | None) -> None:
+    """Detach and drop the monthly partitions of events older than the retention (cron,
+    PostgreSQL); rows that old in the DEFAULT partition are deleted too."""
+    from datetime import UTC, datetime
+
+    from app.services.partitions import drop_before, retention_cutoff
+
+    kept = months if months is not None else _settings().events_retention_months
+    if kept <= 0:
+        click.echo("retention is off (EVENTS_RETENTION_MONTHS=0): nothing dropped")
+        return
+    with owner_session() as session:
+        if session.get_bind().dialect.name != "postgresql":
+            raise click.ClickException("partitions exist on PostgreSQL only")
+        cutoff = retention_cutoff(datetime.now(UTC), kept)
+        dropped, deleted = drop_before(session.connection(), cutoff)
+    click.echo(f"events before {cutoff:%Y-%m-%d}: dropped {', '.join(dropped) or 'no partition'}"
+               f", {deleted} row(s) deleted from events_default")
 
 
 @idempotency_cli.command("purge")

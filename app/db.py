@@ -92,10 +92,10 @@ class Entity(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-CONNECT_TIMEOUT = 5  # seconds; libpq's own default waits forever
+CONNECT_TIMEOUT_SECONDS = 5
 
 
-def make_engine(url: str, pool_size: int = 5) -> Engine:
+def make_engine(url: str, pool_size: int = 5, statement_timeout_ms: int = 0) -> Engine:
     # hide_parameters: a failed statement's values (emails, hashes) stay out of the logs.
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 15}, hide_parameters=True)
@@ -110,11 +110,16 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
         return engine
     # No pool_pre_ping: it costs a round trip per request. A connection that died is
     # detected by its first error, which invalidates the pool; recycling bounds their age.
-    # A server that does not answer at all is given CONNECT_TIMEOUT, far below gunicorn's
-    # worker timeout: the request answers 503 instead of being killed unanswered.
+    # statement_timeout: set for each of the engine's sessions when it connects, so a
+    # runaway query is cancelled by PostgreSQL (a 503) before gunicorn kills the worker.
+    # connect_timeout: a database host that drops packets fails a request (503) in seconds,
+    # rather than holding a worker for the system's TCP retries.
+    connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    if statement_timeout_ms > 0:
+        connect_args["options"] = f"-c statement_timeout={statement_timeout_ms}"
     return create_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, hide_parameters=True,
-        connect_args={"connect_timeout": CONNECT_TIMEOUT},
+        connect_args=connect_args,
     )
 
 
@@ -219,8 +224,10 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return scoped_sessions(sessionmaker(engine, expire_on_commit=False))
 
 
-def init_app(app: Flask, url: str, pool_size: int) -> None:
-    engine = make_engine(url, pool_size)
+def init_app(app: Flask, url: str, pool_size: int, statement_timeout_ms: int = 0) -> None:
+    """The runtime role's engine; `statement_timeout_ms` applies to its sessions only (the
+    owner's admin commands and migrations may run longer)."""
+    engine = make_engine(url, pool_size, statement_timeout_ms)
     app.extensions["db.engine"] = engine
     app.extensions["db.sessionmaker"] = make_sessionmaker(engine)
 

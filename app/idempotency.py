@@ -92,8 +92,8 @@ def claim_or_replay(unit: UnitOfWork, actor: Principal) -> Response | None:
             errors={HEADER: ["Already used with a different payload."]},
         )
     if record.status is None:
-        raise Conflict(f"A request with this {HEADER} is still in progress.",
-                       headers={"Retry-After": "1"})
+        # No Retry-After: it belongs to 429 and 503 alone (app/observability.py).
+        raise Conflict(f"A request with this {HEADER} is still in progress; retry shortly.")
     response = Response(record.body or "", status=record.status, mimetype=record.content_type)
     if record.location:
         response.headers["Location"] = record.location

@@ -53,6 +53,8 @@ def request_id_of(request: Request) -> str:
     return incoming if REQUEST_ID_PATTERN.fullmatch(incoming) else uuid.uuid4().hex
 
 
+# The only answers that tell a client when to come back (README, Errors).
+RETRY_STATUSES = (429, 503)
 # Scripts on other origins may read these (CORS hides them otherwise).
 EXPOSED = "Retry-After, X-Request-ID"
 
@@ -62,6 +64,8 @@ def finish(response: Response, *, cors: bool) -> Response:
     line (pipeline step 9)."""
     request_id = g.get("request_id") or uuid.uuid4().hex
     response.headers["X-Request-ID"] = request_id
+    if response.status_code not in RETRY_STATUSES:  # whatever set it: it would mislead
+        response.headers.pop("Retry-After", None)
     origin = request.headers.get("Origin")
     if cors and origin:
         # Browsers call these cross-origin: let them read every answer, errors included.

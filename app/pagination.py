@@ -67,7 +67,9 @@ def _unb64(text: str) -> bytes:
 
 def seal(secret: str, scope: str, values: list[Any]) -> str:
     """An opaque cursor holding `values` (JSON), signed for the list `scope`."""
-    payload = json.dumps(values, separators=(",", ":")).encode()
+    # UTF-8, not \u escapes: a value of 255 four-byte characters (a file name) stays
+    # within schemas.common.CURSOR_MAX_LENGTH, and the next page's URL within app/uri.py's.
+    payload = json.dumps(values, separators=(",", ":"), ensure_ascii=False).encode()
     return f"{_b64(payload)}.{_sign(secret, scope, payload)}"
 
 

@@ -1,8 +1,9 @@
 """The request pipeline: every step a request goes through, in this order.
 
     before the view
-      1. request id        a well-formed `X-Request-ID` is kept, else one is made; a path
-                           whose ids are malformed is a 400 (app/api/paths.py)
+      1. request id        a well-formed `X-Request-ID` is kept, else one is made; a URI
+                           too long is a 414 (app/uri.py), a path whose ids are malformed
+                           a 400 (app/api/paths.py)
       2. authenticate      the credential the view accepts (`needs.credentials`), else 401;
                            a beacon's ingest key may be in its body (`needs.beacon`)
       3. tenant scope      the path's organization, when the policy lets the actor
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import NotFound
 
-from app import errors, idempotency, observability, ratelimit
+from app import errors, idempotency, observability, ratelimit, uri
 from app import needs as declared
 from app.api import paths
 from app.auth.current import authenticate
@@ -58,6 +59,10 @@ def assign_request_id() -> None:
     g.request_id = observability.request_id_of(request)
     g.needs = declared.of(current_app, request)
     g.actor = None
+    if uri.target_bytes(request.environ) > uri.MAX_TARGET_BYTES:
+        raise errors.ApiError.of(
+            414, f"The request URI is longer than {uri.MAX_TARGET_BYTES} bytes."
+        )
     if isinstance(request.routing_exception, NotFound):  # no route: malformed ids?
         malformed = paths.malformed(current_app, request)
         if malformed:

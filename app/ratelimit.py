@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from limits import parse
+from limits.errors import StorageError
 
-from app.errors import ApiError
+from app.config import Settings
+from app.errors import ApiError, Unavailable
 from app.needs import Limit
 
 if TYPE_CHECKING:  # annotations only: nothing here can test an actor's class
@@ -37,11 +40,31 @@ def init_app(app: Flask) -> Limiter:
         RATELIMIT_HEADERS_ENABLED=False,  # Retry-After is set on the 429 itself
         RATELIMIT_KEY_PREFIX=PREFIX,
         RATELIMIT_SWALLOW_ERRORS=False,
+        # Counters unreachable: `consume` answers 503 rather than hang or fail with a 500.
+        RATELIMIT_STORAGE_OPTIONS=_storage_options(settings),
     )
     limiter = Limiter(key_func=get_remote_address)
     limiter.init_app(app)
     app.extensions["ratelimit"] = limiter
     return limiter
+
+
+def _storage_options(settings: Settings) -> dict[str, Any]:
+    options: dict[str, Any] = {"wrap_exceptions": True}
+    if not settings.ratelimit_storage_uri.startswith("memory://"):
+        timeout = settings.ratelimit_storage_timeout_seconds
+        options.update(socket_connect_timeout=timeout, socket_timeout=timeout)
+    return options
+
+
+def storage_check() -> Callable[[], bool] | None:
+    """Readiness: a check that the counters' storage answers; None when the counters live
+    in this process or limits are off (nothing to check)."""
+    limiter: Limiter = current_app.extensions["ratelimit"]
+    uri = current_app.extensions["settings"].ratelimit_storage_uri
+    if not limiter.enabled or uri.startswith("memory://"):
+        return None
+    return limiter.storage.check
 
 
 def _client() -> str:
@@ -82,7 +105,12 @@ def consume(limit: str, scope: str, key: str, cost: int) -> int | None:
     if not limiter.enabled or cost <= 0:
         return None
     item = parse(limit)
-    if limiter.limiter.hit(item, PREFIX, scope, key, cost=cost):
-        return None
-    reset = limiter.limiter.get_window_stats(item, PREFIX, scope, key).reset_time
+    try:
+        if limiter.limiter.hit(item, PREFIX, scope, key, cost=cost):
+            return None
+        reset = limiter.limiter.get_window_stats(item, PREFIX, scope, key).reset_time
+    except StorageError as exc:
+        # What each limit should do without its counters (refuse, or let through) is a
+        # decision of its own; until it is made, refusing is the safe answer.
+        raise Unavailable("The rate-limit storage is unavailable; retry later.") from exc
     return max(1, math.ceil(reset - time.time()))

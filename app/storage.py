@@ -83,17 +83,32 @@ class Storage:
         # The client's own credentials (the same object: refreshed credentials stay shared).
         self._credentials = session.get_credentials()
         self._direct_get: sigv4.PathStyle | None = _UNRESOLVED
-        self.client = session.client(
+        self.client = self._client(session, settings.s3_connect_timeout_seconds,
+                                   settings.s3_read_timeout_seconds, settings.s3_max_attempts)
+        # Readiness asks once, briefly: a probe must answer before its own deadline.
+        probe_timeout = settings.readiness_timeout_seconds
+        self._probe_client = self._client(session, probe_timeout, probe_timeout, 1)
+
+    def _client(self, session: Any, connect: float, read: float, attempts: int) -> Any:
+        return session.client(
             "s3",
-            endpoint_url=settings.s3_endpoint_url or None,
+            endpoint_url=self.settings.s3_endpoint_url or None,
             config=Config(
                 signature_version="s3v4",
-                connect_timeout=settings.s3_connect_timeout_seconds,
-                read_timeout=settings.s3_read_timeout_seconds,
-                retries={"max_attempts": settings.s3_max_attempts, "mode": "standard"},
+                connect_timeout=connect,
+                read_timeout=read,
+                retries={"max_attempts": attempts, "mode": "standard"},
                 s3={"addressing_style": "path"},
             ),
         )
+
+    def reachable(self) -> bool:
+        """The bucket exists and these credentials reach it (readiness)."""
+        try:
+            self._probe_client.head_bucket(Bucket=self.bucket)
+        except (BotoCoreError, ClientError):
+            return False
+        return True
 
     def ensure_bucket(self) -> None:
         try:

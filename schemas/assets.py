@@ -17,7 +17,11 @@ from schemas.common import (
     page_of,
 )
 
-CONTENT_TYPE = FullMatch(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}$")
+# The pattern bounds it already; the maximum says so to clients (and to app/uri.py's sum).
+CONTENT_TYPE = [
+    validate.Length(max=127),
+    FullMatch(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}$"),
+]
 SHA256 = FullMatch(r"^[0-9a-f]{64}$", error="A lower-case hex SHA-256.")
 
 

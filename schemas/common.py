@@ -13,6 +13,13 @@ from app.pagination import SortKey
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc: C0, DEL, C1
 
 
+# Cursors are base64url text and a signature (app/pagination.py): ASCII that needs no
+# percent-encoding, so the longest one the API hands out (a sort value of 255 four-byte
+# characters) keeps a list's URL within app/uri.py's limit.
+CURSOR_MAX_LENGTH = 2048
+CURSOR_PATTERN = r"^[A-Za-z0-9_.-]*$"
+
+
 def format_char(text: str) -> str | None:
     """The first Unicode format character (category Cf) in `text`, if any.
 
@@ -127,7 +134,7 @@ def page_args(default_limit: int = 20, max_limit: int = 100) -> type[Schema]:
         )
         cursor = fields.String(
             load_default=None,
-            validate=validate.Length(max=1024),
+            validate=[validate.Length(max=CURSOR_MAX_LENGTH), validate.Regexp(CURSOR_PATTERN)],
             metadata={"description": "`next_cursor` of the previous page."},
         )
 

@@ -36,6 +36,10 @@ def test_every_route_is_documented_and_every_documented_path_exists(app):
 def test_every_operation_declares_its_security(app):
     spec = app.extensions["api"].spec.to_dict()
     assert spec["security"] == [{"bearerAuth": []}]
+    batch = spec["paths"]["/v1/events/batch"]["post"]
+    assert batch["x-credentials"] == ["access token", "API key", "ingest key"]
+    assert "Credentials: access token, API key, ingest key." in batch["description"]
+    assert spec["paths"]["/v1/orgs"]["get"]["x-credentials"] == ["access token", "API key"]
     public = {
         (path, method)
         for path, operations in spec["paths"].items()

@@ -17,12 +17,14 @@ from flask import Flask, Response, send_from_directory
 from flask_smorest import Api as SmorestApi
 from flask_smorest.exceptions import NotModified
 from flask_smorest.spec.plugins import FlaskPlugin
+from marshmallow import ValidationError
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import quote_etag
 
 from app import errors, needs
+from app.api.examples import add_examples
 from schemas.common import ProblemSchema
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -47,6 +49,10 @@ class ArgumentsParser(FlaskParser):
         library accepts a lone surrogate escape (`"\\ud83d"`) that no database can store
         (a 500 at the INSERT), and NaN or Infinity. Either is a 400 (not valid JSON)."""
         if not is_json_request(req):
+            if not req.get_data(cache=True):
+                # Every body the contract declares is required: none at all is a 400 (a PATCH
+                # with nothing to change sends `{}`), not an empty object.
+                raise ValidationError({"_schema": ["A JSON body is required."]})
             return core.missing
         return orjson.loads(req.get_data(cache=True).decode())  # UnicodeDecodeError: a 400 too
 
@@ -101,10 +107,55 @@ def _swagger_asset(filename: str) -> Response:
     return send_from_directory(swagger_ui_path, filename, max_age=86400)
 
 
+BEARER = {
+    "type": "http", "scheme": "bearer",
+    "description": "`Authorization: Bearer <credential>`: a person's access token (a JWT from "
+                   "`POST /v1/auth/login`), an API key's secret (`sk_...`, a machine with a "
+                   "role) or an ingest key's secret (`ik_...`, events of one site only). Each "
+                   "operation lists those it takes in `x-credentials`.",
+}
+ERRORS = {
+    "UNAUTHORIZED": ("Missing or invalid credentials.",
+                     {"WWW-Authenticate": {"schema": {"type": "string"},
+                                           "description": "`Bearer realm=\"api\"`"}}),
+    "FORBIDDEN": ("The caller may see the resource but not do this to it.", {}),
+    "NOT_FOUND": ("No such resource, or one the caller may not see.", {}),
+}
+PROBLEM = {errors.PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+def _document_errors(api: Api) -> None:
+    """Every error answer's body is a problem: the responses declared with a description
+    only get the schema; operations on an id may answer 404 (and 403 when they change
+    something)."""
+    components = api.spec.components
+    for name, (description, headers) in ERRORS.items():
+        # flask-smorest's, one per HTTP status: registered once referenced, lazy until then.
+        registered = components.responses.get(name) or components.responses_lazy[name]
+        registered.update(description=description, content=copy.deepcopy(PROBLEM))
+        if headers:
+            registered["headers"] = headers
+    for operations in api.spec._paths.values():
+        in_path = any(p.get("in") == "path" for p in operations.get("parameters", []))
+        for method in OPERATIONS:
+            operation = operations.get(method)
+            if operation is None:
+                continue
+            responses = operation["responses"]
+            for status, response in responses.items():
+                if (status != "default" and int(status) >= 400 and "$ref" not in response
+                        and "content" not in response):
+                    response["content"] = copy.deepcopy(PROBLEM)
+            if in_path and "401" in responses:
+                responses.setdefault("404", api.spec.components.get_ref("response", "NOT_FOUND"))
+                if method != "get":
+                    responses.setdefault(
+                        "403", api.spec.components.get_ref("response", "FORBIDDEN"))
+
+
 TOO_MANY = {
     "description": "Too many requests; see `Retry-After`.",
-    "headers": {"Retry-After": {"schema": {"type": "integer"},
-                                "description": "Seconds to wait."}},
+    "headers": {},  # Retry-After: _document_headers
     "content": {errors.PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
 }
 
@@ -128,6 +179,16 @@ def _document_needs(app: Flask, api: Api) -> None:
             spec = declared or needs.DEFAULT
             if spec.public:
                 operation["security"] = []
+            else:
+                # One scheme (every credential is a bearer token in `Authorization`); which
+                # kinds the operation takes is said beside it, for readers and generators.
+                kinds = [c.value for c in needs.Credential if c in spec.credentials]
+                operation["x-credentials"] = kinds
+                operation["description"] = (
+                    operation.get("description", "") + f"\n\nCredentials: {', '.join(kinds)}."
+                ).strip()
+                operation["responses"]["401"] = api.spec.components.get_ref(
+                    "response", "UNAUTHORIZED")
             if spec.limits:
                 operation.setdefault("responses", {})["429"] = copy.deepcopy(TOO_MANY)
             if method == "POST" and spec.idempotent and not spec.public:
@@ -137,6 +198,23 @@ def _document_needs(app: Flask, api: Api) -> None:
                     "response", "UNPROCESSABLE_ENTITY"
                 )
 OPERATIONS = ("get", "put", "post", "patch", "delete")
+
+
+def _document_operation_ids(app: Flask, api: Api) -> None:
+    """Every operation gets its `operationId` from app/api/operations.py."""
+    from app.api.operations import OPERATION_IDS
+
+    paths = api.spec._paths
+    for rule in app.url_map.iter_rules():
+        operations = paths.get(FlaskPlugin.flaskpath2openapi(rule.rule))
+        for method in OPERATIONS:
+            if operations is None or method not in operations:
+                continue
+            operation_id = OPERATION_IDS.get((rule.endpoint, method))
+            if operation_id is None:
+                raise RuntimeError(f"no operationId for {rule.endpoint} {method}: "
+                                   "add one to app/api/operations.py")
+            operations[method]["operationId"] = operation_id
 
 
 def _document_validation(api: Api) -> None:
@@ -155,6 +233,67 @@ def _document_validation(api: Api) -> None:
             )
             if takes_input:
                 operation["responses"].setdefault("400", bad_request)
+
+
+LOCATION = {"description": "The URL of the created resource.",
+            "schema": {"type": "string", "format": "uri-reference"}}
+RETRY_AFTER = {"description": "Seconds to wait.", "schema": {"type": "integer"}}
+
+
+def _document_headers(api: Api) -> None:
+    """A 201 names what it created (`Location`); a 429 or 503 says when to come back
+    (`Retry-After`, on those answers only: app/observability.py)."""
+    for operations in api.spec._paths.values():
+        for method in OPERATIONS:
+            responses = operations.get(method, {}).get("responses", {})
+            for status, header, doc in (("201", "Location", LOCATION),
+                                        ("429", "Retry-After", RETRY_AFTER),
+                                        ("503", "Retry-After", RETRY_AFTER)):
+                response = responses.get(status)
+                if isinstance(response, dict) and "$ref" not in response:
+                    response.setdefault("headers", {})[header] = copy.deepcopy(doc)
+
+
+def _enum_names(schema: dict[str, Any]) -> None:
+    """Names a client generator can give enum values (`x-enum-varnames`): `-created_at`
+    is CREATED_AT_DESC rather than VALUE_3."""
+    values = schema.get("enum")
+    if not values or not all(isinstance(v, str) for v in values):
+        return
+    schema["x-enum-varnames"] = [
+        v.lstrip("-").replace(".", "_").replace("-", "_").upper()
+        + ("_DESC" if v.startswith("-") else "") for v in values
+    ]
+
+
+ETAGS = r"^[\x21-\x7e]+(?:[ \t]*,[ \t]*[\x21-\x7e]+)*$"
+
+
+def _document_for_generators(api: Api) -> None:
+    """What generated clients need beyond what marshmallow says: enum value names, and
+    query parameters that are optional rather than nullable (a query string cannot carry
+    JSON's null: an absent parameter is what `None` means there)."""
+    for operations in api.spec._paths.values():
+        for method in OPERATIONS:
+            for parameter in operations.get(method, {}).get("parameters", []):
+                schema = parameter.get("schema") if isinstance(parameter, dict) else None
+                if not isinstance(schema, dict):
+                    continue
+                if parameter.get("in") == "query" and schema.pop("nullable", False):
+                    if schema.get("default", 0) is None:
+                        del schema["default"]
+                    if "enum" in schema:
+                        schema["enum"] = [v for v in schema["enum"] if v is not None]
+                _enum_names(schema)
+    for schema in api.spec.components.schemas.values():
+        for prop in schema.get("properties", {}).values():
+            if isinstance(prop, dict):
+                _enum_names(prop)
+    add_examples(api.spec.components.schemas)
+    # If-Match holds entity tags (RFC 9110 8.8.3) or `*`: visible ASCII, never a line break.
+    if_match = api.spec.components.parameters.get("IF_MATCH")
+    if if_match is not None:
+        if_match["schema"]["pattern"] = ETAGS
 
 
 def init_app(app: Flask) -> Api:
@@ -178,9 +317,7 @@ def init_app(app: Flask) -> Api:
             "security": [{"bearerAuth": []}],
         },
     )
-    api.spec.components.security_scheme(
-        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
-    )
+    api.spec.components.security_scheme("bearerAuth", BEARER)
     app.extensions["api"] = api
     app.add_url_rule("/docs/assets/<path:filename>", "swagger_ui_assets", _swagger_asset)
     blueprints = (
@@ -190,5 +327,9 @@ def init_app(app: Flask) -> Api:
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     _document_needs(app, api)
+    _document_errors(api)
     _document_validation(api)
+    _document_headers(api)
+    _document_operation_ids(app, api)
+    _document_for_generators(api)
     return api

@@ -9,7 +9,7 @@ from flask.views import MethodView
 
 from app import db
 from app.api import Blueprint
-from app.api.helpers import page, settings, storage
+from app.api.helpers import Created, created, page, settings, storage
 from app.auth.current import actor
 from app.authz import authorize, authorized
 from app.errors import PROBLEM_JSON
@@ -51,7 +51,7 @@ class Uploads(MethodView):
     @blp.alt_response(415, description="Content type not on the allowlist.")
     def post(
         self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID
-    ) -> dict[str, Any]:
+    ) -> Created:
         """Start an upload (member): a pending asset and a presigned POST that storage
         accepts only for its key, content type and exact size, for a few minutes."""
         session = db.session()
@@ -60,7 +60,8 @@ class Uploads(MethodView):
         upload = assets.start_upload(
             session, storage(), settings(), site, created_by=actor().id, **data
         )
-        return {"asset": upload.asset, "upload": upload.post}
+        return created({"asset": upload.asset, "upload": upload.post}, ".AssetItem",
+                       org_id=org_id, site_id=site_id, asset_id=upload.asset.id)
 
 
 @blp.route("/assets")
@@ -83,6 +84,7 @@ class AssetItem(MethodView):
     @blp.needs(checks=("read Asset",))
     @blp.response(200, AssetSchema)
     def get(self, org_id: uuid.UUID, site_id: uuid.UUID, asset_id: uuid.UUID) -> Asset:
+        """Read an asset (viewer)."""
         asset = _asset(org_id, site_id, asset_id)
         authorize(actor(), "read", asset)
         return asset

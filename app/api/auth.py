@@ -11,7 +11,7 @@ from flask.views import MethodView
 
 from app import db
 from app.api import Blueprint
-from app.api.helpers import own_account, page, settings
+from app.api.helpers import Created, created, own_account, page, settings
 from app.auth.current import actor, tokens
 from app.authz import authorize
 from app.errors import Missing, NotFound, Unauthorized
@@ -61,11 +61,14 @@ class Register(MethodView):
     @blp.response(201, UserSchema)
     @blp.alt_response(409, description="The email is taken.")
     @blp.alt_response(429, description="Too many attempts; see `Retry-After`.")
-    def post(self, data: dict[str, Any]) -> User:
-        """Create an account."""
-        return identity.register(
+    def post(self, data: dict[str, Any]) -> Created:
+        """Create an account.
+
+        `Location` is `/v1/me`, where the account reads itself once signed in."""
+        user = identity.register(
             db.session(), data["email"], data["password"], data["display_name"]
         )
+        return created(user, ".Me")
 
 
 @blp.route("/auth/login")

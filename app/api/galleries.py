@@ -9,7 +9,7 @@ from flask.views import MethodView
 
 from app import db
 from app.api import Blueprint
-from app.api.helpers import page, storage
+from app.api.helpers import Created, created, page, storage
 from app.auth.current import actor
 from app.authz import authorize, authorized, condition
 from app.models import Asset, Gallery, GalleryItem, Site
@@ -83,12 +83,13 @@ class Galleries(MethodView):
     @blp.needs(checks=("create_gallery Site",), lists=("read Asset",))
     @blp.arguments(GalleryCreateSchema)
     @blp.response(201, GallerySchema)
-    def post(self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Out:
+    def post(self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Created:
         """Create a gallery (member); the cover must be a ready asset of the site."""
         site = _site(org_id, site_id)
         authorize(actor(), "create_gallery", site)
         gallery = galleries.create_gallery(db.session(), site, data, actor().id)
-        return _galleries_out([gallery])[0]
+        return created(_galleries_out([gallery])[0], ".GalleryResource", org_id=org_id,
+                       site_id=site_id, gallery_id=gallery.id)
 
 
 @blp.route("/<uuid:gallery_id>")
@@ -97,6 +98,7 @@ class GalleryResource(MethodView):
     @blp.etag
     @blp.response(200, GallerySchema)
     def get(self, org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID) -> Out:
+        """Read a gallery (viewer); its `ETag` serves `If-Match` on update."""
         _, gallery = _gallery(org_id, site_id, gallery_id)
         authorize(actor(), "read", gallery)
         blp.set_etag(galleries.etag(gallery))
@@ -163,14 +165,15 @@ class Items(MethodView):
     @blp.alt_response(409, description="The asset is already in the gallery.")
     def post(
         self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID
-    ) -> Out:
+    ) -> Created:
         """Add a ready asset of the same site, at `position` or at the end."""
         site, gallery = _gallery(org_id, site_id, gallery_id, lock=True)
         authorize(actor(), "update", gallery)
         item = galleries.add_item(
             db.session(), site, gallery, data["asset_id"], data["caption"], data["position"]
         )
-        return _items_out([item])[0]
+        return created(_items_out([item])[0], ".Item", org_id=org_id, site_id=site_id,
+                       gallery_id=gallery_id, item_id=item.id)
 
 
 @blp.route("/<uuid:gallery_id>/items/order")
@@ -209,6 +212,7 @@ class Item(MethodView):
     def delete(
         self, org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID, item_id: uuid.UUID
     ) -> None:
+        """Remove an item from the gallery (its asset stays)."""
         _, gallery = _gallery(org_id, site_id, gallery_id, lock=True)
         authorize(actor(), "update", gallery)
         item = galleries.get_item(db.session(), gallery, item_id)

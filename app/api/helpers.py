@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from flask import current_app, request
+from flask import current_app, request, url_for
 from sqlalchemy import Select
 
 from app import db
@@ -15,6 +15,13 @@ from app.pagination import Page, paginate
 from app.storage import Storage
 
 Item = TypeVar("Item")
+# What a creating view returns: the body, 201, and `Location` naming what it created.
+Created = tuple[Any, int, dict[str, str]]
+
+
+def created(body: Any, endpoint: str, **ids: Any) -> Created:
+    """A 201 whose `Location` is the URL of the new resource (`endpoint` is its view)."""
+    return body, 201, {"Location": url_for(endpoint, **ids)}
 
 
 def settings() -> Settings:

@@ -9,7 +9,7 @@ from flask.views import MethodView
 
 from app import db
 from app.api import Blueprint
-from app.api.helpers import page
+from app.api.helpers import Created, created, page
 from app.auth.current import actor
 from app.authz import authorize, authorized
 from app.models import ApiKey, IngestKey
@@ -53,7 +53,7 @@ class ApiKeys(MethodView):
     @blp.arguments(ApiKeyCreateSchema)
     @blp.response(201, ApiKeyCreatedSchema)
     @blp.alt_response(429, description="Too many keys created; see `Retry-After`.")
-    def post(self, data: dict[str, Any], org_id: uuid.UUID) -> dict[str, Any]:
+    def post(self, data: dict[str, Any], org_id: uuid.UUID) -> Created:
         """Create an API key with a role no higher than the caller's, for the whole
         organization or one of its sites."""
         session = db.session()
@@ -69,7 +69,8 @@ class ApiKeys(MethodView):
             session, proposed, name=data["name"], expires_at=data["expires_at"],
             created_by=actor().id,
         )
-        return _with_secret(key, secret)
+        return created(_with_secret(key, secret), ".ApiKeyItem", org_id=org_id,
+                       api_key_id=key.id)
 
 
 @blp.route("/api-keys/<uuid:api_key_id>")
@@ -108,7 +109,7 @@ class IngestKeys(MethodView):
     @blp.alt_response(429, description="Too many keys created; see `Retry-After`.")
     def post(
         self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID
-    ) -> dict[str, Any]:
+    ) -> Created:
         """Create an ingest key: it can only send events to this site."""
         session = db.session()
         site = tenancy.get_site(session, org_id, site_id)
@@ -118,7 +119,8 @@ class IngestKeys(MethodView):
             session, site, name=data["name"], allowed_origins=data["allowed_origins"],
             created_by=actor().id,
         )
-        return _with_secret(key, secret)
+        return created(_with_secret(key, secret), ".IngestKeyItem", org_id=org_id,
+                       site_id=site_id, ingest_key_id=key.id)
 
 
 @blp.route("/sites/<uuid:site_id>/ingest-keys/<uuid:ingest_key_id>")

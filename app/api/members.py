@@ -9,7 +9,7 @@ from flask.views import MethodView
 
 from app import db
 from app.api import Blueprint
-from app.api.helpers import page
+from app.api.helpers import Created, created, page
 from app.auth.current import actor
 from app.authz import authorize, authorized
 from app.models import OrgMembership, SiteMembership
@@ -41,6 +41,7 @@ class OrgMembers(MethodView):
     @blp.arguments(OrgMemberListArgs, location="query")
     @blp.response(200, MemberPageSchema)
     def get(self, args: dict[str, Any], org_id: uuid.UUID) -> Page[dict[str, Any]]:
+        """The organization's members and their roles."""
         org = tenancy.get_org(db.session(), org_id)
         authorize(actor(), "list_members", org)
         stmt = authorized(memberships.org_members(org.id), actor(), "read", OrgMembership)
@@ -51,13 +52,14 @@ class OrgMembers(MethodView):
     @blp.needs(checks=("create OrgMembership",))
     @blp.arguments(OrgMemberAddSchema)
     @blp.response(201, MemberSchema)
-    def post(self, data: dict[str, Any], org_id: uuid.UUID) -> dict[str, Any]:
+    def post(self, data: dict[str, Any], org_id: uuid.UUID) -> Created:
         """Give an existing account a role on the organization (org_admin)."""
         session = db.session()
         org = tenancy.get_org(session, org_id)
         authorize(actor(), "create", memberships.proposed_org_member(org, data["role"]))
         membership = memberships.add_org_member(session, org, data["email"], data["role"])
-        return memberships.with_users(session, [membership])[0]
+        return created(memberships.with_users(session, [membership])[0], ".OrgMember",
+                       org_id=org_id, user_id=membership.user_id)
 
 
 @blp.route("/members/<uuid:user_id>")
@@ -69,6 +71,7 @@ class OrgMember(MethodView):
     def patch(
         self, data: dict[str, Any], org_id: uuid.UUID, user_id: uuid.UUID
     ) -> dict[str, Any]:
+        """Change a member's role on the organization (org_admin)."""
         session = db.session()
         org = tenancy.get_org(session, org_id, lock=True)
         membership = memberships.get_org_member(session, org.id, user_id)
@@ -96,6 +99,7 @@ class SiteMembers(MethodView):
     def get(
         self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID
     ) -> Page[dict[str, Any]]:
+        """The site's members and their roles."""
         site = tenancy.get_site(db.session(), org_id, site_id)
         authorize(actor(), "list_members", site)
         stmt = authorized(memberships.site_members(site), actor(), "read", SiteMembership)
@@ -108,13 +112,14 @@ class SiteMembers(MethodView):
     @blp.response(201, MemberSchema)
     def post(
         self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID
-    ) -> dict[str, Any]:
+    ) -> Created:
         """Give an account a role on this site (site_admin; at most site_admin)."""
         session = db.session()
         site = tenancy.get_site(session, org_id, site_id)
         authorize(actor(), "create", memberships.proposed_site_member(site, data["role"]))
         membership = memberships.add_site_member(session, site, data["email"], data["role"])
-        return memberships.with_users(session, [membership])[0]
+        return created(memberships.with_users(session, [membership])[0], ".SiteMember",
+                       org_id=org_id, site_id=site_id, user_id=membership.user_id)
 
 
 @blp.route("/sites/<uuid:site_id>/members/<uuid:user_id>")
@@ -125,6 +130,7 @@ class SiteMember(MethodView):
     def patch(
         self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID, user_id: uuid.UUID
     ) -> dict[str, Any]:
+        """Change a member's role on the site (site_admin; at most site_admin)."""
         session = db.session()
         site = tenancy.get_site(session, org_id, site_id)
         membership = memberships.get_site_member(session, site, user_id)
@@ -135,6 +141,7 @@ class SiteMember(MethodView):
     @blp.needs(checks=("delete SiteMembership",))
     @blp.response(204)
     def delete(self, org_id: uuid.UUID, site_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        """Remove a member's role on the site (site_admin)."""
         session = db.session()
         site = tenancy.get_site(session, org_id, site_id)
         membership = memberships.get_site_member(session, site, user_id)

@@ -9,7 +9,7 @@ from flask.views import MethodView
 
 from app import db
 from app.api import Blueprint
-from app.api.helpers import own_account, page
+from app.api.helpers import Created, created, own_account, page
 from app.auth.current import actor
 from app.authz import authorize, authorized
 from app.models import Organization
@@ -34,12 +34,13 @@ class Orgs(MethodView):
     @blp.needs(checks=("create_organization Account",))
     @blp.arguments(OrgCreateSchema)
     @blp.response(201, OrgSchema)
-    def post(self, data: dict[str, Any]) -> Organization:
+    def post(self, data: dict[str, Any]) -> Created:
         """Create an organization; the caller becomes its org_admin."""
         authorize(actor(), "create_organization", own_account())
         org_id = uuid.uuid4()
         db.current_unit().enter(org_id)  # its rows are written under its own scope
-        return tenancy.create_org(db.session(), org_id, actor().id, data["name"])
+        org = tenancy.create_org(db.session(), org_id, actor().id, data["name"])
+        return created(org, ".Org", org_id=org.id)
 
 
 @blp.route("/<uuid:org_id>")
@@ -48,6 +49,7 @@ class Org(MethodView):
     @blp.etag
     @blp.response(200, OrgSchema)
     def get(self, org_id: uuid.UUID) -> Organization:
+        """Read an organization; its `ETag` serves `If-Match` on update."""
         org = tenancy.get_org(db.session(), org_id)
         authorize(actor(), "read", org)
         return org

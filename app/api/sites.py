@@ -9,7 +9,7 @@ from flask.views import MethodView
 
 from app import db
 from app.api import Blueprint
-from app.api.helpers import page
+from app.api.helpers import Created, created, page
 from app.auth.current import actor
 from app.authz import authorize, authorized
 from app.models import Site
@@ -42,10 +42,12 @@ class Sites(MethodView):
     @blp.needs(checks=("create_site Organization",))
     @blp.arguments(SiteCreateSchema)
     @blp.response(201, SiteSchema)
-    def post(self, data: dict[str, Any], org_id: uuid.UUID) -> Site:
+    def post(self, data: dict[str, Any], org_id: uuid.UUID) -> Created:
+        """Create a site in the organization (org_admin)."""
         org = tenancy.get_org(db.session(), org_id)
         authorize(actor(), "create_site", org)
-        return tenancy.create_site(db.session(), org, data["name"], data["domain"])
+        site = tenancy.create_site(db.session(), org, data["name"], data["domain"])
+        return created(site, ".SiteItem", org_id=org_id, site_id=site.id)
 
 
 @blp.route("/<uuid:site_id>")
@@ -54,6 +56,7 @@ class SiteItem(MethodView):
     @blp.etag
     @blp.response(200, SiteSchema)
     def get(self, org_id: uuid.UUID, site_id: uuid.UUID) -> Site:
+        """Read a site; its `ETag` serves `If-Match` on update."""
         site = tenancy.get_site(db.session(), org_id, site_id)
         authorize(actor(), "read", site)
         return site

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from collections import OrderedDict
@@ -78,6 +79,14 @@ class _LRU:
         return value
 
 
+
+def refusal(action: str, resource: object) -> str:
+    """The 403's detail: the permission by its policy name and the kind of resource, e.g.
+    "`create_gallery` is not allowed on this site." (no sentence is composed from the
+    permission's words: "create gallery this resource" read wrong)."""
+    kind = re.sub(r"(?<!^)(?=[A-Z])", " ", type(resource).__name__).lower()
+    return f"`{action}` is not allowed on this {kind}."
+
 class AuthzEngine:
     """One Oso instance loaded with every policy file; fails loudly on a bad policy."""
 
@@ -130,7 +139,7 @@ class AuthzEngine:
         visible = action != "read" and self.is_allowed(actor, "read", resource)
         self.deny(actor, action, resource, visible)
         if visible:
-            raise Forbidden(f"You may not {action.replace('_', ' ')} this resource.")
+            raise Forbidden(refusal(action, resource))
         raise NotFound()
 
     def filter(self, actor: Principal, action: str, model: type) -> ColumnElement[bool]:

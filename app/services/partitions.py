@@ -3,6 +3,8 @@
 A month's partition must exist before its first event arrives, or the event lands in the
 DEFAULT partition (which then blocks creating that month's partition until it is
 emptied). `flask events partitions` creates the months ahead; run it from cron.
+`flask events retention` detaches and drops the months older than EVENTS_RETENTION_MONTHS
+(and deletes rows that old from the DEFAULT partition).
 
 Each partition forces row-level security with the same policies as `events` (app/rls.py).
 Queries through `events` apply only the parent's policies; a partition's own are for
@@ -12,11 +14,14 @@ its partitions) unless a broad grant such as `GRANT ... ON ALL TABLES` gives it 
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection, text
 
 from app.rls import protect
+
+MONTHLY = re.compile(r"events_(\d{4})_(\d{2})")  # the names create_month_partitions gives
 
 
 def _month(year: int, month: int) -> tuple[int, int]:
@@ -53,3 +58,30 @@ def partitions(conn: Connection) -> list[str]:
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
         " WHERE i.inhparent = 'events'::regclass ORDER BY c.relname"
     )).scalars())
+
+
+def retention_cutoff(now: datetime, months: int) -> datetime:
+    """The start of the month `months` before `now`'s: what ended before it goes. The
+    current month and the `months` before it are kept whole."""
+    year, month = _month(now.year, now.month - months)
+    return datetime(year, month, 1, tzinfo=UTC)
+
+
+def drop_before(conn: Connection, cutoff: datetime) -> tuple[list[str], int]:
+    """Detach and drop every monthly partition that ended by `cutoff`, and delete the rows
+    before it from the DEFAULT partition; returns the dropped names and the rows deleted.
+    DETACH takes a brief exclusive lock on `events`: ingestion waits for it."""
+    dropped = []
+    for name in partitions(conn):
+        match = MONTHLY.fullmatch(name)  # also what makes `name` safe to interpolate
+        if match is None:
+            continue
+        end_year, end_month = _month(int(match[1]), int(match[2]) + 1)
+        if datetime(end_year, end_month, 1, tzinfo=UTC) <= cutoff:
+            conn.execute(text(f"ALTER TABLE events DETACH PARTITION {name}"))
+            conn.execute(text(f"DROP TABLE {name}"))
+            dropped.append(name)
+    deleted = conn.execute(
+        text("DELETE FROM events_default WHERE ts < :cutoff"), {"cutoff": cutoff}
+    ).rowcount
+    return dropped, deleted

@@ -320,8 +320,8 @@ def test_a_key_expiring_while_cached_is_refused(client, tenant, monkeypatch):
     for _ in range(2):  # resolved, then served from the actor cache
         assert client.get(tenant.org_path, headers=key.headers).status_code == 200
     # The request's clock moves past the expiry; the database's row and the cache do not.
-    # (SQLite has no invalidation channel, so no actor cache: the key is resolved again,
-    # and the same clock must refuse it there.)
+    # Both places that read it move: the cached actor's check, and the resolution itself
+    # (SQLite has no notification channel, so nothing is cached there).
     later = expires + timedelta(seconds=1)
     monkeypatch.setattr("app.auth.current.utcnow", lambda: later)
     monkeypatch.setattr("app.services.credentials.utcnow", lambda: later)

@@ -36,6 +36,7 @@ def make_app(app: Any, database_url: str, tmp_path: Any) -> Iterator[Callable[..
             "ratelimit_enabled": True,
             "ratelimit_per_ip": f"{PER_IP} per minute",
             "ratelimit_per_account": f"{PER_ACCOUNT} per minute",
+            "s3_endpoint_url": app.extensions["settings"].s3_endpoint_url,
             **overrides,
         }
         other = create_app(settings)
@@ -237,3 +238,77 @@ def test_probing_organizations_fills_the_audit_log_only_so_far(make_app, world):
     rid = request_id()
     assert_problem(client.get(f"/v1/orgs/{uuid.uuid4()}", headers=with_id(other.headers, rid)), 404)
     assert len(denials(app, rid)) == 1
+
+
+# -- behind reverse proxies ------------------------------------------------------------------
+
+
+def session_ip(client: Any, email: str, **kw: Any) -> str:
+    """Sign in (with `kw`'s peer and headers) and read back the address the session keeps."""
+    r = client.post("/v1/auth/login", json={"email": email, "password": PASSWORD}, **kw)
+    assert r.status_code == 200, r.get_data(as_text=True)
+    token = r.get_json()["access_token"]
+    listed = client.get("/v1/auth/sessions", headers={"Authorization": f"Bearer {token}"})
+    [current] = [s["ip"] for s in listed.get_json()["items"] if s["current"]]
+    return current
+
+
+def via(peer: str, forwarded: str) -> dict[str, Any]:
+    return {"environ_base": {"REMOTE_ADDR": peer}, "headers": {"X-Forwarded-For": forwarded}}
+
+
+def test_forwarded_addresses_are_ignored_by_default(make_app):
+    app = make_app(ratelimit_enabled=False)
+    person = World(app).user()
+    assert session_ip(app.test_client(), person.email, **via("127.0.0.1", "203.0.113.7")) == (
+        "127.0.0.1"
+    )
+
+
+def test_behind_a_trusted_proxy_the_client_address_is_the_one_it_appended(make_app):
+    """One hop: the rightmost `X-Forwarded-For` entry is the proxy's; what a client wrote
+    to the left of it is forged and ignored. A peer outside TRUSTED_PROXY_PEERS (a client
+    reaching the app directly) is not believed at all."""
+    app = make_app(ratelimit_enabled=False, trusted_proxy_hops=1,
+                   trusted_proxy_peers=("192.0.2.10/32",))
+    person = World(app).user()
+    client = app.test_client()
+    forged = via("192.0.2.10", "6.6.6.6, 203.0.113.7")
+    assert session_ip(client, person.email, **forged) == "203.0.113.7"
+    direct = via("198.51.100.9", "203.0.113.8")
+    assert session_ip(client, person.email, **direct) == "198.51.100.9"
+
+
+def test_behind_a_trusted_proxy_each_client_has_its_own_budget(make_app):
+    """Without the setting, every client behind the proxy would share the proxy's bucket."""
+    app = make_app(ratelimit_storage_uri="memory://", trusted_proxy_hops=1,
+                   trusted_proxy_peers=("192.0.2.10/32",))
+    client = app.test_client()
+
+    def attempt(address: str) -> Any:
+        return client.post("/v1/auth/login", **via("192.0.2.10", address),
+                           json={"email": f"{uuid.uuid4().hex}@example.com", "password": "x" * 12})
+
+    for _ in range(PER_IP):
+        assert attempt(f"{_NET[0]}1").status_code == 401
+    assert_throttled(attempt(f"{_NET[0]}1"))
+    assert attempt(f"{_NET[0]}2").status_code == 401
+
+
+# -- storage down ------------------------------------------------------------------------------
+
+
+def test_counters_storage_down_is_a_503_never_a_500(make_app):
+    """Redis unreachable (nothing listens on the port): a limited request is refused with
+    503 and `Retry-After`, unlimited ones are served, and /readyz names the limiter."""
+    app = make_app(ratelimit_storage_uri="redis://127.0.0.1:1/0")
+    client = app.test_client()
+    r = login(client, f"{uuid.uuid4().hex}@example.com")
+    body = assert_problem(r, 503)
+    assert r.headers["Retry-After"].isdigit()
+    assert "rate-limit" in body["detail"]
+    assert client.get("/healthz").status_code == 200
+    ready = client.get("/readyz")
+    assert assert_problem(ready, 503, errors=["ratelimit"])["errors"] == {
+        "ratelimit": ["unavailable"]
+    }
