@@ -119,8 +119,8 @@ def batch_body() -> Any:
     """An events batch's JSON (gunzipped, size-checked), decoded once per request: the
     pipeline reads a beacon's key from it, the view its events."""
     if "batch_body" not in g:
-        g.batch_body = ingest.decode_body(
-            request.get_data(cache=False), request.headers.get("Content-Encoding", ""),
+        g.batch_body = ingest.decode_body(  # cached: the Idempotency-Key's fingerprint reads it
+            request.get_data(), request.headers.get("Content-Encoding", ""),
             current_app.extensions["settings"].ingest_max_body_bytes,
         )
     return g.batch_body
