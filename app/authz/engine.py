@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections import OrderedDict
@@ -15,11 +16,13 @@ from sqlalchemy import ColumnElement, Select, true
 from sqlalchemy.orm import Session
 
 from app.authz.actors import ApiClientActor, IngestClientActor, Principal, UserActor
-from app.authz.adapter import SqlFilterAdapter
+from app.authz.adapter import SqlFilterAdapter, UnsupportedFilter
+from app.authz.templates import Template
 from app.errors import Forbidden, NotFound
 from app.models.resource import described, polar_name
 
 S = TypeVar("S", bound=Select[Any])
+log = logging.getLogger(__name__)
 
 def registrations() -> dict[type, dict[str, Any]]:
     """Model -> the fields Polar may read, from each model's `__resource__`: its columns
@@ -100,6 +103,9 @@ class AuthzEngine:
         # `session` serves the relation lookups of is_allowed (see adapter.py).
         self.oso.set_data_filtering_adapter(SqlFilterAdapter(session))
         self.filters = _LRU(cache_size)
+        # (actor class, action, model) -> its Template, or None where oso decides alone.
+        self.templates: dict[tuple[type, str, type], Template | None] = {}
+        self.use_templates = True  # the parity test turns it off to get oso's own filter
         self.on_denial: DenialHook | None = None
         # Only tests turn this off, to prove row-level security holds on its own.
         self.enforce = True
@@ -138,9 +144,27 @@ class AuthzEngine:
         if action in ASKED_BEFORE_EXISTING:
             raise ValueError(f"`{action}` is asked of an object to be, never of stored rows")
         key = (actor.grants_key, action, model)
-        return self.filters.get_or_build(
-            key, lambda: self.oso.authorized_query(actor, action, model).where
-        )
+        return self.filters.get_or_build(key, lambda: self._build(actor, action, model))
+
+    def _build(self, actor: Principal, action: str, model: type) -> ColumnElement[bool]:
+        """The actor's filter from its kind's template; from oso where none is exact."""
+        if self.use_templates:
+            where = self.template(type(actor), action, model)
+            filled = None if where is None else where.fill(actor)
+            if filled is not None:
+                return filled
+        return self.oso.authorized_query(actor, action, model).where
+
+    def template(self, cls: type[Principal], action: str, model: type) -> Template | None:
+        key = (cls, action, model)
+        if key not in self.templates:
+            try:
+                self.templates[key] = Template.build(self.oso, cls, action, model)
+            except UnsupportedFilter as exc:
+                log.warning("no filter template for %s %s %s (oso filters each actor): %s",
+                            cls.__name__, action, model.__name__, exc)
+                self.templates[key] = None
+        return self.templates[key]
 
     def condition(self, actor: Principal, action: str, model: type) -> ColumnElement[bool]:
         """`filter()`, or TRUE while enforcement is off. The same object for the same grants,
