@@ -94,11 +94,8 @@ def _answer(actor: Principal, read: Read) -> Sequence[Any] | None:
     """What `actor` answers to `read` as a list of UUIDs, or None when it cannot be a list."""
     name, args = read
     value = getattr(actor, name)
-    if callable(value):
-        value = list(value(*args))
-    else:
-        value = [value]
-    return value if all(isinstance(v, uuid.UUID) for v in value) else None
+    answer = list(value(*args)) if callable(value) else [value]
+    return answer if all(isinstance(v, uuid.UUID) for v in answer) else None
 
 
 def _members(side: Any) -> list[Any]:
@@ -116,7 +113,7 @@ class Template:
     @classmethod
     def build(cls, oso: Oso, actor_cls: type[Principal], action: str, model: type) -> Template:
         """Raises UnsupportedFilter when the template could not stand for oso's filter."""
-        minted, strays = _Minted(), []
+        minted, strays = _Minted(), list[str]()
         compiled = oso.authorized_query(_probe(actor_cls, minted, strays), action, model)
         if strays:
             raise UnsupportedFilter(f"the policy reads {sorted(set(strays))} of the actor")
