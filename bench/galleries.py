@@ -297,7 +297,7 @@ def run(app, ids: dict) -> None:
               f"{endpoint_ratio:8.2f}x   ({covered} covers on the page)")
     print("page: vs the same Gallery objects from hand-written SQL (goal <= 1.2x); tuples: vs "
           "hand-written SQL without the ORM; +covers: with the covers' query; endpoint: the "
-          "whole GET vs hand-written page + covers")
+          "whole GET vs hand-written page + covers (goal <= 2x)")
 
 
 if __name__ == "__main__":
