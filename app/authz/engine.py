@@ -1,4 +1,5 @@
-"""Oso setup, class registration, the decision helpers, and the compiled-filter cache."""
+"""Oso setup, class registration, the decision helpers, and the compiled-filter cache
+(filled from the filter templates of app/authz/templates.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from sqlalchemy import ColumnElement, Select, true
 from sqlalchemy.orm import Session
 
 from app.authz.actors import ApiClientActor, IngestClientActor, Principal, UserActor
-from app.authz.adapter import SqlFilterAdapter, UnsupportedFilter
+from app.authz.adapter import SqlFilterAdapter
 from app.authz.templates import Template
 from app.errors import Forbidden, NotFound
 from app.models.resource import described, polar_name
@@ -105,7 +106,6 @@ class AuthzEngine:
         self.filters = _LRU(cache_size)
         # (actor class, action, model) -> its Template, or None where oso decides alone.
         self.templates: dict[tuple[type, str, type], Template | None] = {}
-        self.use_templates = True  # the parity test turns it off to get oso's own filter
         self.on_denial: DenialHook | None = None
         # Only tests turn this off, to prove row-level security holds on its own.
         self.enforce = True
@@ -148,21 +148,22 @@ class AuthzEngine:
 
     def _build(self, actor: Principal, action: str, model: type) -> ColumnElement[bool]:
         """The actor's filter from its kind's template; from oso where none is exact."""
-        if self.use_templates:
-            where = self.template(type(actor), action, model)
-            filled = None if where is None else where.fill(actor)
-            if filled is not None:
-                return filled
+        template = self.template(type(actor), action, model)
+        filled = None if template is None else template.fill(actor)
+        if filled is not None:
+            return filled
         return self.oso.authorized_query(actor, action, model).where
 
     def template(self, cls: type[Principal], action: str, model: type) -> Template | None:
+        """The filter template of an actor class, built on first use; None (said once, as
+        a WARNING) where it could not stand for oso's filter and oso filters each actor."""
         key = (cls, action, model)
         if key not in self.templates:
             try:
                 self.templates[key] = Template.build(self.oso, cls, action, model)
-            except UnsupportedFilter as exc:
-                log.warning("no filter template for %s %s %s (oso filters each actor): %s",
-                            cls.__name__, action, model.__name__, exc)
+            except Exception as exc:  # UnsupportedFilter, or the probe upset the policy
+                log.warning("no filter template for %s %s %s (oso filters each actor): %s: %s",
+                            cls.__name__, action, model.__name__, type(exc).__name__, exc)
                 self.templates[key] = None
         return self.templates[key]
 
