@@ -250,8 +250,8 @@ def run(app, ids: dict) -> None:
                 rows = hand_page(s, hand_args)  # noqa: B023
                 return [r.id for r in rows], {a.id for a in hand_covers(s, rows)}
 
-        query = {k: v.label if k == "sort" else v for k, v in view_args.items()
-                 if v is not None and k != "limit"}
+        query = {k: v for k, v in view_args.items() if v is not None and k != "limit"}
+        query["sort"] = view_args["sort"].label  # loaded as a SortKey; sent as text
 
         def endpoint():
             response = client.get(path, query_string=query, headers=headers)  # noqa: B023
