@@ -72,7 +72,8 @@ def test_the_policies_read_nothing_but_the_ids():
                 item_count=7, deleted_at=when, created_at=when, updated_at=when)
         for g in galleries]
     assert {Organization, Site, Gallery} == {model for model, r in described() if r.decided_by}
-    pairs = [(org, changed_org), (site, changed_site), *zip(galleries, changed_galleries)]
+    pairs = [(org, changed_org), (site, changed_site),
+             *zip(galleries, changed_galleries, strict=True)]
     for actor in actors:
         for original, changed in pairs:
             for action in PERMISSIONS[type(original).__name__]:
