@@ -55,7 +55,7 @@ from tests.support import as_administrator, throwaway_database  # noqa: E402
 
 GALLERIES, OTHER_SITES, PER_OTHER_SITE, ASSETS, CREATORS = 100_000, 4, 5_000, 5_000, 50
 PAGE, DEEP = 20, 80_000
-DATA_RUNS = 400
+DATA_RUNS = 200
 WORDS = ["sunset", "beach", "mountain", "city", "forest", "river", "night", "snow", "market",
          "garden", "harbor", "desert", "festival", "portrait", "street", "bridge", "island",
          "lake", "temple", "autumn"]
