@@ -7,6 +7,12 @@ returns the same rows. Not a test: it prints figures.
 Seeds a throwaway database (dropped at the end) with 1,000 organizations x 100 sites. The
 benchmarked user is org_admin of 3 organizations and holds site roles on 3 sites in each of
 10 others; other users hold the usual grants, so the tables are not just this user's.
+
+Then the cold filter build (the first list request of an actor in a worker) for users with
+1, 5, 20, 50 and 200 grants (half on organizations, half on sites, every role): the
+engine's (its kind's template filled in) against oso's own partial evaluation, the
+baseline, in the same run; the template itself is built once per (actor class, action,
+model) and worker.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from app import create_app  # noqa: E402
 from app.auth.keys import KeyRing  # noqa: E402
 from app.authz import AuthzEngine, authorized  # noqa: E402
 from app.authz.actors import UserActor  # noqa: E402
-from app.models import Organization, Site  # noqa: E402
+from app.models import ORG_ROLES, SITE_ROLES, Organization, Site  # noqa: E402
 from app.pagination import SortKey, paginate  # noqa: E402
 from app.services.identity import list_grants  # noqa: E402
 from bench._common import pct, timed  # noqa: E402
@@ -39,6 +45,7 @@ from tests.support import as_administrator, throwaway_database  # noqa: E402
 
 ORGS, SITES_PER_ORG, PAGE = 1_000, 100, 20
 WARM_RUNS, COLD_RUNS, SHIPPED_RUNS = 1_500, 40, 1_000
+GRANT_COUNTS, TEMPLATE_RUNS = (1, 5, 20, 50, 200), 200
 BY_CREATION = SortKey("created_at", Site.created_at, descending=False)
 
 # What a developer would write by hand with the same preloaded grants.
@@ -165,11 +172,15 @@ def run(app, me: uuid.UUID) -> None:
         engine.filters.data.clear()
         engine.filter(actor, "read", Site)
 
+    def oso_build() -> None:
+        engine.oso.authorized_query(actor, "read", Site)
+
     def cold_list() -> None:
         engine.filters.data.clear()
         via_oso(admin_org)
 
-    table.append(("filter build only (cache miss)", timed(cold_build, COLD_RUNS)))
+    table.append(("filter build only (cache miss)", timed(cold_build, TEMPLATE_RUNS)))
+    table.append(("filter build only, oso's own evaluation", timed(oso_build, COLD_RUNS)))
     table.append(("org_admin's org: oso filter, cold", timed(cold_list, COLD_RUNS)))
     with maker() as s:
         org = s.get(Organization, admin_org)
@@ -192,6 +203,53 @@ def run(app, me: uuid.UUID) -> None:
     if shipped:
         print(f"warm p50 ratio oso's own SqlAlchemyAdapter, org_admin's org, vs hand-written SQL: "
               f"{statistics.median(shipped) / hand_p50:.2f}x (+ the cold cost on every request)")
+    cold_by_grants(app, engine)
+
+
+def cold_by_grants(app, engine: AuthzEngine) -> None:
+    """The cold filter build against the number of grants: the engine vs oso alone."""
+    maker = app.extensions["db.sessionmaker"]
+    with maker() as s:
+        orgs = list(s.scalars(select(Organization.id).order_by(Organization.id).limit(100)))
+        sites = list(s.scalars(select(Site.id).where(Site.org_id.not_in(orgs))
+                               .order_by(Site.id).limit(100)))
+        site_orgs = dict(s.execute(select(Site.id, Site.org_id).where(Site.id.in_(sites))).all())
+
+    def user(grants: int) -> UserActor:
+        on_orgs = grants // 2
+        mine = sites[:grants - on_orgs]
+        return UserActor(
+            id=uuid.uuid4(),
+            org_roles={org: ORG_ROLES[i % len(ORG_ROLES)] for i, org in enumerate(orgs[:on_orgs])},
+            site_roles={site: SITE_ROLES[i % len(SITE_ROLES)] for i, site in enumerate(mine)},
+            site_orgs={site: site_orgs[site] for site in mine},
+        )
+
+    engine.templates.clear()
+    template = timed(lambda: engine.template(UserActor, "read", Site), 1)
+    engine.filters.data.clear()
+    rows = []
+    for grants in GRANT_COUNTS:
+        actor = user(grants)
+        assert len(actor.org_roles) + len(actor.site_roles) == grants
+
+        def build() -> None:
+            engine.filters.data.clear()
+            engine.filter(actor, "read", Site)  # noqa: B023
+
+        ours = timed(build, TEMPLATE_RUNS)
+        oso = timed(lambda: engine.oso.authorized_query(actor, "read", Site),  # noqa: B023
+                    max(3, COLD_RUNS * 5 // grants if grants > 5 else COLD_RUNS))
+        rows.append((grants, ours, oso))
+    print(f"\ncold filter build, read Site (template built once per worker: "
+          f"{template[0]:.1f} ms)")
+    print(f"{'grants':>6} {'engine p50 ms':>14} {'p95 ms':>8} {'oso alone p50 ms':>17} "
+          f"{'ratio':>7}")
+    for grants, ours, oso in rows:
+        p50, base = statistics.median(ours), statistics.median(oso)
+        print(f"{grants:>6} {p50:14.3f} {pct(ours, 95):8.3f} {base:17.3f} {p50 / base:6.3f}x")
+    fifty = next(ours for grants, ours, _ in rows if grants == 50)
+    print(f"cold filter build at 50 grants: {statistics.median(fifty):.3f} ms")
 
 
 def shipped_adapter(app, actor, org: uuid.UUID, expected: list[uuid.UUID]) -> list[float] | None:

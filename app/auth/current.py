@@ -90,8 +90,6 @@ def _key_actor(token: str, accepted: frozenset[Credential]) -> Principal:
     cache = actor_cache()
     credential = (prefix, digest(secret))  # the cache never matches another secret
     actor = cache.get(key_id, credential)
-    if actor is not None and actor.expires_at is not None and actor.expires_at <= utcnow():
-        raise refused
     if actor is None:
         generation = cache.generation
         resolve = credentials.api_client if prefix == API_KEY_PREFIX else credentials.ingest_client
@@ -104,6 +102,10 @@ def _key_actor(token: str, accepted: frozenset[Credential]) -> Principal:
                 credentials.touch(session, match, now)
         actor = match.actor
         cache.put(key_id, credential, actor, generation)
+    # The request's clock decides, whether the actor was cached or just loaded (the lookup's
+    # own clock may differ from it by the time it took).
+    if actor.expires_at is not None and actor.expires_at <= utcnow():
+        raise refused
     return actor
 
 

@@ -24,6 +24,9 @@ class Principal:
     )
 
     kind = "principal"
+    # The methods through which the policies read the grants: a filter template
+    # (authz/templates.py) answers each call with a placeholder. Add one the policies call.
+    POLICY_READS = ("org_ids", "site_ids", "guest_org_ids", "scoped_site_ids")
 
     def org_ids(self, role: str) -> list[uuid.UUID]:
         """Organizations on which this actor holds exactly `role`."""

@@ -19,6 +19,13 @@ boolean expression over the root model, so endpoints compose it with `select()`:
 Relations must be many-to-one over a non-nullable foreign key: then oso's inner join
 never drops a row, and disjuncts that do not mention the related type need no EXISTS.
 
+A filter template (app/authz/templates.py) compiles oso's filter for a probe actor whose
+grants are placeholders, once per (actor class, action, model); `Placeholders` then
+stands each placeholder for the real actor's list: `col = placeholder` in a disjunct
+becomes `col IN (the actor's ids)`. A placeholder anywhere that union cannot express
+exactly (twice in one conjunction, under `!=` or `in`, compared with a literal) raises
+`UnsupportedFilter`, so the template is refused rather than wrong.
+
 Oso also calls the adapter while deciding `is_allowed` on one object, to follow a
 relation (`site.parent`): that filter is a primary-key lookup, answered by
 `Session.get`, so an object the request already loaded costs no query.
@@ -28,7 +35,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,12 +66,30 @@ class _Literal:
         self.value = value
 
 
+class Placeholders:
+    """Literals that stand for lists of values (a filter template's grants)."""
+
+    def stands_for(self, value: Any) -> tuple[object, Sequence[Any]] | None:
+        """(what it names, its values) when `value` is a placeholder, else None (a plain
+        literal); raises UnsupportedFilter for one it does not know."""
+        return None
+
+
+NO_PLACEHOLDERS = Placeholders()
+
+
 @dataclass(frozen=True)
 class CompiledFilter:
     model: type
     where: ColumnElement[bool]
     lookup: bool = False  # the filter is exactly `pk = key`: oso following a relation
     key: Any = None
+    source: DataFilter | None = None  # oso's filter, which a template compiles again
+
+
+def compile_filter(f: DataFilter, placeholders: Placeholders) -> ColumnElement[bool]:
+    """`f` as a WHERE clause, each placeholder standing for its values."""
+    return _Compiler(f, placeholders).compile()
 
 
 class SqlFilterAdapter(DataAdapter):
@@ -73,7 +98,8 @@ class SqlFilterAdapter(DataAdapter):
 
     def build_query(self, filter: DataFilter) -> CompiledFilter:
         lookup, key = _primary_key(filter)
-        return CompiledFilter(filter.model, _Compiler(filter).compile(), lookup, key)
+        where = _Compiler(filter, NO_PLACEHOLDERS).compile()
+        return CompiledFilter(filter.model, where, lookup, key, filter)
 
     def execute_query(self, query: CompiledFilter) -> list[Any]:
         session = self.session()
@@ -103,7 +129,8 @@ def _primary_key(f: DataFilter) -> tuple[bool, Any]:
 
 
 class _Compiler:
-    def __init__(self, f: DataFilter) -> None:
+    def __init__(self, f: DataFilter, placeholders: Placeholders) -> None:
+        self.placeholders = placeholders
         self.root = f.model
         self.types = f.types
         # type -> (parent type, my_field on parent, other_field on type)
@@ -128,12 +155,14 @@ class _Compiler:
             conditions = [c for c in conditions if c is not True]
             if not conditions:
                 return true()
+            self._once_each(conditions)
             single = conditions[0] if len(conditions) == 1 else None
             if single is not None and _is_root_equality(single):
                 column, value = single
-                in_lists[column].add(value)
+                stands = self.placeholders.stands_for(value)
+                in_lists[column].update([value] if stands is None else stands[1])
                 continue
-            signature = frozenset(repr(_plain(c)) for c in conditions)
+            signature = frozenset(repr(self._plain(c)) for c in conditions)
             if signature not in seen:
                 seen.add(signature)
                 others.append(self._conjunction(conditions))
@@ -153,9 +182,15 @@ class _Compiler:
         if op not in ("Eq", "Neq", "In", "Nin"):
             raise UnsupportedFilter(f"comparison {op!r}")
         if isinstance(left, _Literal) and isinstance(right, _Literal):
+            if self._placeholder(left.value) or self._placeholder(right.value):
+                raise UnsupportedFilter("a placeholder compared with a literal")
             return _evaluate(op, left.value, right.value)
         if op in ("Eq", "Neq") and isinstance(left, _Literal):
             left, right = right, left
+        if op != "Eq" and isinstance(right, _Literal) and any(
+            self._placeholder(v) for v in _members(right.value)
+        ):
+            raise UnsupportedFilter(f"a placeholder under {op!r}: only `=` stands for a list")
         if op in ("In", "Nin") and not isinstance(right, _Literal):
             raise UnsupportedFilter(f"{op} against a field: only literal lists compile")
         if op in ("In", "Nin") and not isinstance(right.value, list | tuple | set | frozenset):
@@ -163,6 +198,25 @@ class _Compiler:
         if op == "Eq" and isinstance(right, _Literal) and left[0] is self.root:
             return (left[1], right.value)  # root column = literal: the common, indexable case
         return (op, left, right)
+
+    def _placeholder(self, value: Any) -> bool:
+        return self.placeholders.stands_for(value) is not None
+
+    def _once_each(self, conditions: list[Any]) -> None:
+        """A placeholder used twice in one conjunction binds both uses to the same value:
+        no pair of independent `IN` lists says that."""
+        used = [v for c in conditions for v in _literals(c) if self._placeholder(v)]
+        if len(used) != len(set(used)):
+            raise UnsupportedFilter("a placeholder used twice in one conjunction")
+
+    def _plain(self, cond: Any) -> Any:
+        """A normalized condition with literals unwrapped, placeholders by what they name:
+        equal conditions look equal."""
+        def plain(value: Any) -> Any:
+            stands = self.placeholders.stands_for(value)
+            return value if stands is None else ("placeholder", stands[0])
+
+        return tuple(plain(c.value if isinstance(c, _Literal) else c) for c in cond)
 
     def _side(self, side: Any) -> Any:
         if isinstance(side, Projection):
@@ -219,12 +273,18 @@ class _Compiler:
     def _sql(self, cond: Any, alias: dict[type, Any]) -> ColumnElement[bool]:
         if len(cond) == 2:
             column, value = cond
+            stands = self.placeholders.stands_for(value)
+            if stands is not None:
+                return self._column(self.root, column).in_(stands[1])
             return self._column(self.root, column) == value
         op, left, right = cond
         lhs = self._column(left[0], left[1], alias)
         nullable = _nullable(left[0], left[1])
         if isinstance(right, _Literal):
             value = right.value
+            stands = self.placeholders.stands_for(value)
+            if stands is not None:  # only under Eq (see _normalize); never NULL
+                return lhs.in_(stands[1])
             if op == "Eq":
                 return lhs.is_(None) if value is None else lhs == value
             if op == "Neq":
@@ -286,9 +346,15 @@ def _identity(model: type) -> str:
     return mapper.get_property_by_column(key[0]).key  # the attribute (`_column` reads it)
 
 
-def _plain(cond: Any) -> Any:
-    """A normalized condition with literals unwrapped: equal conditions look equal."""
-    return tuple(c.value if isinstance(c, _Literal) else c for c in cond)
+def _literals(cond: Any) -> list[Any]:
+    """The literal values of a normalized condition (list members included)."""
+    if len(cond) == 2:
+        return [cond[1]]
+    return [v for side in cond[1:] if isinstance(side, _Literal) for v in _members(side.value)]
+
+
+def _members(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple | set | frozenset) else [value]
 
 
 def _projections(cond: Any) -> list[tuple[type, str]]:

@@ -1,7 +1,9 @@
-"""Oso setup, class registration, the decision helpers, and the compiled-filter cache."""
+"""Oso setup, class registration, the decision helpers, and the compiled-filter cache
+(filled from the filter templates of app/authz/templates.py)."""
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import uuid
@@ -17,10 +19,12 @@ from sqlalchemy.orm import Session
 
 from app.authz.actors import ApiClientActor, IngestClientActor, Principal, UserActor
 from app.authz.adapter import SqlFilterAdapter
+from app.authz.templates import Template
 from app.errors import Forbidden, NotFound
 from app.models.resource import described, polar_name
 
 S = TypeVar("S", bound=Select[Any])
+log = logging.getLogger(__name__)
 
 def registrations() -> dict[type, dict[str, Any]]:
     """Model -> the fields Polar may read, from each model's `__resource__`: its columns
@@ -109,6 +113,8 @@ class AuthzEngine:
         # `session` serves the relation lookups of is_allowed (see adapter.py).
         self.oso.set_data_filtering_adapter(SqlFilterAdapter(session))
         self.filters = _LRU(cache_size)
+        # (actor class, action, model) -> its Template, or None where oso decides alone.
+        self.templates: dict[tuple[type, str, type], Template | None] = {}
         self.on_denial: DenialHook | None = None
         # Only tests turn this off, to prove row-level security holds on its own.
         self.enforce = True
@@ -147,9 +153,28 @@ class AuthzEngine:
         if action in ASKED_BEFORE_EXISTING:
             raise ValueError(f"`{action}` is asked of an object to be, never of stored rows")
         key = (actor.grants_key, action, model)
-        return self.filters.get_or_build(
-            key, lambda: self.oso.authorized_query(actor, action, model).where
-        )
+        return self.filters.get_or_build(key, lambda: self._build(actor, action, model))
+
+    def _build(self, actor: Principal, action: str, model: type) -> ColumnElement[bool]:
+        """The actor's filter from its kind's template; from oso where none is exact."""
+        template = self.template(type(actor), action, model)
+        filled = None if template is None else template.fill(actor)
+        if filled is not None:
+            return filled
+        return self.oso.authorized_query(actor, action, model).where
+
+    def template(self, cls: type[Principal], action: str, model: type) -> Template | None:
+        """The filter template of an actor class, built on first use; None (said once, as
+        a WARNING) where it could not stand for oso's filter and oso filters each actor."""
+        key = (cls, action, model)
+        if key not in self.templates:
+            try:
+                self.templates[key] = Template.build(self.oso, cls, action, model)
+            except Exception as exc:  # UnsupportedFilter, or the probe upset the policy
+                log.warning("no filter template for %s %s %s (oso filters each actor): %s: %s",
+                            cls.__name__, action, model.__name__, type(exc).__name__, exc)
+                self.templates[key] = None
+        return self.templates[key]
 
     def condition(self, actor: Principal, action: str, model: type) -> ColumnElement[bool]:
         """`filter()`, or TRUE while enforcement is off. The same object for the same grants,

@@ -46,6 +46,9 @@ class Gallery(Entity):
             created_by=place.created_by, item_count=0,
         ),
         path_param="gallery_id",
+        # Its site (whose organization is org_id) and its creator: one gallery page asks
+        # about one gallery, and the next request about the same site and creator is free.
+        decided_by=("site_id", "org_id", "created_by"),
     )
 
     org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))

@@ -1,5 +1,6 @@
-"""Decisions about organizations and sites are memoized per actor (AuthzEngine.is_allowed):
-safe only while the policies read nothing of them but their ids. These tests hold both."""
+"""Decisions about organizations, sites and galleries are memoized per actor
+(AuthzEngine.is_allowed): safe only while the policies read nothing of them but the columns
+their `decided_by` names. These tests hold both."""
 
 import uuid
 from datetime import UTC, datetime
@@ -10,7 +11,7 @@ from app.authz.actors import ApiClientActor, IngestClientActor, UserActor
 from app.authz.engine import AuthzEngine
 from app.authz.matrix import InMemoryLookup, declared_permissions, holders
 from app.config import Settings
-from app.models import Organization, Site
+from app.models import Gallery, Organization, Site
 from app.models.resource import described
 
 pytestmark = pytest.mark.portable
@@ -25,11 +26,23 @@ def world():
     other_org = Organization(id=uuid.uuid4(), name="other")
     other = Site(id=uuid.uuid4(), org_id=other_org.id, name="other site")
     other.parent = other_org
-    actors = [*holders(org, site).values(), *holders(org, site, ApiClientActor).values(),
+    people = holders(org, site)
+    actors = [*people.values(), *holders(org, site, ApiClientActor).values(),
               IngestClientActor(uuid.uuid4(), site_id=site.id, site_orgs={site.id: org.id})]
+    # Galleries created by a site member, an org member (the creator rule), nobody, and one
+    # on the other organization's site.
+    galleries = [gallery(s, creator) for s, creator in (
+        (site, people["site:member"].id), (site, people["org:member"].id), (site, None),
+        (other, people["org:member"].id))]
     lookup = InMemoryLookup([org, site, other_org, other])
     return AuthzEngine(Settings().policy_dir, session=lambda: lookup), actors, [
-        org, site, other_org, other]
+        org, site, other_org, other, *galleries]
+
+
+def gallery(site: Site, creator: uuid.UUID | None, **changed) -> Gallery:
+    columns = {"title": "g", "description": "", "item_count": 0, **changed}
+    return Gallery(id=uuid.uuid4(), org_id=site.org_id, site_id=site.id, created_by=creator,
+                   **columns)
 
 
 def test_memoized_decisions_are_oso_s_own():
@@ -47,22 +60,29 @@ def test_memoized_decisions_are_oso_s_own():
 def test_the_policies_read_nothing_but_the_ids():
     """Every other column changed (the ones a policy might be tempted to read, deleted_at
     included): no decision moves."""
-    engine, actors, (org, site, *_) = world()
+    engine, actors, (org, site, _, _, *galleries) = world()
     when = datetime(2030, 1, 1, tzinfo=UTC)
     changed_org = Organization(id=org.id, name="changed", deleted_at=when, created_at=when)
     changed_site = Site(id=site.id, org_id=org.id, name="changed", deleted_at=when,
                         created_at=when)
     changed_site.parent = changed_org
-    assert {Organization, Site} == {model for model, r in described() if r.decided_by}
+    changed_galleries = [
+        Gallery(id=uuid.uuid4(), org_id=g.org_id, site_id=g.site_id, created_by=g.created_by,
+                title="changed", description="changed", cover_asset_id=uuid.uuid4(),
+                item_count=7, deleted_at=when, created_at=when, updated_at=when)
+        for g in galleries]
+    assert {Organization, Site, Gallery} == {model for model, r in described() if r.decided_by}
+    pairs = [(org, changed_org), (site, changed_site),
+             *zip(galleries, changed_galleries, strict=True)]
     for actor in actors:
-        for original, changed in ((org, changed_org), (site, changed_site)):
+        for original, changed in pairs:
             for action in PERMISSIONS[type(original).__name__]:
                 assert engine.oso.is_allowed(actor, action, original) == engine.oso.is_allowed(
                     actor, action, changed), (actor, action)
 
 
 def test_the_memo_is_per_actor_and_per_resource():
-    engine, _, (org, site, _, other) = world()
+    engine, _, (org, site, _, other, *_) = world()
     writer = IngestClientActor(uuid.uuid4(), site_id=site.id, site_orgs={site.id: org.id})
     assert engine.is_allowed(writer, "write_events", site)
     assert not engine.is_allowed(writer, "write_events", other)
