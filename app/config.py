@@ -101,6 +101,34 @@ class Settings:
     # this, probing ids fills no more of the audit log.
     audit_probe_limit: str = "30 per minute"
 
+    # Failed passwords (sign-in and password change, app/auth/throttle.py): refused per
+    # (account, client address); past the looser per-account ceiling every attempt waits,
+    # longer each time, but the right password from a fresh address still signs in.
+    login_failures_per_client: str = "5 per 15 minutes"
+    login_failures_per_account: int = 20  # within login_failure_window_seconds
+    login_failure_window_seconds: int = 15 * 60
+    login_delay_base_ms: int = 250
+    login_delay_max_ms: int = 5000
+    # Mails a person can cause (verification resend, password reset), per account and IP.
+    ratelimit_mail: str = "3 per 10 minutes"
+
+    # Mail (app/mail.py): sent by SMTP from the outbox after the request commits. The
+    # development default is the loopback server `flask demo` starts.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: int = 10
+    mail_from: str = "Tenant API <no-reply@localhost>"
+    mail_max_attempts: int = 8
+    mail_retry_base_seconds: int = 30
+    # Where the links in mails point (a front end that calls the API with the token).
+    public_url: str = "http://127.0.0.1:8000"
+    verify_token_ttl_seconds: int = 48 * 3600
+    reset_token_ttl_seconds: int = 3600
+    invitation_ttl_seconds: int = 7 * 24 * 3600
+
     max_content_length: int = 1024 * 1024
     log_level: str = "INFO"
     policy_dir: str = str(Path(__file__).resolve().parent.parent / "policies")
@@ -164,6 +192,28 @@ class Settings:
             ratelimit_per_ip=_env("RATELIMIT_PER_IP", cls.ratelimit_per_ip),
             ratelimit_per_account=_env("RATELIMIT_PER_ACCOUNT", cls.ratelimit_per_account),
             audit_probe_limit=_env("AUDIT_PROBE_LIMIT", cls.audit_probe_limit),
+            login_failures_per_client=_env(
+                "LOGIN_FAILURES_PER_CLIENT", cls.login_failures_per_client
+            ),
+            login_failures_per_account=_env_int("LOGIN_FAILURES_PER_ACCOUNT", 20),
+            login_failure_window_seconds=_env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60),
+            login_delay_base_ms=_env_int("LOGIN_DELAY_BASE_MS", 250),
+            login_delay_max_ms=_env_int("LOGIN_DELAY_MAX_MS", 5000),
+            ratelimit_mail=_env("RATELIMIT_MAIL", cls.ratelimit_mail),
+            smtp_host=_env("SMTP_HOST", cls.smtp_host),
+            smtp_port=_env_int("SMTP_PORT", 587 if production else cls.smtp_port),
+            smtp_user=_env("SMTP_USER", ""),
+            smtp_password=_env("SMTP_PASSWORD", ""),
+            smtp_starttls=_env("SMTP_STARTTLS", "1" if production else "0")
+            not in ("0", "false", "no"),
+            smtp_timeout_seconds=_env_int("SMTP_TIMEOUT_SECONDS", 10),
+            mail_from=_env("MAIL_FROM", cls.mail_from),
+            mail_max_attempts=_env_int("MAIL_MAX_ATTEMPTS", 8),
+            mail_retry_base_seconds=_env_int("MAIL_RETRY_BASE_SECONDS", 30),
+            public_url=_env("PUBLIC_URL", cls.public_url),
+            verify_token_ttl_seconds=_env_int("VERIFY_TOKEN_TTL_SECONDS", 48 * 3600),
+            reset_token_ttl_seconds=_env_int("RESET_TOKEN_TTL_SECONDS", 3600),
+            invitation_ttl_seconds=_env_int("INVITATION_TTL_SECONDS", 7 * 24 * 3600),
             max_content_length=_env_int("MAX_CONTENT_LENGTH", 1024 * 1024),
             log_level=_env("LOG_LEVEL", "INFO"),
         )

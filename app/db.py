@@ -147,6 +147,12 @@ class UnitOfWork:
             self._session.info[_SCOPE] = (self.org_id, self.user_id)
         return self._session
 
+    @property
+    def info(self) -> dict[str, Any]:
+        """The request session's `info` (what its work left for after the commit, e.g. mail
+        to send: app/mail.py); empty when no session was opened."""
+        return self._session.info if self._session is not None else {}
+
     def scope(self, *, org_id: uuid.UUID | None, user_id: uuid.UUID | None) -> None:
         """The organization the request's rows belong to, and the signed-in person (who may
         also read the organizations it belongs to). Applies to the open transaction now."""
