@@ -57,8 +57,9 @@ class OrgMembers(MethodView):
         account uses the address or not."""
         session = db.session()
         org = tenancy.get_org(session, org_id)
+        # Authorized as the membership it offers: the ceilings of adding a member.
+        authorize(actor(), "create", memberships.proposed_org_member(org, data["role"]))
         invitation = invitations.proposed(org, None, data["email"], data["role"])
-        authorize(actor(), "create", invitation)
         return invitations.create(session, settings(), invitation,
                                   identity.account(session, actor().id), org.name)
 
@@ -112,8 +113,8 @@ class SiteMembers(MethodView):
         session = db.session()
         org = tenancy.get_org(session, org_id)
         site = tenancy.get_site(session, org_id, site_id)
+        authorize(actor(), "create", memberships.proposed_site_member(site, data["role"]))
         invitation = invitations.proposed(org, site, data["email"], data["role"])
-        authorize(actor(), "create", invitation)
         return invitations.create(session, settings(), invitation,
                                   identity.account(session, actor().id),
                                   f"{site.name} ({org.name})")

@@ -24,7 +24,7 @@ class Invitation(Entity):
     )
     __resource__ = Resource(
         fields=("id", "role", "site_id", "email"),
-        relations={"organization": ("Organization", "org_id"), "site": ("Site", "site_id")},
+        relations={"organization": ("Organization", "org_id")},
         sample=lambda place: Invitation(
             org_id=place.org.id, email="invitee@sample.test", role="viewer",
             invited_by=place.created_by, expires_at=utcnow() + timedelta(days=1),

@@ -23,8 +23,8 @@ from app.services.lookups import one_or_missing
 
 
 def proposed(org: Organization, site: Site | None, email: str, role: str) -> Invitation:
-    """An invitation, not saved: what inviting is authorized on (its role is capped by
-    the inviter's, as adding a member was)."""
+    """An invitation, not saved (inviting is authorized on the membership it offers:
+    memberships.proposed_org_member, proposed_site_member)."""
     return Invitation(org_id=org.id, site_id=site.id if site else None, email=email, role=role)
 
 
