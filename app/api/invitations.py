@@ -9,10 +9,11 @@ from flask.views import MethodView
 
 from app import db
 from app.api import Blueprint
+from app.api.helpers import own_account
 from app.auth.current import actor
 from app.authz import authorize, is_allowed
 from app.models import Invitation
-from app.services import identity, invitations
+from app.services import invitations
 from schemas.invitations import InvitationListSchema, InvitationSchema
 
 blp = Blueprint("invitations", __name__, url_prefix="/v1/invitations",
@@ -22,9 +23,9 @@ blp = Blueprint("invitations", __name__, url_prefix="/v1/invitations",
 def _mine(invitation_id: uuid.UUID) -> Invitation:
     """The caller's open invitation, with the request moved into its organization (the
     invitee holds nothing there yet: row-level security needs the scope to write)."""
+    authorize(actor(), "manage", own_account())  # a person's: keys are refused here
     session = db.session()
-    email = identity.account(session, actor().id).email
-    found = invitations.mine_one(session, email, invitation_id)
+    found = invitations.mine_one(session, actor().id, invitation_id)
     db.current_unit().enter(found.org_id)
     return invitations.get(session, found.org_id, found.site_id, found.id, lock=True)
 
@@ -34,8 +35,8 @@ class MyInvitations(MethodView):
     @blp.response(200, InvitationListSchema)
     def get(self) -> dict[str, Any]:
         """Open invitations to the caller's address (once it is verified)."""
-        session = db.session()
-        mine = invitations.mine(session, identity.account(session, actor().id).email)
+        authorize(actor(), "manage", own_account())
+        mine = invitations.mine(db.session(), actor().id)
         return {"items": [i for i in mine if is_allowed(actor(), "read", i)]}
 
 

@@ -116,20 +116,26 @@ def revoke(session: Session, invitation: Invitation) -> None:
 # -- the invitee -------------------------------------------------------------------------------
 
 
-def mine(session: Session, email: str) -> list[Invitation]:
-    """Open invitations to the signed-in person's address, across organizations. On
-    PostgreSQL through `app_my_invitations()` (migration 0009), which reads the person
-    from the transaction's `app.user_id`: row-level security hides every other
-    organization's rows, and the invitee belongs to none of them yet."""
+def mine(session: Session, user_id: uuid.UUID) -> list[Invitation]:
+    """Open invitations to the address of the signed-in person `user_id`, across
+    organizations. On PostgreSQL through `app_my_invitations()` (migration 0009), which
+    reads the person from the transaction's `app.user_id`: row-level security hides every
+    other organization's rows, and the invitee belongs to none of them yet."""
     if session.get_bind().dialect.name == "postgresql":
         stmt = select(Invitation).from_statement(text("SELECT * FROM app_my_invitations()"))
         return sorted(session.scalars(stmt), key=lambda i: i.created_at)
-    return list(session.scalars(_pending().where(Invitation.email == email)
-                                .order_by(Invitation.created_at)))
+    live = Organization.deleted_at.is_(None)
+    stmt = (_pending().join(User, User.email == Invitation.email)
+            .join(Organization, Organization.id == Invitation.org_id)
+            .outerjoin(Site, Site.id == Invitation.site_id)
+            .where(User.id == user_id, User.deleted_at.is_(None), live,
+                   Site.deleted_at.is_(None))
+            .order_by(Invitation.created_at))
+    return list(session.scalars(stmt))
 
 
-def mine_one(session: Session, email: str, invitation_id: uuid.UUID) -> Invitation:
-    for invitation in mine(session, email):
+def mine_one(session: Session, user_id: uuid.UUID, invitation_id: uuid.UUID) -> Invitation:
+    for invitation in mine(session, user_id):
         if invitation.id == invitation_id:
             return invitation
     raise NotFound(missing=Missing("Invitation", invitation_id, None))

@@ -7,8 +7,6 @@ import uuid
 import pytest
 
 from tests.support import Tenant
-from tests.support.invitations import accept, invite, invite_and_accept, mine
-from tests.support.mail import link_in, query_of, text_of
 from tests.support.http import (
     ORG_ROLE_HOLDERS,
     SITE_ONLY_ROLES,
@@ -22,6 +20,8 @@ from tests.support.http import (
     role_table,
     site_roles_of,
 )
+from tests.support.invitations import accept, invite, invite_and_accept, mine
+from tests.support.mail import link_in, query_of, text_of
 
 pytestmark = pytest.mark.portable
 
@@ -276,7 +276,8 @@ def test_the_hijack_of_an_invitation_fails(client, app, world, tenant, inbox):
     # The mailbox's owner resets the password (which proves the address), every session
     # of the attacker ends, and the owner accepts.
     client.post("/v1/auth/password/reset", json={"email": victim})
-    reset = next(m for m in inbox.wait_for(victim, count=3) if m["Subject"] == "Reset your password")
+    reset = next(m for m in inbox.wait_for(victim, count=3)
+                 if m["Subject"] == "Reset your password")
     done = client.post("/v1/auth/password/reset/complete",
                        json={"token": query_of(link_in(reset), "token"),
                              "new_password": "the owner's password"})

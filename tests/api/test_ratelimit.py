@@ -181,7 +181,7 @@ def test_password_change_is_throttled_per_ip(limited):
     person = World(limited).user()
     client = limited.test_client()
     body = {"current_password": "wrong password!", "new_password": "x" * 12}
-    for n in range(PER_IP):
+    for _ in range(PER_IP):
         other = World(limited).user()  # the per-account limits stay out of the way
         r = client.post("/v1/auth/password", json=body, headers=other.headers, **ip(12))
         assert r.status_code == 400

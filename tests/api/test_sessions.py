@@ -26,9 +26,9 @@ from app.db import owner_sessionmaker, utcnow
 from app.models import AuditEvent, AuthSession, RefreshToken
 from app.observability import JsonFormatter
 from tests.support import PASSWORD, Person
+from tests.support.http import assert_problem
 from tests.support.invitations import invite_and_accept
 from tests.support.mail import link_in, query_of
-from tests.support.http import assert_problem
 
 # -- helpers -----------------------------------------------------------------------------------
 

@@ -95,6 +95,15 @@ EXPECTED = {
     },
     "GalleryItem": {"read": ON_SITE["viewer"]},
     "Event": {"read": ON_SITE["member"]},
+    # An open invitation of the organization to someone else's address: its admins manage
+    # it; only the verified owner of the address answers it (tests/api/test_members.py).
+    "Invitation": {
+        "read": ORG["org_admin"],
+        "resend": ORG["org_admin"],
+        "revoke": ORG["org_admin"],
+        "accept": set(),
+        "decline": set(),
+    },
 }
 
 # Power stays with people (policies/base.polar): an API key with the same role may not
@@ -122,6 +131,9 @@ USER_ONLY = {
     ("IngestKey", "read"),
     ("IngestKey", "create"),
     ("IngestKey", "revoke"),
+    ("Invitation", "read"),
+    ("Invitation", "resend"),
+    ("Invitation", "revoke"),
     # The creator rules name people: a key's rights on an asset or gallery are its role's.
     ("Asset", "update (creator)"),
     ("Asset", "delete (creator)"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 import re
 import socket
 import threading
@@ -24,7 +25,7 @@ class Inbox:
     messages: list[EmailMessage] = field(default_factory=list)
     lock: threading.Condition = field(default_factory=threading.Condition)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's hook name
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.lock:
             self.messages.append(message)  # type: ignore[arg-type]
@@ -63,6 +64,9 @@ def free_port() -> int:
 def start(port: int | None = None) -> tuple[Controller, Inbox]:
     """The server on loopback (a free port unless given); stop it with `.stop()`."""
     inbox = Inbox()
+    # The server's own log (`mail.log`) echoes every line it receives, tokens included:
+    # it stands for the mail provider, not the app, whose logs the tests read.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     controller = Controller(inbox, hostname="127.0.0.1", port=port or free_port())
     controller.start()
     return controller, inbox
