@@ -103,6 +103,9 @@ EXPECTED = {
         "revoke": ORG["org_admin"],
         "accept": set(),
         "decline": set(),
+        "read (invitee)": ANY,  # whatever it holds: the address decides
+        "accept (invitee)": ANY,
+        "decline (invitee)": ANY,
     },
 }
 
@@ -134,6 +137,9 @@ USER_ONLY = {
     ("Invitation", "read"),
     ("Invitation", "resend"),
     ("Invitation", "revoke"),
+    ("Invitation", "read (invitee)"),  # a key has no address
+    ("Invitation", "accept (invitee)"),
+    ("Invitation", "decline (invitee)"),
     # The creator rules name people: a key's rights on an asset or gallery are its role's.
     ("Asset", "update (creator)"),
     ("Asset", "delete (creator)"),
@@ -188,12 +194,13 @@ def test_ingest_keys_write_events_to_their_site_and_see_only_themselves():
 
 
 def test_nobody_without_a_role_gets_anything_but_its_own_account():
+    """...and the invitations to its own verified address, which it holds no role for."""
     for kind in (UserActor, ApiClientActor):
         matrix = compute(Settings().policy_dir, kind)
         assert all(
             "none" not in allowed
             for resource, perms in matrix.items() if resource != "Account"
-            for allowed in perms.values()
+            for perm, allowed in perms.items() if not perm.endswith("(invitee)")
         )
 
 
