@@ -164,8 +164,8 @@ class UnitOfWork:
             _apply_scope(self._session, None, self._session.connection())
 
     def enter(self, org_id: uuid.UUID) -> None:
-        """Move the request into an organization it is creating (POST /v1/orgs): the new
-        rows must be written under the new organization's scope."""
+        """Move the request into an organization it is creating (POST /v1/orgs), or whose
+        invitation it accepts: the new rows must be written under that scope."""
         self.scope(org_id=org_id, user_id=self.user_id)
 
     @contextmanager
