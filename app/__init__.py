@@ -14,6 +14,7 @@ from app.auth.keys import KeyStore
 from app.auth.tokens import TokenService
 from app.authz import AuthzEngine
 from app.config import Settings
+from app.mail import Mailer
 from app.proxy import TrustedProxies
 from app.storage import Storage
 
@@ -53,6 +54,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     errors.register(app)
     # The bucket itself is provisioned: by the operator, or by `flask demo` locally.
     app.extensions["storage"] = Storage(settings)
+    app.extensions["mailer"] = Mailer(settings, app.extensions["db.sessionmaker"])
 
     from app import api, cli, pipeline, ratelimit
 

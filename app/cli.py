@@ -3,12 +3,17 @@ explain, test, diff) and the generated documents."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -30,6 +35,7 @@ keys_cli = AppGroup("keys", help="Access-token signing keys (rotation).")
 assets_cli = AppGroup("assets", help="Uploaded files.")
 events_cli = AppGroup("events", help="Analytics events.")
 idempotency_cli = AppGroup("idempotency", help="Recorded Idempotency-Key responses.")
+mail_cli = AppGroup("mail", help="The outbox of mail to send.")
 authz_cli = AppGroup("authz", help="Inspect the authorization policy.")
 
 DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - printed demo credentials, dev only
@@ -118,6 +124,7 @@ def demo(ctx: click.Context, bind: str) -> None:
     ctx.invoke(db_upgrade)
     ctx.invoke(seed_demo)
     endpoint, s3 = _local_s3(settings)
+    smtp = _start_local_smtp(settings, Path(settings.instance_path) / "mail")
     try:
         Storage(settings.with_overrides({"s3_endpoint_url": endpoint})).ensure_bucket()
         click.echo(f"serving on http://{bind} (OpenAPI at /openapi.json, UI at /docs)")
@@ -130,7 +137,42 @@ def demo(ctx: click.Context, bind: str) -> None:
     finally:
         if s3 is not None:
             _stop(s3)
+        if smtp is not None:
+            smtp.stop()
     sys.exit(code)
+
+
+def _start_local_smtp(settings: Settings, folder: Path) -> Any:
+    """An SMTP server (aiosmtpd) on the loopback address the settings name, unless one
+    answers: each message it receives is written to `folder` as a .eml file and announced
+    on the console, links included, so the demo's mail can be read and followed."""
+    if settings.smtp_host not in ("127.0.0.1", "localhost"):
+        return None
+    with socket.socket() as probe:
+        if probe.connect_ex((settings.smtp_host, settings.smtp_port)) == 0:
+            return None  # something already serves it
+    from aiosmtpd.controller import Controller  # development only (the dev extras)
+
+    folder.mkdir(parents=True, exist_ok=True)
+
+    class ToFolder:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            path = folder / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}.eml"
+            path.write_bytes(envelope.content)
+            message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+            body = message.get_body(("plain",)) if isinstance(message, EmailMessage) else None
+            text = body.get_content() if body is not None else ""
+            links = sorted(set(re.findall(r"https?://[^\s<>\"]+", text)))
+            click.echo(f"mail to {', '.join(envelope.rcpt_tos)} -> {path}")
+            for link in links:
+                click.echo(f"  {link}")
+            return "250 OK"
+
+    controller = Controller(ToFolder(), hostname=settings.smtp_host, port=settings.smtp_port)
+    controller.start()
+    click.echo(f"local SMTP at {settings.smtp_host}:{settings.smtp_port}: mail is written to "
+               f"{folder} and its links printed here")
+    return controller
 
 
 def _serve(command: list[str], cwd: Path, env: dict[str, str]) -> int:
@@ -476,6 +518,16 @@ def events_retention(months: int | None) -> None:
                f", {deleted} row(s) deleted from events_default")
 
 
+@mail_cli.command("drain")
+def mail_drain() -> None:
+    """Send the mail that is due now (the workers also send after each commit)."""
+    from app.db import owner_sessionmaker
+    from app.mail import Mailer
+
+    mailer = Mailer(_settings(), owner_sessionmaker(current_app))
+    click.echo(f"sent {mailer.drain()} message(s)")
+
+
 @idempotency_cli.command("purge")
 def idempotency_purge() -> None:
     """Delete expired Idempotency-Key records."""
@@ -487,8 +539,8 @@ def idempotency_purge() -> None:
 
 def init_app(app: Flask) -> None:
     commands = (
-        db_cli, docs_cli, keys_cli, assets_cli, events_cli, idempotency_cli, authz_cli,
-        seed_demo, demo,
+        db_cli, docs_cli, keys_cli, assets_cli, events_cli, idempotency_cli, mail_cli,
+        authz_cli, seed_demo, demo,
     )
     for command in commands:
         app.cli.add_command(command)

@@ -191,6 +191,52 @@ class Settings:
     readiness_timeout_seconds: int = setting(
         "READINESS_TIMEOUT_SECONDS", "`/readyz` gives each dependency this long", 2)
 
+    # Failed passwords (sign-in and password change, app/auth/throttle.py): refused per
+    # (account, client address); past the looser per-account ceiling every attempt waits,
+    # longer each time, but the right password from a fresh address still signs in.
+    login_failures_per_client: str = setting(
+        "LOGIN_FAILURES_PER_CLIENT", "failed passwords refused per (account, client address)",
+        "5 per 15 minutes")
+    login_failures_per_account: int = setting(
+        "LOGIN_FAILURES_PER_ACCOUNT", "failed passwords of one account, from anywhere, after "
+        "which every attempt waits (never refused)", 20)
+    login_failure_window_seconds: int = setting(
+        "LOGIN_FAILURE_WINDOW_SECONDS", "the window `LOGIN_FAILURES_PER_ACCOUNT` counts in",
+        15 * 60)
+    login_delay_base_ms: int = setting(
+        "LOGIN_DELAY_BASE_MS", "the first wait past that ceiling, doubled per further failure",
+        250)
+    login_delay_max_ms: int = setting("LOGIN_DELAY_MAX_MS", "the longest such wait", 5000)
+    ratelimit_mail: str = setting(
+        "RATELIMIT_MAIL", "mails a person can cause (verification resend, password reset), "
+        "per account and per client address", "3 per 10 minutes")
+
+    # Mail (app/mail.py): sent by SMTP from the outbox after the request commits. The
+    # development default is the loopback server `flask demo` starts.
+    smtp_host: str = setting("SMTP_HOST", "SMTP server", "127.0.0.1")
+    smtp_port: int = setting("SMTP_PORT", "its port", 8025, production=587)
+    smtp_user: str = setting("SMTP_USER", "SMTP login (empty: none)", "")
+    smtp_password: str = setting("SMTP_PASSWORD", "its password", "")
+    smtp_starttls: bool = setting("SMTP_STARTTLS", "upgrade the connection with STARTTLS",
+                                  False, production=True)
+    smtp_timeout_seconds: int = setting("SMTP_TIMEOUT_SECONDS", "SMTP connect and send timeout",
+                                        10)
+    mail_from: str = setting("MAIL_FROM", "the sender of every mail",
+                             "Tenant API <no-reply@localhost>")
+    mail_max_attempts: int = setting("MAIL_MAX_ATTEMPTS", "sends tried before a mail is given "
+                                     "up (visible in the outbox)", 8)
+    mail_retry_base_seconds: int = setting(
+        "MAIL_RETRY_BASE_SECONDS", "wait before the first retry, doubled each time (6 h at "
+        "most)", 30)
+    public_url: str = setting("PUBLIC_URL", "where the links in mails point (a front end that "
+                              "calls the API with the token)", "http://127.0.0.1:8000")
+    verify_token_ttl_seconds: int = setting("VERIFY_TOKEN_TTL_SECONDS",
+                                            "lifetime of an email verification link", 48 * 3600)
+    reset_token_ttl_seconds: int = setting("RESET_TOKEN_TTL_SECONDS",
+                                           "lifetime of a password reset link", 3600)
+    invitation_ttl_seconds: int = setting("INVITATION_TTL_SECONDS",
+                                          "lifetime of an invitation", 7 * 24 * 3600)
+
     max_content_length: int = setting("MAX_CONTENT_LENGTH", "largest request body, in bytes",
                                       1024 * 1024)
     log_level: str = setting("LOG_LEVEL", "`DEBUG`, `INFO`, `WARNING`, `ERROR`, in any case "

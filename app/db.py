@@ -158,6 +158,12 @@ class UnitOfWork:
             self._session.info[_SCOPE] = (self.org_id, self.user_id)
         return self._session
 
+    @property
+    def info(self) -> dict[str, Any]:
+        """The request session's `info` (what its work left for after the commit, e.g. mail
+        to send: app/mail.py); empty when no session was opened."""
+        return self._session.info if self._session is not None else {}
+
     def scope(self, *, org_id: uuid.UUID | None, user_id: uuid.UUID | None) -> None:
         """The organization the request's rows belong to, and the signed-in person (who may
         also read the organizations it belongs to). Applies to the open transaction now."""
@@ -169,8 +175,8 @@ class UnitOfWork:
             _apply_scope(self._session, None, self._session.connection())
 
     def enter(self, org_id: uuid.UUID) -> None:
-        """Move the request into an organization it is creating (POST /v1/orgs): the new
-        rows must be written under the new organization's scope."""
+        """Move the request into an organization it is creating (POST /v1/orgs), or whose
+        invitation it accepts: the new rows must be written under that scope."""
         self.scope(org_id=org_id, user_id=self.user_id)
 
     @contextmanager

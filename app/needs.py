@@ -45,6 +45,15 @@ def per_account(name: str) -> Limit:
     return Limit("ratelimit_per_account", "account", name)
 
 
+def per_ip_mail(name: str) -> Limit:
+    """Requests that send mail: the tighter `ratelimit_mail`, per client address."""
+    return Limit("ratelimit_mail", "ip", name)
+
+
+def per_account_mail(name: str) -> Limit:
+    return Limit("ratelimit_mail", "account", name)
+
+
 @dataclass(frozen=True)
 class Needs:
     credentials: frozenset[Credential] = PEOPLE_AND_MACHINES  # empty: public

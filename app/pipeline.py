@@ -13,8 +13,9 @@
       6. idempotency       an `Idempotency-Key` is claimed, or its first answer replayed
     the view               parses, authorizes, calls a service, responds
     after the view
-      7. commit            a success commits the unit of work once, with the key's record;
-                           anything else rolls it back and releases the key
+      7. commit            a success commits the unit of work once, with the key's record,
+                           then wakes the mail sender if it wrote mail; anything else
+                           rolls it back and releases the key
       8. denial audit      the refusals of the request, written apart: they survive 7
       9. response headers  `X-Request-ID`, CORS where declared, one access log line
 
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import NotFound
 
-from app import errors, idempotency, observability, ratelimit, uri
+from app import errors, idempotency, mail, observability, ratelimit, uri
 from app import needs as declared
 from app.api import paths
 from app.auth.current import authenticate
@@ -162,6 +163,7 @@ def commit(response: Response) -> Response:
             unit.rollback()
             idempotency.release(unit, None)  # nothing was done: the key may be retried
             raise
+        mail.after_commit(unit, current_app.extensions.get("mailer"))
         return response
     unit.rollback()
     idempotency.release(unit, response)

@@ -62,6 +62,7 @@ class UserSchema(StrictSchema):
     email = fields.String(required=True)
     display_name = fields.String(required=True)
     created_at = fields.DateTime(required=True)
+    email_verified = fields.Boolean(required=True)
 
 
 class GrantSchema(StrictSchema):
@@ -77,3 +78,22 @@ class MeSchema(UserSchema):
 def session_out(session: AuthSession, current_id: uuid.UUID | None) -> Out:
     """A login session as SessionSchema dumps it: `current` when it is the caller's own."""
     return Out(session, current=session.id == current_id)
+
+
+class AcceptedSchema(StrictSchema):
+    """The same answer whatever the address: it tells nobody whether an account uses it."""
+
+    message = fields.String(required=True)
+
+
+class TokenOnlySchema(StrictSchema):
+    token = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=256))
+
+
+class EmailOnlySchema(StrictSchema):
+    email = Email(required=True)
+
+
+class PasswordResetSchema(StrictSchema):
+    token = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=256))
+    new_password = fields.String(required=True, load_only=True, validate=PASSWORD)

@@ -20,7 +20,8 @@ from app.auth.keys import KeyRing
 from app.db import owner_sessionmaker
 from app.migrate import upgrade
 from app.models import Base
-from tests.support import APP_ROLE, Tenant, World, as_role, throwaway_database
+from tests.support import APP_ROLE, Tenant, World, as_role, mail, throwaway_database
+from tests.support.mail import Inbox
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +62,26 @@ def s3_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def app(database_url: str, s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory):
+def smtp() -> Iterator[tuple[int, Inbox]]:
+    """A real SMTP server on loopback for the whole run: (port, inbox)."""
+    controller, inbox = mail.start()
+    yield controller.port, inbox
+    controller.stop()
+
+
+@pytest.fixture
+def inbox(smtp: tuple[int, Inbox]) -> Iterator[Inbox]:
+    """The mail received during this test."""
+    smtp[1].clear()
+    yield smtp[1]
+    smtp[1].clear()
+
+
+@pytest.fixture(scope="session")
+def app(
+    database_url: str, s3_endpoint: str, smtp: tuple[int, Inbox],
+    tmp_path_factory: pytest.TempPathFactory,
+):
     """The app as it runs in production: connected as the runtime role, so PostgreSQL's
     row-level security applies to every request; the tables' owner migrates and seeds."""
     instance: Path = tmp_path_factory.mktemp("instance")
@@ -76,6 +96,7 @@ def app(database_url: str, s3_endpoint: str, tmp_path_factory: pytest.TempPathFa
             "jwt_keys": {"keys": [KeyRing.generate_key()]},
             "ratelimit_enabled": False,
             "s3_endpoint_url": s3_endpoint,
+            "smtp_port": smtp[0],
             "log_level": "WARNING",
         }
     )
@@ -83,6 +104,7 @@ def app(database_url: str, s3_endpoint: str, tmp_path_factory: pytest.TempPathFa
     application.extensions["storage"].ensure_bucket()
     yield application
     application.extensions["actor_cache"].close()
+    application.extensions["mailer"].close()
     application.extensions["db.engine"].dispose()
 
 

@@ -51,6 +51,9 @@ def test_every_operation_declares_its_security(app):
         ("/readyz", "get"),
         ("/.well-known/jwks.json", "get"),
         ("/v1/auth/register", "post"),
+        ("/v1/auth/verify", "post"),
+        ("/v1/auth/password/reset", "post"),
+        ("/v1/auth/password/reset/complete", "post"),
         ("/v1/auth/login", "post"),
         ("/v1/auth/refresh", "post"),
     }

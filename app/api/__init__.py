@@ -303,6 +303,7 @@ def init_app(app: Flask) -> Api:
         auth,
         events,
         galleries,
+        invitations,
         keys,
         members,
         ops,
@@ -321,8 +322,8 @@ def init_app(app: Flask) -> Api:
     app.extensions["api"] = api
     app.add_url_rule("/docs/assets/<path:filename>", "swagger_ui_assets", _swagger_asset)
     blueprints = (
-        ops.blp, auth.blp, auth.wellknown, orgs.blp, sites.blp, members.blp, keys.blp,
-        assets.blp, galleries.blp, events.blp, audit.blp,
+        ops.blp, auth.blp, auth.wellknown, orgs.blp, sites.blp, members.blp,
+        invitations.blp, keys.blp, assets.blp, galleries.blp, events.blp, audit.blp,
     )
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

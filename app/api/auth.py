@@ -11,24 +11,28 @@ from flask.views import MethodView
 
 from app import db
 from app.api import Blueprint
-from app.api.helpers import Created, created, own_account, page, settings
+from app.api.helpers import own_account, page, settings
 from app.auth.current import actor, tokens
+from app.auth.throttle import Throttle
 from app.authz import authorize
 from app.errors import Missing, NotFound, Unauthorized
 from app.models import AuthSession, User
-from app.needs import per_account, per_ip
+from app.needs import per_account, per_account_mail, per_ip, per_ip_mail
 from app.pagination import Page
-from app.services import identity, sessions
+from app.services import accounts, identity, sessions
 from schemas.auth import (
+    AcceptedSchema,
+    EmailOnlySchema,
     LoginSchema,
     MeSchema,
     PasswordChangeSchema,
+    PasswordResetSchema,
     RefreshSchema,
     RegisterSchema,
     SessionListArgs,
     SessionPageSchema,
+    TokenOnlySchema,
     TokenSchema,
-    UserSchema,
     session_out,
 )
 from schemas.common import Out
@@ -54,40 +58,101 @@ def _token_pair(auth_session: AuthSession, refresh_token: str) -> dict[str, Any]
     }
 
 
+REGISTERED = {"message": "Check your inbox: we sent a message to this address."}
+RESET_REQUESTED = {"message": "If an account uses this address, we sent it a link."}
+
+
+def _client() -> str:
+    return request.remote_addr or ""
+
+
+def _throttle() -> Throttle | None:
+    return Throttle.of_app(current_app.extensions)
+
+
 @blp.route("/auth/register")
 class Register(MethodView):
     @blp.needs(public=True, limits=(per_ip("register"),))
     @blp.arguments(RegisterSchema)
-    @blp.response(201, UserSchema)
-    @blp.alt_response(409, description="The email is taken.")
+    @blp.response(202, AcceptedSchema)
     @blp.alt_response(429, description="Too many attempts; see `Retry-After`.")
-    def post(self, data: dict[str, Any]) -> Created:
-        """Create an account.
-
-        `Location` is `/v1/me`, where the account reads itself once signed in."""
-        user = identity.register(
-            db.session(), data["email"], data["password"], data["display_name"]
+    def post(self, data: dict[str, Any]) -> dict[str, str]:
+        """Create an account and mail it a verification link. An address that already has
+        an account gets a warning mail instead, and the caller the same answer."""
+        accounts.register(
+            db.session(), settings(), data["email"], data["password"], data["display_name"]
         )
-        return created(user, ".Me")
+        return REGISTERED
+
+
+@blp.route("/auth/verify")
+class Verify(MethodView):
+    @blp.needs(public=True, limits=(per_ip("verify"),))
+    @blp.arguments(TokenOnlySchema)
+    @blp.response(204)
+    @blp.alt_response(429, description="Too many attempts; see `Retry-After`.")
+    def post(self, data: dict[str, Any]) -> None:
+        """Prove the address with the mailed token (single use; it expires)."""
+        accounts.verify(db.session(), data["token"])
+
+
+@blp.route("/auth/verify/resend")
+class VerifyResend(MethodView):
+    @blp.needs(limits=(per_ip("verify-resend"), per_account_mail("verify-resend")))
+    @blp.response(204)
+    @blp.alt_response(429, description="Too many attempts; see `Retry-After`.")
+    def post(self) -> None:
+        """Mail the caller a new verification link (none once verified)."""
+        authorize(actor(), "manage", own_account())
+        session = db.session()
+        accounts.send_verification(session, settings(), identity.account(session, actor().id))
+
+
+@blp.route("/auth/password/reset")
+class PasswordResetRequest(MethodView):
+    @blp.needs(public=True, limits=(per_ip_mail("reset"), per_account_mail("reset")))
+    @blp.arguments(EmailOnlySchema)
+    @blp.response(202, AcceptedSchema)
+    @blp.alt_response(429, description="Too many attempts; see `Retry-After`.")
+    def post(self, data: dict[str, Any]) -> dict[str, str]:
+        """Mail a password reset link, when an account uses the address (the answer is
+        the same when none does)."""
+        accounts.request_reset(db.session(), settings(), data["email"])
+        return RESET_REQUESTED
+
+
+@blp.route("/auth/password/reset/complete")
+class PasswordResetComplete(MethodView):
+    @blp.needs(public=True, limits=(per_ip("reset-complete"),))
+    @blp.arguments(PasswordResetSchema)
+    @blp.response(204)
+    @blp.alt_response(429, description="Too many attempts; see `Retry-After`.")
+    def post(self, data: dict[str, Any]) -> None:
+        """Set a new password with the mailed token (single use; it expires); every
+        session of the account ends."""
+        accounts.complete_reset(db.session(), data["token"], data["new_password"])
 
 
 @blp.route("/auth/login")
 class Login(MethodView):
-    @blp.needs(public=True, limits=(per_ip("login"), per_account("login")))
+    @blp.needs(public=True, limits=(per_ip("login"),))
     @blp.arguments(LoginSchema)
     @blp.response(200, TokenSchema)
     @blp.alt_response(401, description="Unknown email or wrong password (the same answer).")
-    @blp.alt_response(429, description="Too many attempts; see `Retry-After`.")
+    @blp.alt_response(429, description="Too many failed attempts from this address; see "
+                      "`Retry-After`. Other addresses are not refused, only slowed.")
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Exchange email and password for an access token and a refresh token."""
         session = db.session()
-        account = identity.check_password(session, data["email"], data["password"])
+        account = identity.sign_in(
+            session, data["email"], data["password"], _client(), _throttle()
+        )
         auth_session, refresh_token = sessions.open_session(
             session,
             account,
             _lifetimes(),
             user_agent=request.headers.get("User-Agent", ""),
-            ip=request.remote_addr or "",
+            ip=_client(),
         )
         return _token_pair(auth_session, refresh_token)
 
@@ -137,15 +202,16 @@ class LogoutAll(MethodView):
 
 @blp.route("/auth/password")
 class Password(MethodView):
-    @blp.needs(limits=(per_ip("password"),), checks=("manage Account",))
+    @blp.needs(limits=(per_ip("password"), per_account("password")), checks=("manage Account",))
     @blp.arguments(PasswordChangeSchema)
     @blp.response(204)
     def post(self, data: dict[str, Any]) -> None:
-        """Change the password; every other session ends."""
+        """Change the password; every other session ends. Wrong current passwords count
+        as failed sign-ins of the account."""
         authorize(actor(), "manage", own_account())
         sessions.change_password(
             db.session(), actor().id, data["current_password"], data["new_password"],
-            actor().session_id,
+            actor().session_id, _client(), _throttle(),
         )
 
 
@@ -191,6 +257,7 @@ class Me(MethodView):
             "email": account.email,
             "display_name": account.display_name,
             "created_at": account.created_at,
+            "email_verified": account.email_verified_at is not None,
             "memberships": [grant.__dict__ for grant in grants],
         }
 

@@ -9,12 +9,13 @@ from flask.views import MethodView
 
 from app import db
 from app.api import Blueprint
-from app.api.helpers import Created, created, page
+from app.api.helpers import page, settings
 from app.auth.current import actor
 from app.authz import authorize, authorized
-from app.models import OrgMembership, SiteMembership
+from app.models import Invitation, OrgMembership, SiteMembership
 from app.pagination import Page
-from app.services import memberships, tenancy
+from app.services import identity, invitations, memberships, tenancy
+from schemas.invitations import InvitationListArgs, InvitationPageSchema, InvitationSchema
 from schemas.tenancy import (
     MemberPageSchema,
     MemberSchema,
@@ -51,15 +52,19 @@ class OrgMembers(MethodView):
 
     @blp.needs(checks=("create OrgMembership",))
     @blp.arguments(OrgMemberAddSchema)
-    @blp.response(201, MemberSchema)
-    def post(self, data: dict[str, Any], org_id: uuid.UUID) -> Created:
-        """Give an existing account a role on the organization (org_admin)."""
+    @blp.response(202, InvitationSchema)
+    @blp.alt_response(409, description="The address already holds a role here.")
+    def post(self, data: dict[str, Any], org_id: uuid.UUID) -> Invitation:
+        """Invite an address to a role on the organization (org_admin): the role is
+        granted when its verified owner accepts. The answer is the same whether an
+        account uses the address or not."""
         session = db.session()
         org = tenancy.get_org(session, org_id)
+        # Authorized as the membership it offers: the ceilings of adding a member.
         authorize(actor(), "create", memberships.proposed_org_member(org, data["role"]))
-        membership = memberships.add_org_member(session, org, data["email"], data["role"])
-        return created(memberships.with_users(session, [membership])[0], ".OrgMember",
-                       org_id=org_id, user_id=membership.user_id)
+        invitation = invitations.proposed(org, None, data["email"], data["role"])
+        return invitations.create(session, settings(), invitation,
+                                  identity.account(session, actor().id), org.name)
 
 
 @blp.route("/members/<uuid:user_id>")
@@ -109,17 +114,19 @@ class SiteMembers(MethodView):
 
     @blp.needs(checks=("create SiteMembership",))
     @blp.arguments(SiteMemberAddSchema)
-    @blp.response(201, MemberSchema)
-    def post(
-        self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID
-    ) -> Created:
-        """Give an account a role on this site (site_admin; at most site_admin)."""
+    @blp.response(202, InvitationSchema)
+    @blp.alt_response(409, description="The address already holds a role here.")
+    def post(self, data: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID) -> Invitation:
+        """Invite an address to a role on this site (site_admin; at most site_admin),
+        granted when its verified owner accepts."""
         session = db.session()
+        org = tenancy.get_org(session, org_id)
         site = tenancy.get_site(session, org_id, site_id)
         authorize(actor(), "create", memberships.proposed_site_member(site, data["role"]))
-        membership = memberships.add_site_member(session, site, data["email"], data["role"])
-        return created(memberships.with_users(session, [membership])[0], ".SiteMember",
-                       org_id=org_id, site_id=site_id, user_id=membership.user_id)
+        invitation = invitations.proposed(org, site, data["email"], data["role"])
+        return invitations.create(session, settings(), invitation,
+                                  identity.account(session, actor().id),
+                                  f"{site.name} ({org.name})")
 
 
 @blp.route("/sites/<uuid:site_id>/members/<uuid:user_id>")
@@ -147,3 +154,94 @@ class SiteMember(MethodView):
         membership = memberships.get_site_member(session, site, user_id)
         authorize(actor(), "delete", membership)
         memberships.remove_site_member(session, membership)
+
+
+# -- invitations, as the admins of the place see them ------------------------------------------
+
+
+def _place(org_id: uuid.UUID, site_id: uuid.UUID | None) -> tuple[str, uuid.UUID | None]:
+    """The place's name for mails, and its site id (None: the organization); 404s."""
+    session = db.session()
+    org = tenancy.get_org(session, org_id)
+    if site_id is None:
+        return org.name, None
+    site = tenancy.get_site(session, org_id, site_id)
+    return f"{site.name} ({org.name})", site.id
+
+
+def _list(args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID | None) -> Page[Invitation]:
+    _, site = _place(org_id, site_id)
+    stmt = authorized(invitations.pending(org_id, site), actor(), "read", Invitation)
+    return page(stmt, args)
+
+
+def _resend(org_id: uuid.UUID, site_id: uuid.UUID | None, invitation_id: uuid.UUID) -> Invitation:
+    session = db.session()
+    place, site = _place(org_id, site_id)
+    invitation = invitations.get(session, org_id, site, invitation_id, lock=True)
+    authorize(actor(), "resend", invitation)
+    invitations.resend(session, settings(), invitation, identity.account(session, actor().id),
+                       place)
+    return invitation
+
+
+def _revoke(org_id: uuid.UUID, site_id: uuid.UUID | None, invitation_id: uuid.UUID) -> None:
+    session = db.session()
+    _, site = _place(org_id, site_id)
+    invitation = invitations.get(session, org_id, site, invitation_id, lock=True)
+    authorize(actor(), "revoke", invitation)
+    invitations.revoke(session, invitation)
+
+
+@blp.route("/invitations")
+class OrgInvitations(MethodView):
+    @blp.arguments(InvitationListArgs, location="query")
+    @blp.response(200, InvitationPageSchema)
+    def get(self, args: dict[str, Any], org_id: uuid.UUID) -> Page[Invitation]:
+        """Open invitations to the organization (org_admin)."""
+        return _list(args, org_id, None)
+
+
+@blp.route("/invitations/<uuid:invitation_id>/resend")
+class OrgInvitationResend(MethodView):
+    @blp.response(200, InvitationSchema)
+    def post(self, org_id: uuid.UUID, invitation_id: uuid.UUID) -> Invitation:
+        """Mail the invitation again; it is open for another full period."""
+        return _resend(org_id, None, invitation_id)
+
+
+@blp.route("/invitations/<uuid:invitation_id>")
+class OrgInvitation(MethodView):
+    @blp.response(204)
+    def delete(self, org_id: uuid.UUID, invitation_id: uuid.UUID) -> None:
+        """Revoke an open invitation."""
+        _revoke(org_id, None, invitation_id)
+
+
+@blp.route("/sites/<uuid:site_id>/invitations")
+class SiteInvitations(MethodView):
+    @blp.arguments(InvitationListArgs, location="query")
+    @blp.response(200, InvitationPageSchema)
+    def get(
+        self, args: dict[str, Any], org_id: uuid.UUID, site_id: uuid.UUID
+    ) -> Page[Invitation]:
+        """Open invitations to the site (its site_admins, org_admins)."""
+        return _list(args, org_id, site_id)
+
+
+@blp.route("/sites/<uuid:site_id>/invitations/<uuid:invitation_id>/resend")
+class SiteInvitationResend(MethodView):
+    @blp.response(200, InvitationSchema)
+    def post(
+        self, org_id: uuid.UUID, site_id: uuid.UUID, invitation_id: uuid.UUID
+    ) -> Invitation:
+        """Mail the invitation again; it is open for another full period."""
+        return _resend(org_id, site_id, invitation_id)
+
+
+@blp.route("/sites/<uuid:site_id>/invitations/<uuid:invitation_id>")
+class SiteInvitation(MethodView):
+    @blp.response(204)
+    def delete(self, org_id: uuid.UUID, site_id: uuid.UUID, invitation_id: uuid.UUID) -> None:
+        """Revoke an open invitation."""
+        _revoke(org_id, site_id, invitation_id)

@@ -101,6 +101,8 @@ class UserActor(Principal):
     """A signed-in user (Polar: `User`)."""
 
     email: str = ""
+    # The address was proven by mail (policies/invitations.polar reads it).
+    verified: bool = False
     session_id: uuid.UUID | None = None
 
     kind = "user"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -47,6 +48,10 @@ OWNED = {"Asset": ("update", "delete", "complete"), "Gallery": ("update", "delet
 # Resources that are about the asking actor itself: asked of the actor's own.
 OWN = {"Account"}
 CREATOR = " (creator)"
+# Resources addressed to a person's email, with the permissions its owner has once the
+# address is verified: asked as that person.
+ADDRESSED = {"Invitation": ("read", "accept", "decline")}
+INVITEE = " (invitee)"
 
 
 def declared_permissions(policy_dir: str | Path) -> dict[str, list[str]]:
@@ -77,6 +82,14 @@ class Sample:
             return User(id=actor.id)
         return self.made(name, created_by=uuid.uuid4())
 
+    def addressed_to(self, name: str, actor: Principal) -> tuple[Principal, Any]:
+        """(the actor as the verified owner of an address, a resource addressed to it);
+        an actor that is no person has no address and stays as it is."""
+        row = self.made(name, created_by=uuid.uuid4())
+        if isinstance(actor, UserActor):
+            actor = replace(actor, email=row.email, verified=True)
+        return actor, row
+
     def created_by(self, name: str, actor: Principal) -> Any:
         return self.made(name, created_by=actor.id)
 
@@ -85,6 +98,10 @@ class Sample:
         row = make(model_named(name), place)
         self.objects += [row, *place.made.values()]
         return row
+
+
+def _with(pair: tuple[Principal, Any], permission: str) -> tuple[Principal, str, Any]:
+    return pair[0], permission, pair[1]
 
 
 def holders(
@@ -147,6 +164,11 @@ def compute(policy_dir: str | Path, kind: type[Principal] = UserActor) -> Matrix
                 label for label, actor in actors.items()
                 if engine.is_allowed(actor, permission, sample.created_by(name, actor))
             }
+        for permission in ADDRESSED.get(name, ()):
+            rows[permission + INVITEE] = {
+                label for label, actor in actors.items()
+                if engine.is_allowed(*_with(sample.addressed_to(name, actor), permission))
+            }
     return matrix
 
 
@@ -203,6 +225,8 @@ def render_markdown(policy_dir: str | Path) -> str:
         "",
         "Rows marked *(creator)* are asked of an asset or gallery the actor created itself",
         "(the other rows: of someone else's). `Account` is the actor's own account.",
+        "Rows marked *(invitee)* are asked of an invitation to the actor's own address,",
+        "verified (an unverified address may do nothing with it).",
         "",
     ]
     header = "| permission | " + " | ".join(f"{kind} {label}" for kind, label in columns) + " |"

@@ -7,7 +7,9 @@ from app.models.credentials import ApiKey, IngestKey
 from app.models.events import Event
 from app.models.galleries import Gallery, GalleryItem
 from app.models.idempotency import IdempotencyRecord
-from app.models.identity import AuthSession, RefreshToken, User
+from app.models.identity import AccountToken, AuthSession, RefreshToken, User
+from app.models.invitations import Invitation
+from app.models.mail import OutboxMessage
 from app.models.tenancy import (
     ORG_ROLES,
     SITE_ROLES,
@@ -21,6 +23,7 @@ __all__ = [
     "ASSET_STATUSES",
     "ORG_ROLES",
     "SITE_ROLES",
+    "AccountToken",
     "ApiKey",
     "Asset",
     "AuditEvent",
@@ -31,8 +34,10 @@ __all__ = [
     "GalleryItem",
     "IdempotencyRecord",
     "IngestKey",
+    "Invitation",
     "OrgMembership",
     "Organization",
+    "OutboxMessage",
     "RefreshToken",
     "Site",
     "SiteMembership",

@@ -6,13 +6,13 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import Uuid, null, select, text, union_all
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.auth.passwords import hash_password, needs_rehash, verify_password
+from app.auth.throttle import Throttle
 from app.authz.actors import UserActor
 from app.db import utcnow
-from app.errors import Conflict, Unauthorized
+from app.errors import Unauthorized
 from app.models import AuthSession, Organization, OrgMembership, Site, SiteMembership, User
 
 INVALID_LOGIN = "Invalid email or password."
@@ -25,13 +25,26 @@ class Grant:
     role: str
 
 
-def register(session: Session, email: str, password: str, display_name: str = "") -> User:
-    user = User(email=email, password_hash=hash_password(password), display_name=display_name)
+def sign_in(
+    session: Session, email: str, password: str, client: str, throttle: Throttle | None
+) -> User:
+    """The one way to sign in with a password (the API's login, any sign-in page): the
+    failed-password throttle (app/auth/throttle.py) applies before and after the check."""
+    if throttle is not None:
+        throttle.before(email, client)
     try:
-        with session.begin_nested():  # a savepoint: the taken email fails this alone
-            session.add(user)
-    except IntegrityError as exc:
-        raise Conflict("An account with this email already exists.") from exc
+        return check_password(session, email, password)
+    except Unauthorized:
+        if throttle is not None:
+            throttle.failed(email, client)
+        raise
+
+
+def account(session: Session, user_id: uuid.UUID) -> User:
+    """The live account of a signed-in person."""
+    user = session.get(User, user_id)
+    if user is None or user.deleted_at is not None:
+        raise Unauthorized("The session of this access token has ended.")
     return user
 
 
@@ -49,7 +62,7 @@ def check_password(session: Session, email: str, password: str) -> User:
 def load_actor(session: Session, user_id: uuid.UUID, session_id: uuid.UUID) -> UserActor | None:
     """The actor for a verified access token, or None when its session or user is gone."""
     row = session.execute(
-        select(User.id, User.email)
+        select(User.id, User.email, User.email_verified_at)
         .join(AuthSession, AuthSession.user_id == User.id)
         .where(
             AuthSession.id == session_id,
@@ -61,21 +74,23 @@ def load_actor(session: Session, user_id: uuid.UUID, session_id: uuid.UUID) -> U
     ).first()
     if row is None:
         return None
-    return _actor(session, row.id, row.email, session_id)
+    return _actor(session, row.id, row.email, row.email_verified_at is not None, session_id)
 
 
 def actor_for(session: Session, user: User) -> UserActor:
     """The actor of a user outside any login (CLI, tests)."""
-    return _actor(session, user.id, user.email, None)
+    return _actor(session, user.id, user.email, user.email_verified_at is not None, None)
 
 
 def _actor(
-    session: Session, user_id: uuid.UUID, email: str, session_id: uuid.UUID | None
+    session: Session, user_id: uuid.UUID, email: str, verified: bool,
+    session_id: uuid.UUID | None,
 ) -> UserActor:
     grants = list_grants(session, user_id)
     return UserActor(
         id=user_id,
         email=email,
+        verified=verified,
         session_id=session_id,
         org_roles={g.org_id: g.role for g in grants if g.site_id is None},
         site_roles={g.site_id: g.role for g in grants if g.site_id is not None},

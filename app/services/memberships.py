@@ -10,7 +10,7 @@ from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
 from app.auth import invalidation
-from app.errors import Conflict, NotFound
+from app.errors import Conflict
 from app.models import Organization, OrgMembership, Site, SiteMembership, User
 from app.services.lookups import one_or_missing
 
@@ -37,13 +37,6 @@ def with_users(
     return [member_view(m, users[m.user_id]) for m in memberships]
 
 
-def _user_by_email(session: Session, email: str) -> User:
-    user = session.scalar(select(User).where(User.email == email, User.deleted_at.is_(None)))
-    if user is None:
-        raise NotFound("No account uses this email address.")
-    return user
-
-
 def with_role(membership: Membership, role: str) -> Membership:
     """The membership as it would be with `role`: what a role change is authorized on."""
     columns = {c.key: getattr(membership, c.key) for c in membership.__table__.columns}
@@ -67,14 +60,14 @@ def get_org_member(session: Session, org_id: uuid.UUID, user_id: uuid.UUID) -> O
     return one_or_missing(session, stmt, OrgMembership, user_id, org_id)
 
 
-def add_org_member(session: Session, org: Organization, email: str, role: str) -> OrgMembership:
-    user = _user_by_email(session, email)
-    if session.scalar(org_members(org.id).where(OrgMembership.user_id == user.id)):
-        raise Conflict("This user is already a member of the organization.")
-    membership = OrgMembership(org_id=org.id, user_id=user.id, role=role)
+def grant_org(
+    session: Session, org_id: uuid.UUID, user_id: uuid.UUID, role: str
+) -> OrgMembership:
+    """Give `user_id` a role on the organization (an accepted invitation)."""
+    membership = OrgMembership(org_id=org_id, user_id=user_id, role=role)
     session.add(membership)
     session.flush()
-    invalidation.user_changed(session, user.id)
+    invalidation.user_changed(session, user_id)
     return membership
 
 
@@ -135,14 +128,14 @@ def get_site_member(session: Session, site: Site, user_id: uuid.UUID) -> SiteMem
     return one_or_missing(session, stmt, SiteMembership, user_id, site.org_id)
 
 
-def add_site_member(session: Session, site: Site, email: str, role: str) -> SiteMembership:
-    user = _user_by_email(session, email)
-    if session.scalar(site_members(site).where(SiteMembership.user_id == user.id)):
-        raise Conflict("This user already holds a role on the site.")
-    membership = SiteMembership(org_id=site.org_id, site_id=site.id, user_id=user.id, role=role)
+def grant_site(
+    session: Session, org_id: uuid.UUID, site_id: uuid.UUID, user_id: uuid.UUID, role: str
+) -> SiteMembership:
+    """Give `user_id` a role on the site (an accepted invitation)."""
+    membership = SiteMembership(org_id=org_id, site_id=site_id, user_id=user_id, role=role)
     session.add(membership)
     session.flush()
-    invalidation.user_changed(session, user.id)
+    invalidation.user_changed(session, user_id)
     return membership
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from app.auth import invalidation
 from app.auth.passwords import hash_password, verify_password
 from app.auth.secrets import digest, new_secret
+from app.auth.throttle import Throttle
 from app.db import rowcount, utcnow
 from app.errors import BadRequest, Unauthorized
 from app.models import AuditEvent, AuthSession, RefreshToken, User
@@ -157,11 +158,18 @@ def live_sessions(user_id: uuid.UUID) -> Select[tuple[AuthSession]]:
 
 
 def change_password(
-    session: Session, user_id: uuid.UUID, current: str, new: str, keep: uuid.UUID | None
+    session: Session, user_id: uuid.UUID, current: str, new: str, keep: uuid.UUID | None,
+    client: str = "", throttle: Throttle | None = None,
 ) -> None:
-    """Set a new password and end every other session of the user."""
+    """Set a new password and end every other session of the user. Wrong current
+    passwords count against the account as failed sign-ins do (app/auth/throttle.py): a
+    stolen session cannot guess its way to the password faster than a login could."""
     user = session.get(User, user_id)
+    if user is not None and throttle is not None:
+        throttle.before(user.email, client)
     if user is None or not verify_password(user.password_hash, current):
+        if user is not None and throttle is not None:
+            throttle.failed(user.email, client)
         raise BadRequest(
             "The current password is wrong.", errors={"current_password": ["Wrong password."]}
         )

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from joserfc import jwt
 from joserfc.jwk import KeySet, OKPKey
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from app.auth import invalidation
 from app.db import owner_sessionmaker, utcnow
@@ -137,22 +137,22 @@ def register(client: Any, **body: Any) -> Any:
     return client.post("/v1/auth/register", json=body)
 
 
-def test_register_creates_an_account_with_a_lowercased_email(app, client):
+def test_register_creates_an_unverified_account_with_a_lowercased_email(app, client, inbox):
     r = register(client, email="  Alice.Smith@Example.COM ", display_name="Alice")
-    assert r.status_code == 201, r.json
-    body = r.json
-    assert set(body) == {"id", "email", "display_name", "created_at"}
-    assert body["email"] == "alice.smith@example.com"
-    assert body["display_name"] == "Alice"
+    assert r.status_code == 202, r.json
+    assert set(r.json) == {"message"}
     with owner_sessionmaker(app)() as session:
-        user = session.get(User, uuid.UUID(body["id"]))
-        assert user.email == "alice.smith@example.com"
+        user = session.scalar(select(User).where(User.email == "alice.smith@example.com"))
+        assert user is not None and user.display_name == "Alice"
+        assert user.email_verified_at is None
         assert user.password_hash.startswith("$argon2id$")
         assert "a sufficiently long password" not in user.password_hash
+    (message,) = inbox.wait_for("alice.smith@example.com")
+    assert message["Subject"] == "Confirm your email address"
 
 
 def test_register_then_login_with_any_case_of_the_email(client):
-    assert register(client, email="bob@example.com").status_code == 201
+    assert register(client, email="bob@example.com").status_code == 202
     r = client.post(
         "/v1/auth/login",
         json={"email": "BOB@Example.com", "password": "a sufficiently long password"},
@@ -161,11 +161,22 @@ def test_register_then_login_with_any_case_of_the_email(client):
 
 
 @pytest.mark.parametrize("second", ["carol@example.com", "CAROL@EXAMPLE.COM", " Carol@example.com"])
-def test_register_duplicate_email_is_409(client, second):
-    assert register(client, email="carol@example.com").status_code == 201
-    r = register(client, email=second)
-    assert r.status_code == 409, r.json
-    assert r.mimetype == PROBLEM and r.json["status"] == 409
+def test_register_a_taken_email_answers_as_a_new_one_and_warns_the_owner(app, client, inbox,
+                                                                         second):
+    first = register(client, email="carol@example.com")
+    again = register(client, email=second, password="another long password")
+    assert (again.status_code, again.get_data()) == (first.status_code, first.get_data())
+    assert again.headers["Content-Type"] == first.headers["Content-Type"]
+    verify, warning = inbox.wait_for("carol@example.com", count=2)
+    assert verify["Subject"] == "Confirm your email address"
+    assert warning["Subject"] == "Someone tried to register with your address"
+    # The first account is intact: its password still works, the second one does not.
+    ok = client.post("/v1/auth/login", json={"email": "carol@example.com",
+                                              "password": "a sufficiently long password"})
+    assert ok.status_code == 200
+    refused = client.post("/v1/auth/login", json={"email": "carol@example.com",
+                                                   "password": "another long password"})
+    assert refused.status_code == 401
 
 
 @pytest.mark.parametrize(
@@ -199,7 +210,7 @@ def test_register_rejects_invalid_input_with_400(client, body, field):
 @pytest.mark.parametrize("length", [10, 256])
 def test_register_accepts_passwords_at_the_length_bounds(client, length):
     r = register(client, email=f"len{length}@example.com", password="p" * length)
-    assert r.status_code == 201, r.json
+    assert r.status_code == 202, r.json
     r = client.post(
         "/v1/auth/login", json={"email": f"len{length}@example.com", "password": "p" * length}
     )
@@ -294,7 +305,9 @@ def test_me_returns_the_user_and_its_memberships(client, world):
     body = r.json
     assert body["id"] == str(tenant["member"].id)
     assert body["email"] == tenant["member"].email
-    assert set(body) == {"id", "email", "display_name", "created_at", "memberships"}
+    assert set(body) == {"id", "email", "display_name", "created_at", "email_verified",
+                         "memberships"}
+    assert body["email_verified"] is True
     assert body["memberships"] == [{"org_id": org_id, "site_id": None, "role": "member"}]
 
     r = client.get("/v1/me", headers=tenant["site_viewer"].headers)

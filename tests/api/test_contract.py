@@ -67,7 +67,7 @@ BODY_ENDPOINTS = {
         "POST",
         lambda t: t.org_path + "/members",
         {"email": "placeholder", "role": "viewer"},
-        ok=201,
+        ok=202,  # an invitation
     ),
     "change-org-member": BodyEndpoint(
         "PATCH", lambda t: f"{t.org_path}/members/{t['viewer'].id}", {"role": "member"}
@@ -76,7 +76,7 @@ BODY_ENDPOINTS = {
         "POST",
         lambda t: t.site_path + "/members",
         {"email": "placeholder", "role": "viewer"},
-        ok=201,
+        ok=202,  # an invitation
     ),
     "change-site-member": BodyEndpoint(
         "PATCH", lambda t: f"{t.site_path}/members/{t['site_viewer'].id}", {"role": "member"}

@@ -58,7 +58,7 @@ assert {unicodedata.category(c) for c in FORMAT_CHARS} == {"Cf"}
 # Input fields that hold strings but are not human text (credentials, codes, addresses).
 NOT_HUMAN_TEXT = {
     "email", "password", "current_password", "new_password", "refresh_token", "role",
-    "domain", "allowed_origins", "content_type", "sha256",
+    "domain", "allowed_origins", "content_type", "sha256", "token",
 }
 MULTI_LINE = {"description"}  # refuses the bidirectional controls only
 

@@ -20,10 +20,14 @@ from tests.support.http import (
     role_table,
     site_roles_of,
 )
+from tests.support.invitations import accept, invite, invite_and_accept, mine
+from tests.support.mail import link_in, query_of, text_of
 
 pytestmark = pytest.mark.portable
 
 MEMBER_FIELDS = {"user_id", "email", "display_name", "role", "created_at", "updated_at"}
+INVITATION_FIELDS = {"id", "org_id", "site_id", "email", "role", "invited_by", "expires_at",
+                     "created_at"}
 
 
 def _members(client, path, tenant):
@@ -36,6 +40,10 @@ def org_members(client, tenant):
 
 def site_members(client, tenant):
     return _members(client, tenant.site_path + "/members", tenant)
+
+
+def open_invitations(client, tenant, place_path):
+    return sorted(i["id"] for i in items(client, place_path + "/invitations", tenant["org_admin"]))
 
 
 def member_path(tenant, person, *, site=False):
@@ -55,8 +63,9 @@ ORG_CASES = {
             json={"email": t["outsider"].email, "role": "viewer"},
             headers=h,
         ),
-        authz=("create", "OrgMembership"),  # the membership as it would be (no id yet)
-        state=org_members,
+        # The membership the invitation offers, as it would be (no id yet).
+        authz=("create", "OrgMembership"),
+        state=lambda c, t: open_invitations(c, t, t.org_path),
         resource_id=lambda c, t: None,
     ),
     "change": RoleCase(
@@ -79,7 +88,7 @@ ORG_CASES = {
 #            org_admin site_admin member viewer | site_site_admin site_member site_viewer | outsider
 ORG_TABLE = {
     "list":   (200,      200,       200,   200,     404,            404,        404,          404),
-    "add":    (201,      403,       403,   403,     404,            404,        404,          404),
+    "add":    (202,      403,       403,   403,     404,            404,        404,          404),
     "change": (200,      403,       403,   403,     404,            404,        404,          404),
     "remove": (204,      403,       403,   403,     404,            404,        404,          404),
 }
@@ -97,7 +106,7 @@ SITE_CASES = {
             headers=h,
         ),
         authz=("create", "SiteMembership"),
-        state=site_members,
+        state=lambda c, t: open_invitations(c, t, t.site_path),
         resource_id=lambda c, t: None,
     ),
     "change": RoleCase(
@@ -120,7 +129,7 @@ SITE_CASES = {
 #            org_admin site_admin member viewer | site_site_admin site_member site_viewer | outsider
 SITE_TABLE = {
     "list":   (200,      200,       200,   200,     200,            200,        200,          404),
-    "add":    (201,      201,       403,   403,     201,            403,        403,          404),
+    "add":    (202,      202,       403,   403,     202,            403,        403,          404),
     "change": (200,      200,       403,   403,     200,            403,        403,          404),
     "remove": (204,      204,       403,   403,     204,            403,        403,          404),
 }
@@ -131,7 +140,7 @@ SITE_TABLE = {
 #            org_admin site_admin member viewer | site_site_admin site_member site_viewer | outsider
 OTHER_SITE_TABLE = {
     "list":   (200,      200,       200,   200,     404,            404,        404,          404),
-    "add":    (201,      201,       403,   403,     404,            404,        404,          404),
+    "add":    (202,      202,       403,   403,     404,            404,        404,          404),
 }
 # fmt: on
 
@@ -176,39 +185,167 @@ def test_site_member_list_shows_the_site_roles_only(client, world, tenant, role)
     }
 
 
-# -- adding ------------------------------------------------------------------------------------
+# -- adding: an invitation, granted on acceptance -------------------------------------------
 
 
 @pytest.mark.parametrize("role", ["viewer", "member", "site_admin", "org_admin"])
-def test_add_org_member_grants_the_role(client, app, tenant, role):
+def test_an_org_invitation_grants_the_role_once_accepted(client, app, tenant, inbox, role):
     newcomer = tenant["outsider"]
-    response = client.post(
-        tenant.org_path + "/members",
-        json={"email": newcomer.email, "role": role},
-        headers=tenant["org_admin"].headers,
-    )
-    assert response.status_code == 201, response.get_json()
+    response = invite(client, tenant["org_admin"], tenant.org_path, newcomer.email, role)
+    assert response.status_code == 202, response.get_json()
     body = response.get_json()
-    assert set(body) == MEMBER_FIELDS
-    assert (body["user_id"], body["email"], body["role"]) == (
-        str(newcomer.id),
-        newcomer.email,
-        role,
-    )
+    assert set(body) == INVITATION_FIELDS
+    assert (body["email"], body["role"], body["site_id"], body["invited_by"]) == (
+        newcomer.email, role, None, str(tenant["org_admin"].id))
+    # Nothing is granted yet.
+    assert org_roles_of(app, newcomer.id) == {}
+    assert_problem(client.get(tenant.org_path, headers=newcomer.headers), 404)
+    (mail,) = inbox.wait_for(newcomer.email)
+    assert body["id"] in link_in(mail) and role in text_of(mail)
+
+    assert [i["id"] for i in mine(client, newcomer)] == [body["id"]]
+    accepted = accept(client, newcomer, body["id"])
+    assert accepted.status_code == 200, accepted.get_json()
     assert org_roles_of(app, newcomer.id) == {tenant.org.id: role}
-    # the grant takes effect on the newcomer's next request
+    # the grant takes effect on the newcomer's next request; the invitation is closed
     assert client.get(tenant.org_path, headers=newcomer.headers).status_code == 200
+    assert mine(client, newcomer) == []
+    assert_problem(accept(client, newcomer, body["id"]), 404)
+    assert items(client, tenant.org_path + "/invitations", tenant["org_admin"]) == []
 
 
-def test_add_finds_the_account_whatever_the_email_case(client, app, tenant):
+@pytest.mark.parametrize("role", ["viewer", "member", "site_admin"])
+def test_a_site_invitation_grants_the_site_role_once_accepted(client, app, tenant, role):
     newcomer = tenant["outsider"]
-    response = client.post(
-        tenant.org_path + "/members",
-        json={"email": f"  {newcomer.email.upper()} ", "role": "viewer"},
-        headers=tenant["org_admin"].headers,
-    )
-    assert response.status_code == 201, response.get_json()
-    assert response.get_json()["user_id"] == str(newcomer.id)
+    accepted = invite_and_accept(client, tenant["site_site_admin"], tenant.site_path,
+                                 newcomer, role)
+    assert accepted.status_code == 200, accepted.get_json()
+    assert accepted.get_json()["site_id"] == str(tenant.site.id)
+    assert site_roles_of(app, newcomer.id) == {tenant.site.id: role}
+    assert org_roles_of(app, newcomer.id) == {}
+    assert client.get(tenant.site_path, headers=newcomer.headers).status_code == 200
+
+
+def test_invitations_find_the_address_whatever_its_case(client, app, tenant):
+    newcomer = tenant["outsider"]
+    response = invite(client, tenant["org_admin"], tenant.org_path,
+                      f"  {newcomer.email.upper()} ", "viewer")
+    assert response.status_code == 202, response.get_json()
+    assert response.get_json()["email"] == newcomer.email
+    assert accept(client, newcomer, response.get_json()["id"]).status_code == 200
+
+
+def test_declining_grants_nothing_and_closes_the_invitation(client, app, tenant):
+    newcomer = tenant["outsider"]
+    sent = invite(client, tenant["org_admin"], tenant.org_path, newcomer.email, "member")
+    invitation_id = sent.get_json()["id"]
+    declined = client.post(f"/v1/invitations/{invitation_id}/decline", headers=newcomer.headers)
+    assert declined.status_code == 204
+    assert org_roles_of(app, newcomer.id) == {}
+    assert_problem(accept(client, newcomer, invitation_id), 404)
+
+
+def test_only_the_invited_address_may_answer(client, app, tenant):
+    sent = invite(client, tenant["org_admin"], tenant.org_path, tenant["outsider"].email, "viewer")
+    invitation_id = sent.get_json()["id"]
+    for other in (tenant["viewer"], tenant["site_viewer"]):
+        assert mine(client, other) == []
+        assert_problem(accept(client, other, invitation_id), 404)
+        assert_problem(client.post(f"/v1/invitations/{invitation_id}/decline",
+                                   headers=other.headers), 404)
+    assert org_roles_of(app, tenant["outsider"].id) == {}
+
+
+def test_the_hijack_of_an_invitation_fails(client, app, world, tenant, inbox):
+    """The attack of issue 13: someone registers the invitee's address before the invitee
+    does. It can sign in, but not verify the address, so it neither sees nor accepts the
+    invitation; the owner of the mailbox takes the account back and accepts."""
+    victim = "victim@example.com"
+    registered = client.post("/v1/auth/register",
+                             json={"email": victim, "password": "attacker password"})
+    assert registered.status_code == 202
+    sent = invite(client, tenant["org_admin"], tenant.org_path, victim, "org_admin")
+    assert sent.status_code == 202
+    invitation_id = sent.get_json()["id"]
+    login = client.post("/v1/auth/login", json={"email": victim, "password": "attacker password"})
+    assert login.status_code == 200
+    attacker = {"Authorization": f"Bearer {login.get_json()['access_token']}"}
+    assert client.get("/v1/invitations", headers=attacker).get_json() == {"items": []}
+    assert_problem(client.post(f"/v1/invitations/{invitation_id}/accept", headers=attacker), 404)
+    assert_problem(client.get(tenant.org_path, headers=attacker), 404)
+    # The mailbox's owner resets the password (which proves the address), every session
+    # of the attacker ends, and the owner accepts.
+    client.post("/v1/auth/password/reset", json={"email": victim})
+    reset = next(m for m in inbox.wait_for(victim, count=3)
+                 if m["Subject"] == "Reset your password")
+    done = client.post("/v1/auth/password/reset/complete",
+                       json={"token": query_of(link_in(reset), "token"),
+                             "new_password": "the owner's password"})
+    assert done.status_code == 204
+    assert_problem(client.get("/v1/me", headers=attacker), 401)
+    login = client.post("/v1/auth/login", json={"email": victim,
+                                                "password": "the owner's password"})
+    owner = {"Authorization": f"Bearer {login.get_json()['access_token']}"}
+    accepted = client.post(f"/v1/invitations/{invitation_id}/accept", headers=owner)
+    assert accepted.status_code == 200, accepted.get_json()
+    assert client.get(tenant.org_path, headers=owner).status_code == 200
+
+
+def test_an_unverified_account_cannot_accept(client, app, world, tenant):
+    unverified = world.user(verified=False)
+    sent = invite(client, tenant["org_admin"], tenant.org_path, unverified.email, "viewer")
+    assert mine(client, unverified) == []
+    assert_problem(accept(client, unverified, sent.get_json()["id"]), 404)
+    assert org_roles_of(app, unverified.id) == {}
+
+
+@pytest.mark.parametrize("scope", ["org", "site"])
+def test_inviting_an_unknown_address_answers_as_a_known_one(client, tenant, inbox, scope):
+    """No enumeration: the answers differ only in what the request or the clock made
+    (the address, the new invitation's id and times, the request id)."""
+    path = tenant.org_path if scope == "org" else tenant.site_path
+    known = invite(client, tenant["org_admin"], path, tenant["outsider"].email, "viewer")
+    unknown = invite(client, tenant["org_admin"], path, "nobody@example.com", "viewer")
+
+    def shape(response, email):
+        body = response.get_data(as_text=True)
+        made = response.get_json()
+        for value in (made["id"], made["created_at"], made["expires_at"], email):
+            body = body.replace(value, "<made>")
+        return response.status_code, sorted(response.headers.keys()), body
+
+    assert shape(known, tenant["outsider"].email) == shape(unknown, "nobody@example.com")
+    inbox.wait_for("nobody@example.com")
+    inbox.wait_for(tenant["outsider"].email)
+
+
+def test_admins_list_resend_and_revoke_open_invitations(client, app, tenant, inbox):
+    admin = tenant["org_admin"]
+    sent = invite(client, admin, tenant.org_path, "later@example.com", "member").get_json()
+    path = f"{tenant.org_path}/invitations/{sent['id']}"
+    assert [i["id"] for i in items(client, tenant.org_path + "/invitations", admin)] == [sent["id"]]
+    assert items(client, tenant.org_path + "/invitations", tenant["viewer"]) == []  # not theirs
+    resent = client.post(path + "/resend", headers=admin.headers)
+    assert resent.status_code == 200 and resent.get_json()["expires_at"] >= sent["expires_at"]
+    assert len(inbox.wait_for("later@example.com", count=2)) == 2
+    assert_problem(client.delete(path, headers=tenant["member"].headers), 404)  # not shown
+    assert client.delete(path, headers=admin.headers).status_code == 204
+    assert items(client, tenant.org_path + "/invitations", admin) == []
+    assert_problem(client.delete(path, headers=admin.headers), 404)
+
+
+def test_site_admins_manage_their_site_invitations_only(client, tenant):
+    site_admin = tenant["site_site_admin"]
+    sent = invite(client, site_admin, tenant.site_path, "s@example.com", "viewer").get_json()
+    listed = items(client, tenant.site_path + "/invitations", site_admin)
+    assert [i["id"] for i in listed] == [sent["id"]]
+    org_invite = invite(client, tenant["org_admin"], tenant.org_path, "o@example.com",
+                        "viewer").get_json()
+    assert items(client, tenant.org_path + "/invitations", site_admin) == []
+    assert_problem(client.delete(f"{tenant.org_path}/invitations/{org_invite['id']}",
+                                 headers=site_admin.headers), 404)
+    path = f"{tenant.site_path}/invitations/{sent['id']}"
+    assert client.delete(path, headers=site_admin.headers).status_code == 204
 
 
 @pytest.mark.parametrize("role", ["viewer", "org_admin"])
@@ -230,19 +367,6 @@ def test_adding_a_site_member_twice_is_409(client, app, tenant):
     )
     assert_problem(response, 409)
     assert site_roles_of(app, tenant["site_viewer"].id) == {tenant.site.id: "viewer"}
-
-
-@pytest.mark.parametrize("scope", ["org", "site"])
-def test_unknown_email_is_404(client, tenant, scope):
-    path = (tenant.org_path if scope == "org" else tenant.site_path) + "/members"
-    before = org_members(client, tenant), site_members(client, tenant)
-    response = client.post(
-        path,
-        json={"email": "nobody@example.com", "role": "viewer"},
-        headers=tenant["org_admin"].headers,
-    )
-    assert_problem(response, 404)
-    assert (org_members(client, tenant), site_members(client, tenant)) == before
 
 
 BAD_ADD_BODIES = [
@@ -442,13 +566,10 @@ def test_removing_a_site_role_leaves_the_org_role(client, app, world, tenant):
 @pytest.mark.parametrize("role", ["viewer", "member", "site_admin"])
 def test_site_admin_grants_site_roles_up_to_site_admin(client, app, tenant, role):
     newcomer = tenant["outsider"]
-    response = client.post(
-        tenant.site_path + "/members",
-        json={"email": newcomer.email, "role": role},
-        headers=tenant["site_site_admin"].headers,
-    )
-    assert response.status_code == 201, response.get_json()
-    assert set(response.get_json()) == MEMBER_FIELDS
+    response = invite_and_accept(client, tenant["site_site_admin"], tenant.site_path, newcomer,
+                                 role)
+    assert response.status_code == 200, response.get_json()
+    assert set(response.get_json()) == INVITATION_FIELDS
     assert response.get_json()["role"] == role
     assert site_roles_of(app, newcomer.id) == {tenant.site.id: role}
     assert org_roles_of(app, newcomer.id) == {}

@@ -1,10 +1,13 @@
 """Throttling of the endpoints that guess or mint credentials: login, register, refresh,
 password change and key creation, per client IP and per account, answered with a 429
-problem and `Retry-After`. Runs against the in-memory storage and the local Redis."""
+problem and `Retry-After`; failed passwords per (account, address), with a per-account
+ceiling that slows but never refuses the owner. Runs against the in-memory storage and
+the local Redis."""
 
 from __future__ import annotations
 
 import secrets
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -19,6 +22,9 @@ pytestmark = pytest.mark.portable
 
 PER_IP = 3
 PER_ACCOUNT = 2
+FAILURES_PER_CLIENT = 2
+FAILURES_PER_ACCOUNT = 4
+DELAY_MS = 100
 REDIS = "redis://127.0.0.1:6379/15"
 
 
@@ -37,6 +43,11 @@ def make_app(app: Any, database_url: str, tmp_path: Any) -> Iterator[Callable[..
             "ratelimit_per_ip": f"{PER_IP} per minute",
             "ratelimit_per_account": f"{PER_ACCOUNT} per minute",
             "s3_endpoint_url": app.extensions["settings"].s3_endpoint_url,
+            "login_failures_per_client": f"{FAILURES_PER_CLIENT} per minute",
+            "login_failures_per_account": FAILURES_PER_ACCOUNT,
+            "login_delay_base_ms": DELAY_MS,
+            "login_delay_max_ms": 4 * DELAY_MS,
+            "smtp_port": app.extensions["settings"].smtp_port,
             **overrides,
         }
         other = create_app(settings)
@@ -47,6 +58,7 @@ def make_app(app: Any, database_url: str, tmp_path: Any) -> Iterator[Callable[..
     yield build
     for other in built:
         other.extensions["actor_cache"].close()
+        other.extensions["mailer"].close()
         other.extensions["db.engine"].dispose()
 
 
@@ -89,16 +101,48 @@ def login(client: Any, email: str, n: int = 1, password: str = "wrong password!"
 # -- login ---------------------------------------------------------------------------------
 
 
-def test_login_is_throttled_per_account_across_ips(limited):
+@pytest.fixture
+def failures(make_app: Callable[..., Any], storage: str) -> Any:
+    """Failed-password throttling alone: the per-IP request limit out of the way."""
+    return make_app(ratelimit_storage_uri=storage, ratelimit_per_ip="1000 per minute")
+
+
+def test_failed_logins_are_refused_per_account_and_address(failures):
+    limited = failures
+    person = World(limited).user()
     client = limited.test_client()
-    email = f"{uuid.uuid4().hex}@example.com"
-    for n in range(PER_ACCOUNT):
-        assert login(client, email, n=n + 1).status_code == 401
-    assert_throttled(login(client, email, n=100))
-    # Any spelling of the same address is the same account.
-    assert_throttled(login(client, email.upper(), n=101))
-    # Another account from a fresh address is not affected.
-    assert login(client, f"{uuid.uuid4().hex}@example.com", n=102).status_code == 401
+    for _ in range(FAILURES_PER_CLIENT):
+        assert login(client, person.email, n=1).status_code == 401
+    # That address is refused for that account, even with the right password...
+    assert_throttled(login(client, person.email, n=1, password=PASSWORD))
+    assert_throttled(login(client, person.email.upper(), n=1, password=PASSWORD))
+    # ...another account from it is not, and the owner from another address signs in.
+    assert login(client, f"{uuid.uuid4().hex}@example.com", n=1).status_code == 401
+    assert login(client, person.email, n=2, password=PASSWORD).status_code == 200
+
+
+def test_an_attacker_cannot_lock_the_owner_out(failures):
+    """The lockout attack: many bad passwords for one account, from one address and
+    then from many. The owner, from its own address, still signs in; past the account's
+    ceiling every attempt waits, longer as failures go on."""
+    limited = failures
+    person = World(limited).user()
+    client = limited.test_client()
+    for n in range(FAILURES_PER_ACCOUNT + 2):  # from one address, then several
+        r = login(client, person.email, n=1 + n // FAILURES_PER_CLIENT)
+        assert r.status_code == 401, r.get_data(as_text=True)
+    for _ in range(5):  # the first address stays refused, however long it tries
+        assert_throttled(login(client, person.email, n=1))
+
+    started = time.monotonic()
+    owner = login(client, person.email, n=200, password=PASSWORD)
+    waited = time.monotonic() - started
+    assert owner.status_code == 200, owner.get_data(as_text=True)
+    assert waited >= DELAY_MS / 1000  # past the ceiling: slowed, not refused
+
+    started = time.monotonic()
+    assert login(client, person.email, n=201).status_code == 401
+    assert time.monotonic() - started >= 2 * DELAY_MS / 1000  # each failure doubles the wait
 
 
 def test_login_is_throttled_per_ip_across_accounts(limited):
@@ -110,14 +154,6 @@ def test_login_is_throttled_per_ip_across_accounts(limited):
     assert login(client, f"{uuid.uuid4().hex}@example.com", n=8).status_code == 401
 
 
-def test_a_throttled_login_is_refused_even_with_the_right_password(limited):
-    person = World(limited).user()
-    client = limited.test_client()
-    for n in range(PER_ACCOUNT):
-        assert login(client, person.email, n=n + 1).status_code == 401
-    assert_throttled(login(client, person.email, n=50, password=PASSWORD))
-
-
 # -- register, refresh, password -----------------------------------------------------------
 
 
@@ -126,7 +162,7 @@ def test_register_is_throttled_per_ip(limited):
     for _ in range(PER_IP):
         r = client.post("/v1/auth/register", **ip(9),
                         json={"email": f"{uuid.uuid4().hex}@example.com", "password": PASSWORD})
-        assert r.status_code == 201, r.get_data(as_text=True)
+        assert r.status_code == 202, r.get_data(as_text=True)
     r = client.post("/v1/auth/register", **ip(9),
                     json={"email": f"{uuid.uuid4().hex}@example.com", "password": PASSWORD})
     assert_throttled(r)
@@ -147,9 +183,45 @@ def test_password_change_is_throttled_per_ip(limited):
     client = limited.test_client()
     body = {"current_password": "wrong password!", "new_password": "x" * 12}
     for _ in range(PER_IP):
-        r = client.post("/v1/auth/password", json=body, headers=person.headers, **ip(12))
+        other = World(limited).user()  # the per-account limits stay out of the way
+        r = client.post("/v1/auth/password", json=body, headers=other.headers, **ip(12))
         assert r.status_code == 400
     assert_throttled(client.post("/v1/auth/password", json=body, headers=person.headers, **ip(12)))
+
+
+def test_password_change_is_throttled_per_account(limited):
+    """A stolen session cannot guess the current password faster than a login could,
+    whatever addresses it uses."""
+    person = World(limited).user()
+    client = limited.test_client()
+    body = {"current_password": "wrong password!", "new_password": "x" * 12}
+    for n in range(PER_ACCOUNT):
+        r = client.post("/v1/auth/password", json=body, headers=person.headers, **ip(60 + n))
+        assert r.status_code == 400
+    assert_throttled(client.post("/v1/auth/password", json=body, headers=person.headers,
+                                 **ip(70)))
+
+
+def test_wrong_current_passwords_count_as_failed_logins(failures):
+    limited = failures
+    person = World(limited).user()
+    client = limited.test_client()
+    body = {"current_password": "wrong password!", "new_password": "x" * 12}
+    for _ in range(FAILURES_PER_CLIENT):
+        r = client.post("/v1/auth/password", json=body, headers=person.headers, **ip(80))
+        assert r.status_code == 400
+    assert_throttled(login(client, person.email, n=80, password=PASSWORD))
+    assert login(client, person.email, n=81, password=PASSWORD).status_code == 200
+
+
+def test_password_reset_requests_are_throttled_per_account(make_app, storage):
+    limited = make_app(ratelimit_storage_uri=storage, ratelimit_mail="2 per minute")
+    client = limited.test_client()
+    email = f"{uuid.uuid4().hex}@example.com"
+    for n in range(2):
+        r = client.post("/v1/auth/password/reset", json={"email": email}, **ip(90 + n))
+        assert r.status_code == 202
+    assert_throttled(client.post("/v1/auth/password/reset", json={"email": email}, **ip(99)))
 
 
 # -- key creation --------------------------------------------------------------------------

@@ -27,6 +27,8 @@ from app.models import AuditEvent, AuthSession, RefreshToken
 from app.observability import JsonFormatter
 from tests.support import PASSWORD, Person
 from tests.support.http import assert_problem
+from tests.support.invitations import invite_and_accept
+from tests.support.mail import link_in, query_of
 
 # -- helpers -----------------------------------------------------------------------------------
 
@@ -484,10 +486,24 @@ def test_lowering_a_site_role_takes_effect_on_the_next_request(client, tenant):
 def test_a_new_grant_takes_effect_on_the_next_request(client, tenant):
     outsider = tenant["outsider"]
     _cached(client, outsider, tenant.org_path, 404)
-    r = client.post(f"{tenant.org_path}/members", json={"email": outsider.email, "role": "viewer"},
-                    headers=tenant["org_admin"].headers)
-    assert r.status_code == 201, r.get_data(as_text=True)
+    r = invite_and_accept(client, tenant["org_admin"], tenant.org_path, outsider, "viewer")
+    assert r.status_code == 200, r.get_data(as_text=True)
     assert client.get(tenant.org_path, headers=outsider.headers).status_code == 200
+
+
+def test_verifying_the_address_takes_effect_on_the_next_request(client, world, tenant, inbox):
+    """The actor cache holds `verified`: verifying must drop the cached actor."""
+    person = world.user(verified=False)
+    sent = client.post(f"{tenant.org_path}/members", json={"email": person.email, "role": "viewer"},
+                       headers=tenant["org_admin"].headers).get_json()
+    assert client.get("/v1/invitations", headers=person.headers).get_json()["items"] == []
+    assert client.post("/v1/auth/verify/resend", headers=person.headers).status_code == 204
+    mail = next(m for m in inbox.wait_for(person.email, count=2)
+                if m["Subject"] == "Confirm your email address")
+    token = query_of(link_in(mail), "token")
+    assert client.post("/v1/auth/verify", json={"token": token}).status_code == 204
+    listed = client.get("/v1/invitations", headers=person.headers).get_json()["items"]
+    assert [i["id"] for i in listed] == [sent["id"]]
 
 
 # -- no secret in the logs ----------------------------------------------------------------------

@@ -7,6 +7,7 @@ for the three filters: oso's own, the actor's kind's template filled in for the 
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ from app.models import (
     Gallery,
     GalleryItem,
     IngestKey,
+    Invitation,
     Organization,
     OrgMembership,
     Site,
@@ -93,6 +95,10 @@ def worlds(draw: st.DrawFn, orgs_max: int = 3, sites_max: int = 5, grants_max: i
         "galleries": galleries,
         "gallery_items": draw(st.lists(st.integers(0, max(len(galleries) - 1, 0)),
                                        max_size=4 if galleries else 0)),
+        # Invitations of an org or a site to a user's address, or to nobody's (None).
+        "invitations": draw(st.lists(st.tuples(scope, st.one_of(st.none(), users)),
+                                     max_size=3)),
+        "verified": draw(st.booleans()),  # the asking user's address
         "actor": actor,
     }
 
@@ -157,6 +163,11 @@ def _materialize(session, w: dict):
     session.add_all(Event(site_id=sites[s].id, org_id=sites[s].org_id, ts=now, id=uuid.uuid4(),
                           name="e", received_at=now, distinct_id="d", properties={})
                     for s in w["site_events"])
+    session.add_all(Invitation(org_id=o, site_id=s, role="viewer",
+                               email="nobody@x.test" if u is None else users[u].email,
+                               expires_at=now + timedelta(days=1))
+                    for (o, s, _), u in ((grant(scope, "viewer"), u)
+                                         for scope, u in w["invitations"]))
     session.flush()
 
     kind, who = w["actor"]
@@ -169,13 +180,14 @@ def _materialize(session, w: dict):
         grants = [(g.org_id, g.site_id, g.role) for g in list_grants(session, users[who].id)]
     else:
         grants = [g for u, g in org_grants | site_grants if u == who]
-    cls = ApiClientActor if kind == "api" else UserActor
-    return cls(
-        id=uuid.uuid4() if kind == "api" else users[who].id,
-        org_roles={o: r for o, s, r in grants if s is None},
-        site_roles={s: r for o, s, r in grants if s is not None},
-        site_orgs={s: o for o, s, r in grants if s is not None},
-    )
+    held = {
+        "org_roles": {o: r for o, s, r in grants if s is None},
+        "site_roles": {s: r for o, s, r in grants if s is not None},
+        "site_orgs": {s: o for o, s, r in grants if s is not None},
+    }
+    if kind == "api":
+        return ApiClientActor(id=uuid.uuid4(), **held)
+    return UserActor(id=users[who].id, email=users[who].email, verified=w["verified"], **held)
 
 
 def _creator_world(actor: tuple, org_role: str = "member") -> dict:
@@ -190,7 +202,8 @@ def _creator_world(actor: tuple, org_role: str = "member") -> dict:
         "audit_events": [0, 1, None], "site_events": [0, 1],
         "api_keys": [(("org", 0), "viewer"), (("site", 0), "member"), (("org", 1), "org_admin")],
         "ingest_keys": [0, 1], "assets": rows, "galleries": rows, "gallery_items": [0, 1, 3],
-        "actor": actor,
+        "invitations": [(("org", 0), 0), (("site", 0), 1), (("site", 1), 0), (("org", 1), None)],
+        "verified": True, "actor": actor,
     }
 
 

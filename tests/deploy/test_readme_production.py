@@ -108,7 +108,7 @@ def test_the_readme_production_setup_serves_the_api(names, s3_endpoint, tmp_path
         assert key_file.stat().st_mode & 0o777 == 0o600
 
         email, password = f"ops-{uuid.uuid4().hex[:8]}@example.com", "a long enough password"
-        call("POST", f"{base}/v1/auth/register", 201, json={"email": email, "password": password})
+        call("POST", f"{base}/v1/auth/register", 202, json={"email": email, "password": password})
         token = call("POST", f"{base}/v1/auth/login", 200,
                      json={"email": email, "password": password})["access_token"]
         me = {"Authorization": f"Bearer {token}"}

@@ -21,6 +21,7 @@ from app.models import (
     ApiKey,
     AuthSession,
     IngestKey,
+    Invitation,
     Organization,
     OrgMembership,
     Site,
@@ -52,6 +53,8 @@ WITHOUT_IDS: dict[str, dict[str, Any] | None] = {
     "POST /v1/auth/logout": NO_BODY,
     "POST /v1/auth/logout-all": NO_BODY,
     "POST /v1/auth/password": {"current_password": "x" * 12, "new_password": "y" * 12},
+    "POST /v1/auth/verify/resend": NO_BODY,
+    "GET /v1/invitations": None,
     "POST /v1/events/batch": {"events": [{
         "name": "pageview", "distinct_id": "d", "timestamp": "2026-12-04T12:00:00Z"}]},
 }
@@ -72,6 +75,8 @@ def power(app: Any) -> dict[str, set[Any]]:
                              ApiKey.expires_at, ApiKey.revoked_at),
             "ingest keys": rows(IngestKey.id, IngestKey.site_id, IngestKey.revoked_at),
             "login sessions": rows(AuthSession.id, AuthSession.revoked_at),
+            "invitations": rows(Invitation.id, Invitation.role, Invitation.expires_at,
+                                Invitation.accepted_at, Invitation.revoked_at),
             "organizations deleted": rows(Organization.id, Organization.deleted_at),
             "sites deleted": {(i, d) for i, d in rows(Site.id, Site.deleted_at) if d},
         }

@@ -95,6 +95,18 @@ EXPECTED = {
     },
     "GalleryItem": {"read": ON_SITE["viewer"]},
     "Event": {"read": ON_SITE["member"]},
+    # An open invitation of the organization to someone else's address: its admins manage
+    # it; only the verified owner of the address answers it (tests/api/test_members.py).
+    "Invitation": {
+        "read": ORG["org_admin"],
+        "resend": ORG["org_admin"],
+        "revoke": ORG["org_admin"],
+        "accept": set(),
+        "decline": set(),
+        "read (invitee)": ANY,  # whatever it holds: the address decides
+        "accept (invitee)": ANY,
+        "decline (invitee)": ANY,
+    },
 }
 
 # Power stays with people (policies/base.polar): an API key with the same role may not
@@ -122,6 +134,12 @@ USER_ONLY = {
     ("IngestKey", "read"),
     ("IngestKey", "create"),
     ("IngestKey", "revoke"),
+    ("Invitation", "read"),
+    ("Invitation", "resend"),
+    ("Invitation", "revoke"),
+    ("Invitation", "read (invitee)"),  # a key has no address
+    ("Invitation", "accept (invitee)"),
+    ("Invitation", "decline (invitee)"),
     # The creator rules name people: a key's rights on an asset or gallery are its role's.
     ("Asset", "update (creator)"),
     ("Asset", "delete (creator)"),
@@ -176,12 +194,13 @@ def test_ingest_keys_write_events_to_their_site_and_see_only_themselves():
 
 
 def test_nobody_without_a_role_gets_anything_but_its_own_account():
+    """...and the invitations to its own verified address, which it holds no role for."""
     for kind in (UserActor, ApiClientActor):
         matrix = compute(Settings().policy_dir, kind)
         assert all(
             "none" not in allowed
             for resource, perms in matrix.items() if resource != "Account"
-            for allowed in perms.values()
+            for perm, allowed in perms.items() if not perm.endswith("(invitee)")
         )
 
 

@@ -166,11 +166,13 @@ class World:
         # Written behind the app's back: drop the actors it may have cached.
         self.app.extensions["actor_cache"].invalidate("*")
 
-    def user(self, email: str | None = None) -> Person:
+    def user(self, email: str | None = None, *, verified: bool = True) -> Person:
+        """A person signed in; its address verified unless told otherwise."""
         user = User(
             email=email or f"u-{uuid.uuid4().hex[:10]}@example.com",
             password_hash=_PASSWORD_HASH,
             display_name="Test User",
+            email_verified_at=utcnow() if verified else None,
         )
         self._save(user)
         return Person(user, self.token_for(user))

@@ -11,13 +11,14 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 
 from app.db import utcnow
-from app.models import Gallery, GalleryItem, Organization, Site
+from app.models import Gallery, GalleryItem, Invitation, Organization, Site
 from app.models.resource import Place, described, make
 from app.services import credentials
 from tests.support import Person, Tenant, World, galleries
@@ -38,6 +39,9 @@ PUBLIC_ROUTES = {
     "/v1/auth/register",
     "/v1/auth/login",
     "/v1/auth/refresh",  # authenticated by the refresh token in its body
+    "/v1/auth/verify",  # by the mailed token in its body
+    "/v1/auth/password/reset",
+    "/v1/auth/password/reset/complete",  # by the mailed token in its body
 }
 
 # Path parameter -> a real resource of `tenant` (called with the scene, the tenant, the rule).
@@ -76,6 +80,11 @@ SPECIAL_PARAMS: dict[str, Resolver] = {
     "gallery_id": lambda scene, t, rule: new_gallery(
         scene.world, t, t["member"], deleted=rule.endswith("/restore")
     )[0],
+    # An open invitation to the tenant's "site_member" (who may then accept it): to the
+    # site under /sites/, else to the organization.
+    "invitation_id": lambda scene, t, rule: new_invitation(
+        scene.world, t, t["site_member"], on_site="<uuid:site_id>" in rule
+    ),
     # The item of the gallery resolved for the same rule.
     "item_id": lambda scene, t, rule: item_of(scene.world, scene.resolve(t, "gallery_id", rule)),
 }
@@ -212,6 +221,27 @@ ENDPOINTS: dict[str, Case] = {
         body={"caption": "Intruder caption", "position": 0}, denied=NOT_GALLERY_EDITORS
     ),
     f"DELETE {GALLERY}/items/<uuid:item_id>": Case(denied=NOT_GALLERY_EDITORS),
+    f"GET {ORG}/invitations": Case(),  # lists only what the caller may manage
+    f"POST {ORG}/invitations/<uuid:invitation_id>/resend": Case(
+        body=NO_BODY, denied=ALL_BUT_ORG_ADMIN
+    ),
+    f"DELETE {ORG}/invitations/<uuid:invitation_id>": Case(denied=ALL_BUT_ORG_ADMIN),
+    f"GET {SITE}/invitations": Case(),
+    f"POST {SITE}/invitations/<uuid:invitation_id>/resend": Case(
+        body=NO_BODY, denied=ORG_BELOW_SITE_ADMIN + SITE_BELOW_ADMIN
+    ),
+    f"DELETE {SITE}/invitations/<uuid:invitation_id>": Case(
+        denied=ORG_BELOW_SITE_ADMIN + SITE_BELOW_ADMIN
+    ),
+    # Only the invitee answers an invitation (its address, verified).
+    "POST /v1/invitations/<uuid:invitation_id>/accept": Case(
+        body=NO_BODY, denied=("org_admin", "site_admin", "member", "viewer", "site_site_admin",
+                              "site_viewer"), allowed="site_member",
+    ),
+    "POST /v1/invitations/<uuid:invitation_id>/decline": Case(
+        body=NO_BODY, denied=("org_admin", "site_admin", "member", "viewer", "site_site_admin",
+                              "site_viewer"), allowed="site_member",
+    ),
     "DELETE /v1/auth/sessions/<uuid:session_id>": Case(
         denied=("org_admin", "site_admin", "viewer", *SITE_ONLY), allowed="member"
     ),
@@ -314,6 +344,18 @@ def new_gallery(
         session.flush()
         session.add(item)
     return gallery.id, item.id
+
+
+def new_invitation(world: World, tenant: Tenant, invitee: Person, *, on_site: bool) -> uuid.UUID:
+    """An open invitation of `invitee`'s address, by the tenant's org_admin."""
+    invitation = Invitation(
+        id=uuid.uuid4(), org_id=tenant.org.id, site_id=tenant.site.id if on_site else None,
+        email=invitee.email, role="viewer", invited_by=tenant["org_admin"].id,
+        expires_at=utcnow() + timedelta(days=1),
+    )
+    with world.maker() as session, session.begin():
+        session.add(invitation)
+    return invitation.id
 
 
 def item_of(world: World, gallery_id: uuid.UUID) -> uuid.UUID:
