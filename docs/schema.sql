@@ -85,6 +85,50 @@ $$;
 ALTER FUNCTION public.app_ingest_key(p_key uuid) OWNER TO tenant_api_owner;
 
 --
+-- Name: invitations; Type: TABLE; Schema: public; Owner: tenant_api_owner
+--
+
+CREATE TABLE public.invitations (
+    org_id uuid NOT NULL,
+    site_id uuid,
+    email character varying(320) NOT NULL,
+    role character varying(32) NOT NULL,
+    invited_by uuid,
+    expires_at timestamp with time zone NOT NULL,
+    accepted_at timestamp with time zone,
+    declined_at timestamp with time zone,
+    revoked_at timestamp with time zone,
+    id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone NOT NULL,
+    CONSTRAINT ck_invitations_role CHECK (((role)::text = ANY ((ARRAY['viewer'::character varying, 'member'::character varying, 'site_admin'::character varying, 'org_admin'::character varying])::text[])))
+);
+
+ALTER TABLE ONLY public.invitations FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.invitations OWNER TO tenant_api_owner;
+
+--
+-- Name: app_my_invitations(); Type: FUNCTION; Schema: public; Owner: tenant_api_owner
+--
+
+CREATE FUNCTION public.app_my_invitations() RETURNS SETOF public.invitations
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'public'
+    AS $$
+  SELECT i.* FROM invitations i
+  JOIN users u ON u.email = i.email
+  JOIN organizations o ON o.id = i.org_id
+  LEFT JOIN sites s ON s.id = i.site_id
+  WHERE u.id = NULLIF(current_setting('app.user_id', true), '')::uuid
+    AND u.email_verified_at IS NOT NULL AND u.deleted_at IS NULL
+    AND i.accepted_at IS NULL AND i.declined_at IS NULL AND i.revoked_at IS NULL
+    AND i.expires_at > now() AND o.deleted_at IS NULL AND s.deleted_at IS NULL
+$$;
+
+ALTER FUNCTION public.app_my_invitations() OWNER TO tenant_api_owner;
+
+--
 -- Name: app_user_grants(uuid); Type: FUNCTION; Schema: public; Owner: tenant_api_owner
 --
 
@@ -120,6 +164,23 @@ CREATE FUNCTION public.app_user_is_member(p_org uuid) RETURNS boolean
 $$;
 
 ALTER FUNCTION public.app_user_is_member(p_org uuid) OWNER TO tenant_api_owner;
+
+--
+-- Name: account_tokens; Type: TABLE; Schema: public; Owner: tenant_api_owner
+--
+
+CREATE TABLE public.account_tokens (
+    user_id uuid NOT NULL,
+    purpose character varying(16) NOT NULL,
+    token_hash character varying(64) NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    used_at timestamp with time zone,
+    id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone NOT NULL
+);
+
+ALTER TABLE public.account_tokens OWNER TO tenant_api_owner;
 
 --
 -- Name: alembic_version; Type: TABLE; Schema: public; Owner: tenant_api_owner
@@ -346,6 +407,27 @@ ALTER TABLE ONLY public.organizations FORCE ROW LEVEL SECURITY;
 ALTER TABLE public.organizations OWNER TO tenant_api_owner;
 
 --
+-- Name: outbox; Type: TABLE; Schema: public; Owner: tenant_api_owner
+--
+
+CREATE TABLE public.outbox (
+    recipient character varying(320) NOT NULL,
+    subject character varying(200) NOT NULL,
+    body_text text,
+    body_html text,
+    attempts integer NOT NULL,
+    next_attempt_at timestamp with time zone NOT NULL,
+    last_error character varying(500),
+    sent_at timestamp with time zone,
+    given_up_at timestamp with time zone,
+    id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone NOT NULL
+);
+
+ALTER TABLE public.outbox OWNER TO tenant_api_owner;
+
+--
 -- Name: refresh_tokens; Type: TABLE; Schema: public; Owner: tenant_api_owner
 --
 
@@ -408,7 +490,8 @@ CREATE TABLE public.users (
     deleted_at timestamp with time zone,
     id uuid NOT NULL,
     created_at timestamp with time zone NOT NULL,
-    updated_at timestamp with time zone NOT NULL
+    updated_at timestamp with time zone NOT NULL,
+    email_verified_at timestamp with time zone
 );
 
 ALTER TABLE public.users OWNER TO tenant_api_owner;
@@ -439,6 +522,13 @@ ALTER TABLE ONLY public.events
 
 ALTER TABLE ONLY public.events_default
     ADD CONSTRAINT events_default_pkey PRIMARY KEY (site_id, ts, event_id);
+
+--
+-- Name: account_tokens pk_account_tokens; Type: CONSTRAINT; Schema: public; Owner: tenant_api_owner
+--
+
+ALTER TABLE ONLY public.account_tokens
+    ADD CONSTRAINT pk_account_tokens PRIMARY KEY (id);
 
 --
 -- Name: api_keys pk_api_keys; Type: CONSTRAINT; Schema: public; Owner: tenant_api_owner
@@ -497,6 +587,13 @@ ALTER TABLE ONLY public.ingest_keys
     ADD CONSTRAINT pk_ingest_keys PRIMARY KEY (id);
 
 --
+-- Name: invitations pk_invitations; Type: CONSTRAINT; Schema: public; Owner: tenant_api_owner
+--
+
+ALTER TABLE ONLY public.invitations
+    ADD CONSTRAINT pk_invitations PRIMARY KEY (id);
+
+--
 -- Name: org_memberships pk_org_memberships; Type: CONSTRAINT; Schema: public; Owner: tenant_api_owner
 --
 
@@ -509,6 +606,13 @@ ALTER TABLE ONLY public.org_memberships
 
 ALTER TABLE ONLY public.organizations
     ADD CONSTRAINT pk_organizations PRIMARY KEY (id);
+
+--
+-- Name: outbox pk_outbox; Type: CONSTRAINT; Schema: public; Owner: tenant_api_owner
+--
+
+ALTER TABLE ONLY public.outbox
+    ADD CONSTRAINT pk_outbox PRIMARY KEY (id);
 
 --
 -- Name: refresh_tokens pk_refresh_tokens; Type: CONSTRAINT; Schema: public; Owner: tenant_api_owner
@@ -537,6 +641,13 @@ ALTER TABLE ONLY public.sites
 
 ALTER TABLE ONLY public.users
     ADD CONSTRAINT pk_users PRIMARY KEY (id);
+
+--
+-- Name: account_tokens uq_account_tokens_token_hash; Type: CONSTRAINT; Schema: public; Owner: tenant_api_owner
+--
+
+ALTER TABLE ONLY public.account_tokens
+    ADD CONSTRAINT uq_account_tokens_token_hash UNIQUE (token_hash);
 
 --
 -- Name: assets uq_assets_id_site_id; Type: CONSTRAINT; Schema: public; Owner: tenant_api_owner
@@ -626,6 +737,12 @@ CREATE INDEX ix_events_site_name_ts ON ONLY public.events USING btree (site_id, 
 CREATE INDEX events_default_site_id_name_ts_idx ON public.events_default USING btree (site_id, name, ts);
 
 --
+-- Name: ix_account_tokens_user_id_purpose; Type: INDEX; Schema: public; Owner: tenant_api_owner
+--
+
+CREATE INDEX ix_account_tokens_user_id_purpose ON public.account_tokens USING btree (user_id, purpose);
+
+--
 -- Name: ix_api_keys_org_id_created_at; Type: INDEX; Schema: public; Owner: tenant_api_owner
 --
 
@@ -692,10 +809,28 @@ CREATE INDEX ix_idempotency_keys_expires_at ON public.idempotency_keys USING btr
 CREATE INDEX ix_ingest_keys_site_id_created_at ON public.ingest_keys USING btree (site_id, created_at, id);
 
 --
+-- Name: ix_invitations_email; Type: INDEX; Schema: public; Owner: tenant_api_owner
+--
+
+CREATE INDEX ix_invitations_email ON public.invitations USING btree (email);
+
+--
+-- Name: ix_invitations_org_id_created_at; Type: INDEX; Schema: public; Owner: tenant_api_owner
+--
+
+CREATE INDEX ix_invitations_org_id_created_at ON public.invitations USING btree (org_id, created_at, id);
+
+--
 -- Name: ix_org_memberships_user_id; Type: INDEX; Schema: public; Owner: tenant_api_owner
 --
 
 CREATE INDEX ix_org_memberships_user_id ON public.org_memberships USING btree (user_id);
+
+--
+-- Name: ix_outbox_pending; Type: INDEX; Schema: public; Owner: tenant_api_owner
+--
+
+CREATE INDEX ix_outbox_pending ON public.outbox USING btree (sent_at, next_attempt_at);
 
 --
 -- Name: ix_refresh_tokens_session_id; Type: INDEX; Schema: public; Owner: tenant_api_owner
@@ -744,6 +879,13 @@ ALTER INDEX public.ix_events_site_distinct_ts ATTACH PARTITION public.events_def
 --
 
 ALTER INDEX public.ix_events_site_name_ts ATTACH PARTITION public.events_default_site_id_name_ts_idx;
+
+--
+-- Name: account_tokens fk_account_tokens_user_id_users; Type: FK CONSTRAINT; Schema: public; Owner: tenant_api_owner
+--
+
+ALTER TABLE ONLY public.account_tokens
+    ADD CONSTRAINT fk_account_tokens_user_id_users FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
 
 --
 -- Name: api_keys fk_api_keys_created_by_users; Type: FK CONSTRAINT; Schema: public; Owner: tenant_api_owner
@@ -872,6 +1014,27 @@ ALTER TABLE ONLY public.ingest_keys
     ADD CONSTRAINT fk_ingest_keys_site_org FOREIGN KEY (site_id, org_id) REFERENCES public.sites(id, org_id) ON DELETE CASCADE;
 
 --
+-- Name: invitations fk_invitations_invited_by_users; Type: FK CONSTRAINT; Schema: public; Owner: tenant_api_owner
+--
+
+ALTER TABLE ONLY public.invitations
+    ADD CONSTRAINT fk_invitations_invited_by_users FOREIGN KEY (invited_by) REFERENCES public.users(id) ON DELETE SET NULL;
+
+--
+-- Name: invitations fk_invitations_org_id_organizations; Type: FK CONSTRAINT; Schema: public; Owner: tenant_api_owner
+--
+
+ALTER TABLE ONLY public.invitations
+    ADD CONSTRAINT fk_invitations_org_id_organizations FOREIGN KEY (org_id) REFERENCES public.organizations(id) ON DELETE CASCADE;
+
+--
+-- Name: invitations fk_invitations_site_org; Type: FK CONSTRAINT; Schema: public; Owner: tenant_api_owner
+--
+
+ALTER TABLE ONLY public.invitations
+    ADD CONSTRAINT fk_invitations_site_org FOREIGN KEY (site_id, org_id) REFERENCES public.sites(id, org_id) ON DELETE CASCADE;
+
+--
 -- Name: org_memberships fk_org_memberships_org_id_organizations; Type: FK CONSTRAINT; Schema: public; Owner: tenant_api_owner
 --
 
@@ -981,6 +1144,12 @@ ALTER TABLE public.idempotency_keys ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.ingest_keys ENABLE ROW LEVEL SECURITY;
 
 --
+-- Name: invitations; Type: ROW SECURITY; Schema: public; Owner: tenant_api_owner
+--
+
+ALTER TABLE public.invitations ENABLE ROW LEVEL SECURITY;
+
+--
 -- Name: organizations member_reads; Type: POLICY; Schema: public; Owner: tenant_api_owner
 --
 
@@ -1051,6 +1220,12 @@ CREATE POLICY owner_maintenance ON public.idempotency_keys TO tenant_api_owner U
 --
 
 CREATE POLICY owner_maintenance ON public.ingest_keys TO tenant_api_owner USING (true) WITH CHECK (true);
+
+--
+-- Name: invitations owner_maintenance; Type: POLICY; Schema: public; Owner: tenant_api_owner
+--
+
+CREATE POLICY owner_maintenance ON public.invitations TO tenant_api_owner USING (true) WITH CHECK (true);
 
 --
 -- Name: org_memberships owner_maintenance; Type: POLICY; Schema: public; Owner: tenant_api_owner
@@ -1143,6 +1318,12 @@ CREATE POLICY tenant_isolation ON public.idempotency_keys USING ((NOT (org_id IS
 CREATE POLICY tenant_isolation ON public.ingest_keys USING ((org_id = (NULLIF(current_setting('app.org_id'::text, true), ''::text))::uuid)) WITH CHECK ((org_id = (NULLIF(current_setting('app.org_id'::text, true), ''::text))::uuid));
 
 --
+-- Name: invitations tenant_isolation; Type: POLICY; Schema: public; Owner: tenant_api_owner
+--
+
+CREATE POLICY tenant_isolation ON public.invitations USING ((org_id = (NULLIF(current_setting('app.org_id'::text, true), ''::text))::uuid)) WITH CHECK ((org_id = (NULLIF(current_setting('app.org_id'::text, true), ''::text))::uuid));
+
+--
 -- Name: org_memberships tenant_isolation; Type: POLICY; Schema: public; Owner: tenant_api_owner
 --
 
@@ -1199,6 +1380,19 @@ REVOKE ALL ON FUNCTION public.app_ingest_key(p_key uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.app_ingest_key(p_key uuid) TO tenant_api_app;
 
 --
+-- Name: TABLE invitations; Type: ACL; Schema: public; Owner: tenant_api_owner
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.invitations TO tenant_api_app;
+
+--
+-- Name: FUNCTION app_my_invitations(); Type: ACL; Schema: public; Owner: tenant_api_owner
+--
+
+REVOKE ALL ON FUNCTION public.app_my_invitations() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.app_my_invitations() TO tenant_api_app;
+
+--
 -- Name: FUNCTION app_user_grants(p_user uuid); Type: ACL; Schema: public; Owner: tenant_api_owner
 --
 
@@ -1211,6 +1405,12 @@ GRANT ALL ON FUNCTION public.app_user_grants(p_user uuid) TO tenant_api_app;
 
 REVOKE ALL ON FUNCTION public.app_user_is_member(p_org uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.app_user_is_member(p_org uuid) TO tenant_api_app;
+
+--
+-- Name: TABLE account_tokens; Type: ACL; Schema: public; Owner: tenant_api_owner
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.account_tokens TO tenant_api_app;
 
 --
 -- Name: TABLE assets; Type: ACL; Schema: public; Owner: tenant_api_owner
@@ -1265,6 +1465,12 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.org_memberships TO tenant_api_
 --
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.organizations TO tenant_api_app;
+
+--
+-- Name: TABLE outbox; Type: ACL; Schema: public; Owner: tenant_api_owner
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.outbox TO tenant_api_app;
 
 --
 -- Name: TABLE refresh_tokens; Type: ACL; Schema: public; Owner: tenant_api_owner

@@ -98,7 +98,8 @@ class Verify(MethodView):
 
 @blp.route("/auth/verify/resend")
 class VerifyResend(MethodView):
-    @blp.needs(limits=(per_ip("verify-resend"), per_account_mail("verify-resend")))
+    @blp.needs(limits=(per_ip("verify-resend"), per_account_mail("verify-resend")),
+               checks=("manage Account",))
     @blp.response(204)
     @blp.alt_response(429, description="Too many attempts; see `Retry-After`.")
     def post(self) -> None:

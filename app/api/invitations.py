@@ -32,6 +32,7 @@ def _mine(invitation_id: uuid.UUID) -> Invitation:
 
 @blp.route("")
 class MyInvitations(MethodView):
+    @blp.needs(checks=("manage Account",))
     @blp.response(200, InvitationListSchema)
     def get(self) -> dict[str, Any]:
         """Open invitations to the caller's address (once it is verified)."""
@@ -42,6 +43,7 @@ class MyInvitations(MethodView):
 
 @blp.route("/<uuid:invitation_id>/accept")
 class Accept(MethodView):
+    @blp.needs(checks=("manage Account", "accept Invitation"))
     @blp.response(200, InvitationSchema)
     def post(self, invitation_id: uuid.UUID) -> Invitation:
         """Accept: the invitation's role is granted to the caller."""
@@ -53,6 +55,7 @@ class Accept(MethodView):
 
 @blp.route("/<uuid:invitation_id>/decline")
 class Decline(MethodView):
+    @blp.needs(checks=("manage Account", "decline Invitation"))
     @blp.response(204)
     def post(self, invitation_id: uuid.UUID) -> None:
         """Decline: the invitation closes; nothing is granted."""

@@ -195,6 +195,7 @@ def _revoke(org_id: uuid.UUID, site_id: uuid.UUID | None, invitation_id: uuid.UU
 
 @blp.route("/invitations")
 class OrgInvitations(MethodView):
+    @blp.needs(lists=("read Invitation",))
     @blp.arguments(InvitationListArgs, location="query")
     @blp.response(200, InvitationPageSchema)
     def get(self, args: dict[str, Any], org_id: uuid.UUID) -> Page[Invitation]:
@@ -204,6 +205,7 @@ class OrgInvitations(MethodView):
 
 @blp.route("/invitations/<uuid:invitation_id>/resend")
 class OrgInvitationResend(MethodView):
+    @blp.needs(checks=("resend Invitation",))
     @blp.response(200, InvitationSchema)
     def post(self, org_id: uuid.UUID, invitation_id: uuid.UUID) -> Invitation:
         """Mail the invitation again; it is open for another full period."""
@@ -212,6 +214,7 @@ class OrgInvitationResend(MethodView):
 
 @blp.route("/invitations/<uuid:invitation_id>")
 class OrgInvitation(MethodView):
+    @blp.needs(checks=("revoke Invitation",))
     @blp.response(204)
     def delete(self, org_id: uuid.UUID, invitation_id: uuid.UUID) -> None:
         """Revoke an open invitation."""
@@ -220,6 +223,7 @@ class OrgInvitation(MethodView):
 
 @blp.route("/sites/<uuid:site_id>/invitations")
 class SiteInvitations(MethodView):
+    @blp.needs(lists=("read Invitation",))
     @blp.arguments(InvitationListArgs, location="query")
     @blp.response(200, InvitationPageSchema)
     def get(
@@ -231,6 +235,7 @@ class SiteInvitations(MethodView):
 
 @blp.route("/sites/<uuid:site_id>/invitations/<uuid:invitation_id>/resend")
 class SiteInvitationResend(MethodView):
+    @blp.needs(checks=("resend Invitation",))
     @blp.response(200, InvitationSchema)
     def post(
         self, org_id: uuid.UUID, site_id: uuid.UUID, invitation_id: uuid.UUID
@@ -241,6 +246,7 @@ class SiteInvitationResend(MethodView):
 
 @blp.route("/sites/<uuid:site_id>/invitations/<uuid:invitation_id>")
 class SiteInvitation(MethodView):
+    @blp.needs(checks=("revoke Invitation",))
     @blp.response(204)
     def delete(self, org_id: uuid.UUID, site_id: uuid.UUID, invitation_id: uuid.UUID) -> None:
         """Revoke an open invitation."""

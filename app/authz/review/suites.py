@@ -84,7 +84,9 @@ def _places() -> str:
 
 
 def _user(world: World, spec: dict[str, Any], where: str) -> Principal:
-    return UserActor(uuid.uuid4(), **_grants(world, spec, where))
+    """A person; `email` and `verified` (a proven address) as the invitation rules read."""
+    return UserActor(uuid.uuid4(), email=spec.get("email", ""),
+                     verified=bool(spec.get("verified", False)), **_grants(world, spec, where))
 
 
 def _api_key(world: World, spec: dict[str, Any], where: str) -> Principal:
