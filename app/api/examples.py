@@ -22,7 +22,8 @@ BY_NAME: dict[str, Any] = {
     "created_at": WHEN, "updated_at": WHEN, "completed_at": WHEN, "timestamp": WHEN,
     "received_at": "2026-06-01T09:30:01+00:00", "last_used_at": "2026-06-02T14:05:00+00:00",
     "expires_at": "2026-06-01T09:35:00+00:00", "bucket": "2026-06-01T00:00:00+00:00",
-    "email": "ana@example.com", "display_name": "Ana Lima",
+    "email": "ana@example.com", "display_name": "Ana Lima", "email_verified": True,
+    "invited_by": USER, "token": "Zp3kQ8vN2rT6yW1bX5cJ9mH4fL7dS0aGq2Ve",
     "password": "correct horse battery staple", "current_password": "correct horse battery",
     "new_password": "correct horse battery staple",
     "name": "Lima Photography", "title": "Summer weddings 2026",
@@ -51,6 +52,8 @@ BY_SCHEMA: dict[tuple[str, str], Any] = {
     ("IngestKeyCreated", "name"): "website",
     ("ApiKeyCreated", "secret"): "sk_2Qh7vX9mK4pL8wZcYb1NdR5sHfJ3gE6uTa0",
     ("IngestKeyCreated", "secret"): "ik_8Lw3nB6vC1xZ5qR9tY2uI7oP4aS0dF",
+    ("EventBatch", "key"): "ik_8Lw3nB6vC1xZ5qR9tY2uI7oP4aS0dF",
+    ("Accepted", "message"): "Check your inbox: we sent a message to this address.",
     ("DownloadUrl", "url"): "https://tenant-api.s3.eu-west-1.amazonaws.com/orgs/.../first-dance"
                             ".jpg?X-Amz-Signature=...",
     ("Health", "status"): "ok", ("Session", "current"): True,

@@ -4,6 +4,7 @@ real rows (explain reads the database as the tables' owner)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 
@@ -100,8 +101,8 @@ def test_authz_test_passes_and_reports_coverage(app):
     result = _run(app, "test", "--coverage")
     assert result.exit_code == 0, result.output
     assert "policies/galleries.polar:19" in result.output
-    assert result.output.splitlines()[-2:] == [
-        result.output.splitlines()[-2], "rules: 77, exercised 77, unexercised 0"]
+    assert re.fullmatch(r"rules: (\d+), exercised \1, unexercised 0",
+                        result.output.splitlines()[-1])
     assert " 0 failed" in result.output.splitlines()[-2]
 
 
