@@ -65,7 +65,7 @@ def _objects() -> list[object]:
     rows = _rows()
     pages = [Page(rows[i:i + 3], None if i else "next") for i in range(0, len(rows), 3)]
     mapping = {"id": uuid.uuid4(), "email": "a@b.test", "display_name": "A",
-               "created_at": datetime.now(UTC),
+               "created_at": datetime.now(UTC), "email_verified": True,
                "memberships": [{"org_id": uuid.uuid4(), "site_id": None, "role": "viewer"}]}
     return [*rows, *pages, mapping]
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,6 +28,13 @@ class Principal:
     # The methods through which the policies read the grants: a filter template
     # (authz/templates.py) answers each call with a placeholder. Add one the policies call.
     POLICY_READS = ("org_ids", "site_ids", "guest_org_ids", "scoped_site_ids")
+    # What the policies test by value rather than match ids against: a filter template is
+    # built per value of these (few: a proven address or not), from the real actor's own.
+    POLICY_SHAPE: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def policy_shape(self) -> tuple[tuple[str, Any], ...]:
+        return tuple((name, getattr(self, name)) for name in self.POLICY_SHAPE)
 
     def org_ids(self, role: str) -> list[uuid.UUID]:
         """Organizations on which this actor holds exactly `role`."""
@@ -106,6 +114,12 @@ class UserActor(Principal):
     session_id: uuid.UUID | None = None
 
     kind = "user"
+    POLICY_SHAPE = ("verified",)
+
+    @cached_property
+    def grants_key(self) -> tuple[object, ...]:
+        """The invitation rules read the address and whether it is proven too."""
+        return (*super().grants_key, self.email, self.verified)
 
     @property
     def person_id(self) -> uuid.UUID | None:

@@ -114,7 +114,7 @@ class AuthzEngine:
         self.oso.set_data_filtering_adapter(SqlFilterAdapter(session))
         self.filters = _LRU(cache_size)
         # (actor class, action, model) -> its Template, or None where oso decides alone.
-        self.templates: dict[tuple[type, str, type], Template | None] = {}
+        self.templates: dict[tuple[Any, ...], Template | None] = {}
         self.on_denial: DenialHook | None = None
         # Only tests turn this off, to prove row-level security holds on its own.
         self.enforce = True
@@ -157,19 +157,21 @@ class AuthzEngine:
 
     def _build(self, actor: Principal, action: str, model: type) -> ColumnElement[bool]:
         """The actor's filter from its kind's template; from oso where none is exact."""
-        template = self.template(type(actor), action, model)
+        template = self.template(type(actor), action, model, actor.policy_shape)
         filled = None if template is None else template.fill(actor)
         if filled is not None:
             return filled
         return self.oso.authorized_query(actor, action, model).where
 
-    def template(self, cls: type[Principal], action: str, model: type) -> Template | None:
-        """The filter template of an actor class, built on first use; None (said once, as
-        a WARNING) where it could not stand for oso's filter and oso filters each actor."""
-        key = (cls, action, model)
+    def template(self, cls: type[Principal], action: str, model: type,
+                 shape: tuple[tuple[str, Any], ...] = ()) -> Template | None:
+        """The filter template of an actor class (per `shape`: see Principal.POLICY_SHAPE),
+        built on first use; None (said once, as a WARNING) where it could not stand for
+        oso's filter and oso filters each actor."""
+        key = (cls, shape, action, model)
         if key not in self.templates:
             try:
-                self.templates[key] = Template.build(self.oso, cls, action, model)
+                self.templates[key] = Template.build(self.oso, cls, action, model, dict(shape))
             except Exception as exc:  # UnsupportedFilter, or the probe upset the policy
                 log.warning("no filter template for %s %s %s (oso filters each actor): %s: %s",
                             cls.__name__, action, model.__name__, type(exc).__name__, exc)

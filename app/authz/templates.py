@@ -70,14 +70,19 @@ class _Filled(Placeholders):
         return None if stands is None else (stands[0], self.values[stands[0]])  # type: ignore[index]  # a Read
 
 
-def _probe(cls: type[Principal], minted: _Minted, strays: list[str]) -> Principal:
+def _probe(cls: type[Principal], minted: _Minted, strays: list[str],
+           shape: dict[str, Any]) -> Principal:
     """An actor of class `cls` (so the policy's specializers match it) whose reads answer
-    placeholders; any other public attribute read is noted in `strays`."""
+    placeholders, but for its `shape` (`Principal.POLICY_SHAPE`: values the policy tests
+    rather than lists it matches ids against, such as whether an address is proven), which
+    answer the real actor's own; any other public attribute read is noted in `strays`."""
     fields = {f.name for f in dataclasses.fields(cls)}
     reads = cls.POLICY_READS
 
     class Probe(cls):  # type: ignore[valid-type,misc]  # a subclass of whichever actor class
         def __getattribute__(self, name: str) -> Any:
+            if name in shape:
+                return shape[name]
             if name in reads:
                 return lambda *args: [minted.mint((name, args))]
             if name in fields and not name.startswith("_") and name != "decisions":
@@ -91,11 +96,12 @@ def _probe(cls: type[Principal], minted: _Minted, strays: list[str]) -> Principa
 
 
 def _answer(actor: Principal, read: Read) -> Sequence[Any] | None:
-    """What `actor` answers to `read` as a list of UUIDs, or None when it cannot be a list."""
+    """What `actor` answers to `read` as a list of ids (UUIDs, or strings such as the
+    address invitations are matched on), or None when it cannot be a list."""
     name, args = read
     value = getattr(actor, name)
     answer = list(value(*args)) if callable(value) else [value]
-    return answer if all(isinstance(v, uuid.UUID) for v in answer) else None
+    return answer if all(isinstance(v, uuid.UUID | str) for v in answer) else None
 
 
 def _members(side: Any) -> list[Any]:
@@ -111,10 +117,11 @@ class Template:
     reads: frozenset[Read]
 
     @classmethod
-    def build(cls, oso: Oso, actor_cls: type[Principal], action: str, model: type) -> Template:
+    def build(cls, oso: Oso, actor_cls: type[Principal], action: str, model: type,
+              shape: dict[str, Any]) -> Template:
         """Raises UnsupportedFilter when the template could not stand for oso's filter."""
         minted, strays = _Minted(), list[str]()
-        compiled = oso.authorized_query(_probe(actor_cls, minted, strays), action, model)
+        compiled = oso.authorized_query(_probe(actor_cls, minted, strays, shape), action, model)
         if strays:
             raise UnsupportedFilter(f"the policy reads {sorted(set(strays))} of the actor")
         if compiled.source is None:

@@ -6,7 +6,6 @@ reads it back."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
@@ -30,17 +29,9 @@ def creations(client: Any, world: World, tenant: Tenant) -> dict[str, tuple[Any,
         out[op] = (r, located.format(**r.get_json()), readable)
         return r.get_json()
 
-    post("POST /v1/auth/register", "/v1/auth/register",
-         {"email": f"{uuid.uuid4().hex}@example.com", "password": "a long password"},
-         "/v1/me", False, headers={})
     post("POST /v1/orgs", "/v1/orgs", {"name": "Made"}, "/v1/orgs/{id}", True)
     post("POST /v1/orgs/{org_id}/sites", f"{org}/sites", {"name": "Made"},
          f"{org}/sites/{{id}}", True)
-    new_member, site_member = world.user(), world.user()
-    post("POST /v1/orgs/{org_id}/members", f"{org}/members",
-         {"email": new_member.email, "role": "org_admin"}, f"{org}/members/{{user_id}}", False)
-    post("POST /v1/orgs/{org_id}/sites/{site_id}/members", f"{site}/members",
-         {"email": site_member.email, "role": "viewer"}, f"{site}/members/{{user_id}}", False)
     post("POST /v1/orgs/{org_id}/api-keys", f"{org}/api-keys", {"name": "k", "role": "viewer"},
          f"{org}/api-keys/{{id}}", False)
     post("POST /v1/orgs/{org_id}/sites/{site_id}/ingest-keys", f"{site}/ingest-keys",

@@ -276,7 +276,7 @@ def _assert_parity(engine, session, actor, model, action) -> bool:
 
     assert selected(engine.oso.authorized_query(actor, action, model).where) == expected, (
         "oso", model.__name__, action)
-    template = engine.template(type(actor), action, model)
+    template = engine.template(type(actor), action, model, actor.policy_shape)
     filled = None if template is None else template.fill(actor)
     if filled is not None:
         assert selected(filled) == expected, ("template", model.__name__, action)
@@ -352,7 +352,7 @@ def test_a_policy_the_template_cannot_express_falls_back_to_oso(app, caplog, tmp
         engine.filter(UserActor(id=uuid.uuid4()), "read", Organization)
     warnings = [r for r in caplog.records if "no filter template" in r.getMessage()]
     assert len(warnings) == 1 and "email" in warnings[0].getMessage()
-    assert engine.templates[(UserActor, "read", Organization)] is None
+    assert engine.templates[(UserActor, actor.policy_shape, "read", Organization)] is None
     with app.app_context():
         g.unit = UnitOfWork(owner_sessionmaker(app))
         session = g.unit.session
