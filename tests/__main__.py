@@ -1,5 +1,6 @@
 """The project's test command: `python -m tests` (what README and .ci/run call).
 
+0. Debian's chromium, which the browser tests drive, is installed when missing,
 1. ruff over the code,
 2. then, side by side (one per core): the whole suite against PostgreSQL (a throwaway
    database per run), and the portable part again against SQLite, the embedded default.
@@ -18,9 +19,25 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")  # tests/support/browser.py
+
+
+def ensure_chromium() -> None:
+    """`apt-get install chromium` (with sudo when not root), after `apt-get update` when
+    the package lists do not know it yet: `.ci/run` passes on a fresh machine."""
+    if CHROMIUM.exists():
+        return
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = [*sudo, "apt-get", "install", "-y", "-q", "chromium"]
+    print("installing chromium for the browser tests ...", flush=True)
+    if subprocess.run(install, env=env, check=False).returncode != 0:
+        subprocess.run([*sudo, "apt-get", "update", "-q"], env=env, check=True)
+        subprocess.run(install, env=env, check=True)
 
 
 def main() -> int:
+    ensure_chromium()
     extra = sys.argv[1:]
     python = sys.executable
     runs = [
