@@ -49,11 +49,14 @@ def dump(url: str) -> str:
 
 
 @contextmanager
-def migrated(server_url: str, owner: str, app_role: str) -> Iterator[str]:
+def migrated(server_url: str, owner: str, app_role: str,
+             prefix: str = "schema") -> Iterator[str]:
     """A new database on the server of `server_url` (an administrator), owned by `owner`
-    and migrated as that role (README's production setup), dropped afterwards."""
+    and migrated as that role (README's production setup), dropped afterwards. Yields the
+    owner's URL. The roles are per server: made once (a concurrent run may win the race).
+    The schema reference and the test suite both start from here."""
     base = make_url(server_url)
-    name = f"schema_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         for role in (owner, app_role):

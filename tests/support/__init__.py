@@ -11,11 +11,10 @@ from datetime import timedelta
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import URL, create_engine, make_url, text
+from sqlalchemy import URL, make_url
 
 from app.auth.passwords import hash_password
 from app.db import owner_sessionmaker, utcnow
-from app.migrate import upgrade
 from app.models import (
     AuthSession,
     Base,
@@ -25,13 +24,13 @@ from app.models import (
     SiteMembership,
     User,
 )
+from app.schema_doc import migrated
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 # The two roles of README's production section: the tables' owner (migrations, admin
 # commands), no superuser and no BYPASSRLS; and what the app connects as, which owns nothing.
 OWNER_ROLE = "tenant_api_owner"
 APP_ROLE = "tenant_api_app"
-_ROLE = "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"
 
 
 def server_url() -> URL:
@@ -60,26 +59,9 @@ def throwaway_database(prefix: str) -> Iterator[str]:
     """A new PostgreSQL database on the server of `DATABASE_URL`, owned and migrated by
     OWNER_ROLE as README's production section does it, with APP_ROLE granted; dropped
     afterwards. Yields the owner's URL. Tests and benchmarks use it."""
-    base = server_url()
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    # The maintenance database exists on every server, even where `test` does not.
-    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        # Roles are per server: create them once; a concurrent run may win the race.
-        for role in (OWNER_ROLE, APP_ROLE):
-            conn.execute(text(
-                f"DO $$ BEGIN CREATE ROLE {role} {_ROLE}; "
-                "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
-            ))
-        conn.execute(text(f'CREATE DATABASE "{name}" OWNER {OWNER_ROLE}'))
-    url = as_role(base.set(database=name).render_as_string(hide_password=False), OWNER_ROLE)
-    try:
-        upgrade(url)
+    server = server_url().render_as_string(hide_password=False)
+    with migrated(server, OWNER_ROLE, APP_ROLE, prefix) as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 PASSWORD = "correct horse battery staple"
