@@ -1,9 +1,10 @@
 """The project's test command: `python -m tests` (what README and .ci/run call).
 
 0. Debian's chromium, which the browser tests drive, is installed when missing,
-1. ruff over the code,
-2. then, side by side (one per core): the whole suite against PostgreSQL (a throwaway
-   database per run), and the portable part again against SQLite, the embedded default.
+1. side by side: ruff and mypy over the code; the whole suite against PostgreSQL on two
+   pytest-xdist workers (a throwaway database each), a file's tests on one worker; and
+   the tests whose outcome depends on the database dialect (`portable`) again against
+   SQLite, the embedded default, but for the slow ones (timing, gunicorn starts).
    Each run's output is printed whole when it ends.
 Extra arguments go to both pytest runs.
 """
@@ -43,8 +44,10 @@ def main() -> int:
     runs = [
         ("ruff", [python, "-m", "ruff", "check", "--quiet", "."], {}),
         ("mypy", [python, "-m", "mypy"], {}),
-        ("pytest on PostgreSQL (whole suite)", [python, "-m", "pytest", *extra], {}),
-        ("pytest on SQLite (portable part)", [python, "-m", "pytest", "-m", "portable", *extra],
+        ("pytest on PostgreSQL (whole suite)",
+         [python, "-m", "pytest", "-n", "2", "--dist", "loadfile", *extra], {}),
+        ("pytest on SQLite (dialect-dependent part)",
+         [python, "-m", "pytest", "-m", "portable and not slow", *extra],
          {"TEST_DATABASE_URL": "sqlite"}),
     ]
     codes = []

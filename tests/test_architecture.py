@@ -26,7 +26,6 @@ VIEWS = sorted(p for p in (APP / "api").glob("*.py") if p.name not in ("__init__
 SHARED = {"app.api", "app.api.helpers", "app.api.paths"}
 
 
-@pytest.mark.portable
 @pytest.mark.parametrize("path", VIEWS, ids=lambda p: p.name)
 def test_a_view_module_imports_no_other_view_module(path):
     tree = ast.parse(path.read_text())
@@ -36,7 +35,6 @@ def test_a_view_module_imports_no_other_view_module(path):
     assert others == set()
 
 
-@pytest.mark.portable
 @pytest.mark.parametrize("path", VIEWS, ids=lambda p: p.name)
 def test_a_view_never_writes_attributes(path):
     """Presentation does not stick attributes on ORM rows (schemas' `Out` carries them),
@@ -51,13 +49,11 @@ def test_a_view_never_writes_attributes(path):
     assert writes == []
 
 
-@pytest.mark.portable
 def test_every_described_model_has_a_policy_block_and_every_block_a_model():
     blocks = set(declared_permissions(Settings().policy_dir))
     assert blocks == {polar_name(model) for model, _ in described()}
 
 
-@pytest.mark.portable
 def test_every_path_parameter_names_a_described_resource_or_a_special_one(app):
     from tests.support.routes import SPECIAL_PARAMS
 

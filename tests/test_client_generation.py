@@ -41,7 +41,6 @@ def spec(app) -> dict[str, Any]:
     return app.extensions["api"].spec.to_dict()
 
 
-@pytest.mark.portable
 def test_every_operation_has_a_stable_readable_id_and_a_summary(spec):
     ids = [op["operationId"] for _, _, op in operations(spec)]
     assert len(ids) == len(set(ids)) == len(OPERATION_IDS)
@@ -50,7 +49,6 @@ def test_every_operation_has_a_stable_readable_id_and_a_summary(spec):
     assert all(op.get("summary") for _, _, op in operations(spec))
 
 
-@pytest.mark.portable
 def test_every_error_is_documented_as_a_problem(spec):
     for path, method, op in operations(spec):
         responses = op["responses"]
@@ -67,7 +65,6 @@ def test_every_error_is_documented_as_a_problem(spec):
                     path, method, status)
 
 
-@pytest.mark.portable
 def test_enum_values_have_names(spec):
     def walk(node: Any) -> None:
         if isinstance(node, dict):
@@ -153,7 +150,6 @@ def client_flow(app: Any, tmp_path: Path) -> None:
         assert [e.event_id for e in events.items] == [event_id]
 
 
-@pytest.mark.portable
 def test_every_property_has_an_example_valid_for_it(spec):
     from openapi_schema_validator import OAS30Validator
 
@@ -168,7 +164,6 @@ def test_every_property_has_an_example_valid_for_it(spec):
             OAS30Validator(prop).validate(prop["example"])
 
 
-@pytest.mark.portable
 def test_a_body_the_contract_requires_cannot_be_left_out(client, tenant):
     """Every request body is `required` in the document: none at all is a 400, while an
     empty object (nothing to change) is a valid update."""

@@ -1,10 +1,7 @@
 """The committed documents are what the code and the policy generate today."""
 
-import pytest
 
 from app.cli import generated_docs
-
-pytestmark = pytest.mark.portable
 
 
 def test_generated_docs_are_committed_and_fresh(app):

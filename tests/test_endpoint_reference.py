@@ -11,14 +11,10 @@ import sys
 import textwrap
 from functools import cache
 
-import pytest
-
 from app import needs
 from app.api.reference import render_markdown
 from app.authz.matrix import declared_permissions
 from app.models.resource import model_named, polar_name
-
-pytestmark = pytest.mark.portable
 
 
 @cache

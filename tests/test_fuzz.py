@@ -384,7 +384,7 @@ def test_every_operation_holds_to_its_contract(fuzzed: Any) -> None:
     assert len(served) >= 0.8 * len(documented), (len(served), sorted(documented - served))
 
 
-# -- what fuzzing found, pinned: deterministic, and portable ------------------------------------
+# -- what fuzzing found, pinned: deterministic -----------------------------------------------------
 #
 # The run above finds these only when its draws happen to hit them; these tests hold the fixes
 # whatever the seed. They run on SQLite too.
@@ -401,7 +401,6 @@ def _path(template: str, ids: dict[str, str]) -> str:
     return template.format(**ids)
 
 
-@pytest.mark.portable
 def test_strings_no_database_can_store_are_refused(app: Any, client: Any, world: World,
                                                     tenant: Tenant) -> None:
     """NUL in free text (PostgreSQL's text cannot hold it) was a 500 at the INSERT or in the
@@ -456,7 +455,6 @@ def test_strings_no_database_can_store_are_refused(app: Any, client: Any, world:
         assert fine.status_code == 201, fine.get_data(as_text=True)
 
 
-@pytest.mark.portable
 def test_unknown_query_parameters_are_refused(app: Any, client: Any, world: World,
                                               tenant: Tenant) -> None:
     """Every operation with query parameters refuses one it does not document (400 naming
@@ -481,7 +479,6 @@ def test_unknown_query_parameters_are_refused(app: Any, client: Any, world: Worl
     assert checked >= 13  # every list, plus the event stats
 
 
-@pytest.mark.portable
 def test_error_responses_are_documented_as_problem_json(client: Any) -> None:
     """Errors are served as application/problem+json, and the document says so: every
     documented error response (the `default` one included) with a body is problem+json."""

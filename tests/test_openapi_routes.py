@@ -2,10 +2,6 @@
 
 import re
 
-import pytest
-
-pytestmark = pytest.mark.portable
-
 # Served, but not API operations: the document itself, its UI and the UI's files.
 NOT_OPERATIONS = {"/openapi.json", "/docs", "/docs/assets/{filename}", "/static/{filename}"}
 IGNORED_METHODS = {"HEAD", "OPTIONS"}

@@ -19,8 +19,6 @@ from app import create_app, db, needs, pipeline
 from app.storage import StorageError
 from tests.support.http import assert_problem
 
-pytestmark = pytest.mark.portable
-
 APP = Path(__file__).resolve().parents[1] / "app"
 
 

@@ -21,8 +21,6 @@ from schemas.common import Out, StrictSchema
 from schemas.galleries import GalleryPageSchema, GallerySchema
 from schemas.tenancy import SiteSchema
 
-pytestmark = pytest.mark.portable
-
 
 def _schemas() -> list[type[StrictSchema]]:
     for info in pkgutil.iter_modules(schemas.__path__):

@@ -29,8 +29,6 @@ from tests.support.http import (
     seed_sites,
 )
 
-pytestmark = pytest.mark.portable
-
 ONE_MIB = 1024 * 1024
 
 

@@ -8,13 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from tests.support import Tenant, World
 from tests.support.galleries import new_asset
 from tests.support.uploads import start
-
-pytestmark = pytest.mark.portable
 
 
 def creations(client: Any, world: World, tenant: Tenant) -> dict[str, tuple[Any, str, bool]]:

@@ -25,8 +25,6 @@ from schemas.common import Text
 from tests.support import Tenant
 from tests.support.http import assert_problem, check_each
 
-pytestmark = pytest.mark.portable
-
 BIDI_CONTROLS = [
     "\u202a",  # LEFT-TO-RIGHT EMBEDDING
     "\u202b",  # RIGHT-TO-LEFT EMBEDDING

@@ -23,8 +23,6 @@ from tests.support.http import (
 from tests.support.invitations import accept, invite, invite_and_accept, mine
 from tests.support.mail import link_in, query_of, text_of
 
-pytestmark = pytest.mark.portable
-
 MEMBER_FIELDS = {"user_id", "email", "display_name", "role", "created_at", "updated_at"}
 INVITATION_FIELDS = {"id", "org_id", "site_id", "email", "role", "invited_by", "expires_at",
                      "created_at"}

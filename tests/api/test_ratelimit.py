@@ -18,8 +18,6 @@ from app import create_app
 from tests.support import PASSWORD, Tenant, World
 from tests.support.http import assert_problem
 
-pytestmark = pytest.mark.portable
-
 PER_IP = 3
 PER_ACCOUNT = 2
 FAILURES_PER_CLIENT = 2

@@ -14,8 +14,6 @@ import pytest
 from app import create_app
 from tests.support.http import assert_problem
 
-pytestmark = pytest.mark.portable
-
 REDIS = "redis://127.0.0.1:6379/15"
 
 

@@ -21,8 +21,6 @@ from tests.support.http import (
     role_table,
 )
 
-pytestmark = pytest.mark.portable
-
 
 def _admin_get(client, tenant):
     return client.get(tenant.site_path, headers=tenant["org_admin"].headers)

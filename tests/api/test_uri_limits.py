@@ -67,7 +67,6 @@ def worst_targets(spec: dict[str, Any]) -> dict[str, int]:
     return worst
 
 
-@pytest.mark.portable
 def test_every_operation_fits_within_the_limits_at_its_longest(app):
     spec = app.extensions["api"].spec.to_dict()
     worst = worst_targets(spec)
@@ -79,7 +78,6 @@ def test_every_operation_fits_within_the_limits_at_its_longest(app):
     assert len("OPTIONS ") + MAX_TARGET_BYTES + len(" HTTP/1.1") <= line
 
 
-@pytest.mark.portable
 def test_the_longest_cursor_the_api_hands_out_is_one_it_accepts():
     """A sort value of 255 four-byte characters (a file name at its longest)."""
     cursor = seal("s" * 64, "/v1/orgs/x/sites/y/assets",
@@ -87,7 +85,6 @@ def test_the_longest_cursor_the_api_hands_out_is_one_it_accepts():
     assert len(cursor) <= CURSOR_MAX_LENGTH
 
 
-@pytest.mark.portable
 def test_a_list_sorted_by_long_non_ascii_names_pages_through(client, tenant):
     admin = tenant["org_admin"]
     for n in range(2):
@@ -106,7 +103,6 @@ def test_a_list_sorted_by_long_non_ascii_names_pages_through(client, tenant):
     assert len(names) == 3  # the tenant's own site and the two above
 
 
-@pytest.mark.portable
 def test_a_target_over_the_limit_is_a_414_problem(client):
     r = client.get("/healthz?" + "x" * MAX_TARGET_BYTES)
     body = assert_problem(r, 414)

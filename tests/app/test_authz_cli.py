@@ -14,8 +14,6 @@ from tests.support import Tenant
 from tests.support.galleries import new_gallery
 from tests.support.keys import create_api_key, create_ingest_key
 
-pytestmark = pytest.mark.portable
-
 
 def _run(app, *args: str):
     with app.app_context():

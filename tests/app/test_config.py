@@ -11,8 +11,6 @@ from app import create_app
 from app.auth.keys import KeyRing
 from app.config import DEV_SECRET_KEY, OTHER, ConfigError, Settings, variables
 
-pytestmark = pytest.mark.portable
-
 PRODUCTION = {
     "env": "production",
     "secret_key": "s" * 40,

@@ -17,8 +17,6 @@ import pytest
 from app import create_app
 from tests.support import Person, World
 
-pytestmark = pytest.mark.portable
-
 
 def header_of(token: str) -> dict[str, Any]:
     segment = token.split(".")[0]

@@ -33,8 +33,6 @@ from app import events_spec as spec
 from app.services import ingest
 from schemas.events import EventSchema
 
-pytestmark = pytest.mark.portable
-
 NOW = datetime(2031, 6, 15, 12, 0, 0, 250_000, tzinfo=UTC)
 FUTURE_EDGE = NOW + timedelta(seconds=spec.MAX_FUTURE_SECONDS)
 PAST_EDGE = NOW - timedelta(days=spec.MAX_AGE_DAYS)

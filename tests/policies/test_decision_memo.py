@@ -5,16 +5,12 @@ their `decided_by` names. These tests hold both."""
 import uuid
 from datetime import UTC, datetime
 
-import pytest
-
 from app.authz.actors import ApiClientActor, IngestClientActor, UserActor
 from app.authz.engine import AuthzEngine
 from app.authz.matrix import InMemoryLookup, declared_permissions, holders
 from app.config import Settings
 from app.models import Gallery, Organization, Site
 from app.models.resource import described
-
-pytestmark = pytest.mark.portable
 
 PERMISSIONS = declared_permissions(Settings().policy_dir)
 

@@ -42,8 +42,6 @@ from tests.support.routes import (
     resolve_all,
 )
 
-pytestmark = pytest.mark.portable
-
 # Routes without ids: how a key would call them (bodies a person would send).
 WITHOUT_IDS: dict[str, dict[str, Any] | None] = {
     "GET /v1/orgs": None,

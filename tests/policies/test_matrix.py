@@ -11,8 +11,6 @@ from app.authz.matrix import ceilings, compute
 from app.config import Settings
 from app.models import ORG_ROLES, SITE_ROLES
 
-pytestmark = pytest.mark.portable
-
 ORG = {"viewer": {"org:viewer", "org:member", "org:site_admin", "org:org_admin"}}
 ORG["member"] = ORG["viewer"] - {"org:viewer"}
 ORG["site_admin"] = ORG["member"] - {"org:member"}

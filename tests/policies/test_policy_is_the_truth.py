@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.portable
-
 APP = Path(__file__).resolve().parents[2] / "app"
 # The policy engine itself, the actor classes, the matrix that renders the policy and the
 # reviewer's tools (review/): the only code allowed to handle actor kinds and permission

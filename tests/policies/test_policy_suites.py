@@ -12,8 +12,6 @@ import pytest
 from app.authz.review.suites import Report, SuiteError, run
 from app.config import Settings
 
-pytestmark = pytest.mark.portable
-
 POLICY = Path(Settings().policy_dir)
 SUITES = POLICY / "tests"
 

@@ -20,8 +20,6 @@ from app.authz.review.explain import Reviewer
 from app.authz.review.polar import parse
 from app.config import Settings
 
-pytestmark = pytest.mark.portable
-
 POLICY = Path(Settings().policy_dir)
 
 
