@@ -42,8 +42,9 @@ class Health:
         """Whole seconds until the dependency is tried again (at least 1): `Retry-After`."""
         return max(1, math.ceil(self._at + self.ttl - self.clock()))
 
-    def record(self, up: bool) -> None:
-        """What a real call or a probe just showed; logs a change."""
+    def record(self, up: bool, reason: str = "") -> None:
+        """What a real call or a probe just showed (`reason`: what failed, for the log);
+        logs a change."""
         now = self.clock()
         with self._lock:
             changed, self.up, self._at = up != self.up, up, now
@@ -51,7 +52,8 @@ class Health:
                 self._down_since = now
         if changed and not up:
             log.warning("%s", self.event("unavailable"), extra={"fields": {
-                "event": self.event("unavailable"), "retry_seconds": self.ttl}})
+                "event": self.event("unavailable"), "reason": reason,
+                "retry_seconds": self.ttl}})
         elif changed:
             log.warning("%s", self.event("recovered"), extra={"fields": {
                 "event": self.event("recovered"),

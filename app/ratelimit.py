@@ -139,8 +139,8 @@ def guarded(health: Health, call: Callable[[], T], *, fails_open: bool) -> T | N
     if health.known() is not False:
         try:
             result = call()
-        except StorageError:
-            health.record(False)
+        except StorageError as exc:
+            health.record(False, type(exc.storage_error).__name__)
         else:
             if not health.up:
                 health.record(True)
