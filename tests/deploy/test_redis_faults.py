@@ -3,10 +3,11 @@ Redis itself is never stopped), which refuses connections, or is cut (connection
 nothing answered: only a timeout shows it).
 
 What each limit does then is decided in README (Operating it) and proven here: login and
-password reset fail closed (503 problem+json with `Retry-After`), event ingestion fails
-open (stored, 200). Never a 500, never a wait past the short socket timeout (once the
-outage is known, not even that), one `ratelimit.storage_unavailable` WARNING per process
-rather than one per request, and `ratelimit.storage_recovered` once Redis answers again.
+password reset fail closed (503 problem+json with `Retry-After`), event ingestion and
+refresh fail open (stored, or a new token pair: 200). Never a 500, never a wait past the
+short socket timeout (once the outage is known, not even that), one
+`ratelimit.storage_unavailable` WARNING per process rather than one per request, and
+`ratelimit.storage_recovered` once Redis answers again.
 The limiter's clock is injected: the retry delay passes without the test sleeping."""
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pytest
 import redis
 
 from app import create_app
-from tests.support import Tenant
+from tests.support import PASSWORD, Tenant
 from tests.support.events import event
 from tests.support.http import assert_problem
 from tests.support.keys import create_ingest_key
@@ -102,6 +103,15 @@ def test_redis_down_fails_login_closed_and_ingestion_open(
         return api.post("/v1/events/batch", json={"events": [event(), event()]},
                         headers=key.headers)
 
+    def refresh() -> Any:
+        r = api.post("/v1/auth/refresh", json={"refresh_token": tokens[-1]})
+        if r.status_code == 200:
+            tokens.append(r.get_json()["refresh_token"])
+        return r
+
+    signed_in = api.post("/v1/auth/login", json={"email": tenant["member"].email,
+                                                 "password": PASSWORD})
+    tokens = [signed_in.get_json()["refresh_token"]]
     assert login().status_code == 401
     assert ingest().get_json()["accepted"] == 2
     caplog.set_level(logging.WARNING)
@@ -113,15 +123,15 @@ def test_redis_down_fails_login_closed_and_ingestion_open(
     assert first.headers["Retry-After"].isdigit()
     assert took < TIMEOUT + 1, took
     # Then the outage is known: no request waits for Redis any more.
-    answers = [timed(call) for call in (login, reset, ingest, login, ingest)]
+    answers = [timed(call) for call in (login, reset, ingest, refresh, login, ingest)]
     assert max(took for _, took in answers) < 0.5, answers
     statuses = [response.status_code for response, _ in answers]
-    assert statuses == [503, 503, 200, 503, 200], statuses
+    assert statuses == [503, 503, 200, 200, 503, 200], statuses
     for response, _ in answers:
         if response.status_code == 503:
             assert_problem(response, 503)
             assert 1 <= int(response.headers["Retry-After"]) <= RETRY
-        else:
+        elif "accepted" in response.get_json():
             assert response.get_json()["accepted"] == 2  # stored, not merely answered
     assert len(events_of(caplog, "ratelimit.storage_unavailable")) == 1
     assert not [r for r in caplog.records if "rate-limit storage" in r.getMessage()]
