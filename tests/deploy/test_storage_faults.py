@@ -4,7 +4,8 @@ state would come back).
 
 While it is down, starting an upload, completing one and asking for a download URL answer
 503 problem+json with `Retry-After`, quickly; nothing is marked ready; `/readyz` names the
-storage; `storage.unavailable` is logged once, not per request. Once it is back (after the
+storage; `storage.unavailable` is logged once, not per request; gallery listings still
+answer (with cover URLs that work once storage is back). Once it is back (after the
 health state's TTL, moved on an injected clock), uploads work again; an asset whose bytes
 the storage lost is refused (409, still pending), and completes once uploaded again."""
 
@@ -15,6 +16,7 @@ import logging
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ import requests
 
 from app import create_app
 from tests.support import Tenant, World
+from tests.support.galleries import new_gallery
 from tests.support.http import assert_problem
 from tests.support.nodes import free_port
 from tests.support.uploads import (
@@ -135,6 +138,7 @@ def test_storage_down_is_503_and_nothing_unverified_is_ready(
     pending = started(api, tenant, member)
     send(pending["upload"], PNG)
     pending_id = pending["asset"]["id"]
+    new_gallery(world, tenant.site, member, cover=uuid.UUID(ready_id))
 
     caplog.set_level(logging.WARNING)
     moto.stop()
@@ -152,6 +156,9 @@ def test_storage_down_is_503_and_nothing_unverified_is_ready(
         assert 1 <= int(response.headers["Retry-After"]) <= TTL, name
         assert took < 3, (name, took)  # one probe at most, with a short timeout
     assert stored(world, pending_id).status == "pending"
+    # Listings still answer: their cover URLs work again once storage is back.
+    listing = api.get(f"{tenant.site_path}/galleries", headers=member.headers)
+    assert listing.status_code == 200 and listing.get_json()["items"][0]["cover_url"]
     not_ready = assert_problem(api.get("/readyz"), 503, errors=["storage"])
     assert not_ready["errors"] == {"storage": ["unavailable"]}
     assert named(caplog, "storage.unavailable") == 1
