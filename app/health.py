@@ -40,7 +40,8 @@ class Health:
 
     def retry_after(self) -> int:
         """Whole seconds until the dependency is tried again (at least 1): `Retry-After`."""
-        return max(1, math.ceil(self._at + self.ttl - self.clock()))
+        left = self._at + self.ttl - self.clock()  # -inf: never told
+        return max(1, math.ceil(left)) if math.isfinite(left) else 1
 
     def record(self, up: bool, reason: str = "") -> None:
         """What a real call or a probe just showed (`reason`: what failed, for the log);

@@ -131,8 +131,15 @@ class Storage:
             raise StorageError("storage down", retry_after=self.health.retry_after(),
                                logged=True)
 
-    def _failed(self, reason: str) -> StorageError:
-        """A real call failed: storage counts as down (the change is logged once)."""
+    def _failed(self, reason: str, exc: Exception) -> StorageError:
+        """A real call failed. Unreachable, or a 5xx: storage counts as down (the change is
+        logged once). Any other refusal (a 403 of a misconfigured policy) is this call's
+        503 alone, logged with it: storage answered, and other calls may well work."""
+        status = 500
+        if isinstance(exc, ClientError):
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
+        if status < 500:
+            return StorageError(f"{reason}: {type(exc).__name__} {status}")
         self.health.record(False, reason)
         return StorageError(reason, retry_after=self.health.retry_after(), logged=True)
 
@@ -237,9 +244,9 @@ class Storage:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 self._answered()
                 return None
-            raise self._failed("head failed") from exc
+            raise self._failed("head failed", exc) from exc
         except BotoCoreError as exc:
-            raise self._failed("storage unreachable") from exc
+            raise self._failed("storage unreachable", exc) from exc
         self._answered()
         return ObjectInfo(int(meta["ContentLength"]), meta.get("ContentType", ""))
 
@@ -254,9 +261,9 @@ class Storage:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 self._answered()
                 return False
-            raise self._failed("copy failed") from exc
+            raise self._failed("copy failed", exc) from exc
         except BotoCoreError as exc:
-            raise self._failed("storage unreachable") from exc
+            raise self._failed("storage unreachable", exc) from exc
         self._answered()
         return True
 
@@ -268,7 +275,7 @@ class Storage:
             ):
                 yield [item["Key"] for item in page.get("Contents", ())]
         except (ClientError, BotoCoreError) as exc:
-            raise self._failed("list failed") from exc
+            raise self._failed("list failed", exc) from exc
 
     def sha256(self, key: str) -> str:
         """Hex SHA-256 of the object's bytes, streamed."""
@@ -278,7 +285,7 @@ class Storage:
             for chunk in body.iter_chunks(1 << 20):
                 digest.update(chunk)
         except (ClientError, BotoCoreError) as exc:
-            raise self._failed("read failed") from exc
+            raise self._failed("read failed", exc) from exc
         self._answered()
         return digest.hexdigest()
 
@@ -286,7 +293,7 @@ class Storage:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=key)
         except (ClientError, BotoCoreError) as exc:
-            raise self._failed("delete failed") from exc
+            raise self._failed("delete failed", exc) from exc
         self._answered()
 
 
