@@ -124,7 +124,7 @@ def test_redis_down_fails_login_closed_and_ingestion_open(
     assert took < TIMEOUT + 1, took
     # Then the outage is known: no request waits for Redis any more.
     answers = [timed(call) for call in (login, reset, ingest, refresh, login, ingest)]
-    assert max(took for _, took in answers) < 0.5, answers
+    assert max(took for _, took in answers) < TIMEOUT, answers  # none waited for one
     statuses = [response.status_code for response, _ in answers]
     assert statuses == [503, 503, 200, 200, 503, 200], statuses
     for response, _ in answers:
