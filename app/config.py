@@ -125,6 +125,10 @@ class Settings:
     s3_read_timeout_seconds: int = setting(
         "S3_READ_TIMEOUT_SECONDS", "waiting for the storage's answer", 10)
     s3_max_attempts: int = setting("S3_MAX_ATTEMPTS", "tries per storage call", 3)
+    s3_health_ttl_seconds: int = setting(
+        "S3_HEALTH_TTL_SECONDS", "how long what a storage call or probe showed is trusted "
+        "before uploads and download URLs are handed out (a probe, `HEAD` of the bucket, "
+        "asks again past it); while storage is down they answer 503", 5)
 
     upload_max_bytes: int = setting(
         "UPLOAD_MAX_BYTES", "largest uploaded file (at most 5 GiB: one CopyObject)",
@@ -165,7 +169,12 @@ class Settings:
         "production, where the workers share them", "memory://")
     ratelimit_storage_timeout_seconds: int = setting(
         "RATELIMIT_STORAGE_TIMEOUT_SECONDS", "connecting to and waiting for the counters' "
-        "storage; past it a limited request is a 503", 1)
+        "storage; past it the request is answered as if the storage were down (see "
+        "README, Operating it)", 1)
+    ratelimit_storage_retry_seconds: int = setting(
+        "RATELIMIT_STORAGE_RETRY_SECONDS", "once the counters' storage failed, requests "
+        "skip it for this long (refused or let through, per limit) before one tries again",
+        5)
     ratelimit_enabled: bool = setting("RATELIMIT_ENABLED", "`0` switches rate limits off",
                                       True)
     ratelimit_per_ip: str = setting(

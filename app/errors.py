@@ -111,9 +111,12 @@ class Unavailable(ApiError):
 
     status = 503
 
-    def __init__(self, detail: str = "A dependency is unavailable; retry later.", **kw: Any):
+    def __init__(self, detail: str = "A dependency is unavailable; retry later.", *,
+                 logged: bool = False, **kw: Any):
         kw.setdefault("headers", {"Retry-After": "5"})
         super().__init__(detail, **kw)
+        # The outage was logged once already (app/health.py): not one line per request.
+        self.logged = logged
 
 
 def problem(
@@ -174,7 +177,8 @@ def handle_http_exception(exc: HTTPException) -> Response:
 
 
 def render(exc: ApiError) -> Response:
-    if exc.status >= 500:  # a dependency failed: operators alert on this line
+    # A dependency failed: operators alert on this line (or on the one its Health wrote).
+    if exc.status >= 500 and not (isinstance(exc, Unavailable) and exc.logged):
         log.warning("%s", exc.detail, exc_info=exc)
     return problem(
         exc.status, exc.detail, title=exc.title, errors=exc.errors, headers=exc.headers,

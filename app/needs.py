@@ -30,15 +30,18 @@ PEOPLE_AND_MACHINES = frozenset({Credential.ACCESS_TOKEN, Credential.API_KEY})
 class Limit:
     """A rate limit: the rate is the Settings field `setting`, counted per client address
     (`per="ip"`) or per account (`per="account"`: the email a body names, else the actor)
-    in the counter `name`."""
+    in the counter `name`. Without the counters' storage a limit fails closed (503), unless
+    `fails_open` (README, Operating it): where it only spares the server work, the request
+    presenting a random token no one can guess (refresh, verification, reset)."""
 
     setting: str
     per: str
     name: str
+    fails_open: bool = False
 
 
-def per_ip(name: str) -> Limit:
-    return Limit("ratelimit_per_ip", "ip", name)
+def per_ip(name: str, *, fails_open: bool = False) -> Limit:
+    return Limit("ratelimit_per_ip", "ip", name, fails_open)
 
 
 def per_account(name: str) -> Limit:

@@ -223,7 +223,10 @@ def note_denial(
 ) -> None:
     """The policy refused (AuthzEngine.on_denial): write it at step 8."""
     settings = current_app.extensions["settings"]
-    if probe and ratelimit.consume(settings.audit_probe_limit, "audit-probes", str(actor.id), 1):
+    # Without the counters the cap fails open: every denial is audited (a longer log, never a
+    # refusal turned into a 503).
+    if probe and ratelimit.consume(settings.audit_probe_limit, "audit-probes", str(actor.id), 1,
+                                   fails_open=True):
         return  # this actor's probes fill no more of the log this minute
     g.setdefault("denials", []).append(audit.denial(actor, action, resource, g.get("request_id")))
 

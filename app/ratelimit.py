@@ -7,6 +7,14 @@ budgets of their own with `consume` (events per ingest key, audited probes per a
 Counters live in `RATELIMIT_STORAGE_URI`: `memory://` for one process, `redis://` when
 processes share them. Each app gets its own `Limiter`: one shared module-level instance
 would let the last app built decide for all.
+
+Without the counters (Redis down or unreachable), each limit does what was decided for it
+(README, Operating it): the credential and mail limits, and failed-password throttling,
+fail closed (503 with `Retry-After`: refusing a login is safer than unlimited guessing);
+event ingestion and the audit-probe cap fail open (losing analytics or an audit line is
+worse, and the body limits still bound a batch). The storage is asked with a short socket
+timeout and no retry; once it failed, `Health` skips it for
+RATELIMIT_STORAGE_RETRY_SECONDS and logs `ratelimit.storage_unavailable` once.
 """
 
 from __future__ import annotations
@@ -14,22 +22,26 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, current_app, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from limits import parse
 from limits.errors import StorageError
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from app.config import Settings
 from app.errors import ApiError, Unavailable
+from app.health import Health
 from app.needs import Limit
 
 if TYPE_CHECKING:  # annotations only: nothing here can test an actor's class
     from app.authz.actors import Principal
 
 PREFIX = "tenant-api"
+T = TypeVar("T")
 
 
 def init_app(app: Flask) -> Limiter:
@@ -46,6 +58,8 @@ def init_app(app: Flask) -> Limiter:
     limiter = Limiter(key_func=get_remote_address)
     limiter.init_app(app)
     app.extensions["ratelimit"] = limiter
+    app.extensions["ratelimit.health"] = Health(
+        "ratelimit.storage", settings.ratelimit_storage_retry_seconds)
     return limiter
 
 
@@ -53,7 +67,10 @@ def _storage_options(settings: Settings) -> dict[str, Any]:
     options: dict[str, Any] = {"wrap_exceptions": True}
     if not settings.ratelimit_storage_uri.startswith("memory://"):
         timeout = settings.ratelimit_storage_timeout_seconds
-        options.update(socket_connect_timeout=timeout, socket_timeout=timeout)
+        # redis-py retries a failed command 3 times with backoff by default: a dead Redis
+        # would hold each request for seconds. One try; `Health` decides when to try again.
+        options.update(socket_connect_timeout=timeout, socket_timeout=timeout,
+                       retry=Retry(NoBackoff(), 0))
     return options
 
 
@@ -92,25 +109,43 @@ def check(limits: tuple[Limit, ...]) -> None:
     settings = current_app.extensions["settings"]
     for limit in limits:
         wait = consume(getattr(settings, limit.setting), f"{limit.name}:{limit.per}",
-                       KEYS[limit.per](), 1)
+                       KEYS[limit.per](), 1, fails_open=limit.fails_open)
         if wait is not None:
             raise ApiError.of(429, "Too many requests; retry later.",
                               headers={"Retry-After": str(wait)})
 
 
-def consume(limit: str, scope: str, key: str, cost: int) -> int | None:
+def consume(limit: str, scope: str, key: str, cost: int, *, fails_open: bool) -> int | None:
     """Spend `cost` of `key`'s budget under `limit` in this app's storage. Returns the
-    seconds to wait when the budget is spent, else None."""
+    seconds to wait when the budget is spent, else None. Without the storage: None when
+    the limit `fails_open`, else Unavailable (503)."""
     limiter: Limiter = current_app.extensions["ratelimit"]
     if not limiter.enabled or cost <= 0:
         return None
     item = parse(limit)
-    try:
+
+    def spend() -> int | None:
         if limiter.limiter.hit(item, PREFIX, scope, key, cost=cost):
             return None
         reset = limiter.limiter.get_window_stats(item, PREFIX, scope, key).reset_time
-    except StorageError as exc:
-        # What each limit should do without its counters (refuse, or let through) is a
-        # decision of its own; until it is made, refusing is the safe answer.
-        raise Unavailable("The rate-limit storage is unavailable; retry later.") from exc
-    return max(1, math.ceil(reset - time.time()))
+        return max(1, math.ceil(reset - time.time()))
+
+    return guarded(current_app.extensions["ratelimit.health"], spend, fails_open=fails_open)
+
+
+def guarded(health: Health, call: Callable[[], T], *, fails_open: bool) -> T | None:
+    """`call()` on the counters' storage, unless it is known to be down; when it is, or
+    the call fails: None (let through) if `fails_open`, else a 503 with `Retry-After`."""
+    if health.known() is not False:
+        try:
+            result = call()
+        except StorageError as exc:
+            health.record(False, type(exc.storage_error).__name__)
+        else:
+            if not health.up:
+                health.record(True)
+            return result
+    if fails_open:
+        return None
+    raise Unavailable("The rate-limit storage is unavailable; retry later.",
+                      headers={"Retry-After": str(health.retry_after())}, logged=True)

@@ -8,6 +8,14 @@ GET URLs are on the hot path (a gallery page presigns every cover): `app.sigv4` 
 in microseconds, once botocore has shown where it puts the bucket and that the two agree
 (`Storage.direct_get`). They are signed at the start of a time window, so a listing repeated
 within the window hands out the same URLs and browsers reuse the images they cached.
+
+Signing is local, so it cannot tell whether storage is up: `Storage.health` can. The real
+calls (complete's copy and HEAD, deletes, listings) and the readiness probe (`HEAD` of the
+bucket, short timeouts, one try) feed it; `require()` consults it before an upload form or
+a download URL is handed out or an upload is verified, probing again when what it knows is
+older than S3_HEALTH_TTL_SECONDS. Storage down: those answer 503 with `Retry-After`, and
+`storage.unavailable` is logged once (app/health.py). Gallery listings keep signing their
+covers (a listing stays useful; the images load again once storage is back).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from app import sigv4
 from app.config import Settings
 from app.errors import Unavailable
+from app.health import Health
 
 log = logging.getLogger("app.storage")
 
@@ -35,8 +44,9 @@ log = logging.getLogger("app.storage")
 class StorageError(Unavailable):
     """The storage could not be reached or refused the call: a 503 with `Retry-After`."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__("File storage is unavailable; retry later.")
+    def __init__(self, reason: str, *, retry_after: int = 5, logged: bool = False) -> None:
+        super().__init__("File storage is unavailable; retry later.",
+                         headers={"Retry-After": str(retry_after)}, logged=logged)
         self.reason = reason  # for logs, never for the client
 
 
@@ -88,6 +98,7 @@ class Storage:
         # Readiness asks once, briefly: a probe must answer before its own deadline.
         probe_timeout = settings.readiness_timeout_seconds
         self._probe_client = self._client(session, probe_timeout, probe_timeout, 1)
+        self.health = Health("storage", settings.s3_health_ttl_seconds)
 
     def _client(self, session: Any, connect: float, read: float, attempts: int) -> Any:
         return session.client(
@@ -103,12 +114,37 @@ class Storage:
         )
 
     def reachable(self) -> bool:
-        """The bucket exists and these credentials reach it (readiness)."""
+        """The bucket exists and these credentials reach it (readiness, and `require`'s
+        probe): what it finds is what `health` knows from now on."""
         try:
             self._probe_client.head_bucket(Bucket=self.bucket)
-        except (BotoCoreError, ClientError):
+        except (BotoCoreError, ClientError) as exc:
+            self.health.record(False, f"bucket probe: {type(exc).__name__}")
             return False
+        self.health.record(True)
         return True
+
+    def require(self) -> None:
+        """Storage up, as recent calls or a probe made now show; else a 503 (StorageError)
+        telling when to come back. Asked before handing out what only works if it is."""
+        if not self.health.check(self.reachable):
+            raise StorageError("storage down", retry_after=self.health.retry_after(),
+                               logged=True)
+
+    def _failed(self, reason: str, exc: Exception) -> StorageError:
+        """A real call failed. Unreachable, or a 5xx: storage counts as down (the change is
+        logged once). Any other refusal (a 403 of a misconfigured policy) is this call's
+        503 alone, logged with it: storage answered, and other calls may well work."""
+        status = 500
+        if isinstance(exc, ClientError):
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
+        if status < 500:
+            return StorageError(f"{reason}: {type(exc).__name__} {status}")
+        self.health.record(False, reason)
+        return StorageError(reason, retry_after=self.health.retry_after(), logged=True)
+
+    def _answered(self) -> None:
+        self.health.record(True)
 
     def ensure_bucket(self) -> None:
         try:
@@ -125,7 +161,9 @@ class Storage:
             log.info("created bucket", extra={"fields": {"bucket": self.bucket}})
 
     def presign_post(self, key: str, content_type: str, size: int) -> PresignedPost:
-        """A form upload that storage accepts only for this key, type and exact size."""
+        """A form upload that storage accepts only for this key, type and exact size; none
+        while storage is down (StorageError)."""
+        self.require()
         ttl = self.settings.upload_url_ttl_seconds
         post = self.client.generate_presigned_post(
             Bucket=self.bucket,
@@ -204,10 +242,12 @@ class Storage:
             meta = self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                self._answered()
                 return None
-            raise StorageError("head failed") from exc
+            raise self._failed("head failed", exc) from exc
         except BotoCoreError as exc:
-            raise StorageError("storage unreachable") from exc
+            raise self._failed("storage unreachable", exc) from exc
+        self._answered()
         return ObjectInfo(int(meta["ContentLength"]), meta.get("ContentType", ""))
 
     def copy(self, source: str, target: str) -> bool:
@@ -219,10 +259,12 @@ class Storage:
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                self._answered()
                 return False
-            raise StorageError("copy failed") from exc
+            raise self._failed("copy failed", exc) from exc
         except BotoCoreError as exc:
-            raise StorageError("storage unreachable") from exc
+            raise self._failed("storage unreachable", exc) from exc
+        self._answered()
         return True
 
     def keys(self, prefix: str) -> Iterator[list[str]]:
@@ -233,7 +275,7 @@ class Storage:
             ):
                 yield [item["Key"] for item in page.get("Contents", ())]
         except (ClientError, BotoCoreError) as exc:
-            raise StorageError("list failed") from exc
+            raise self._failed("list failed", exc) from exc
 
     def sha256(self, key: str) -> str:
         """Hex SHA-256 of the object's bytes, streamed."""
@@ -242,15 +284,17 @@ class Storage:
             digest = hashlib.sha256()
             for chunk in body.iter_chunks(1 << 20):
                 digest.update(chunk)
-            return digest.hexdigest()
         except (ClientError, BotoCoreError) as exc:
-            raise StorageError("read failed") from exc
+            raise self._failed("read failed", exc) from exc
+        self._answered()
+        return digest.hexdigest()
 
     def delete(self, key: str) -> None:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=key)
         except (ClientError, BotoCoreError) as exc:
-            raise StorageError("delete failed") from exc
+            raise self._failed("delete failed", exc) from exc
+        self._answered()
 
 
 def _get_query(filename: str, content_type: str) -> tuple[tuple[str, str], ...]:

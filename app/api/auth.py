@@ -87,7 +87,7 @@ class Register(MethodView):
 
 @blp.route("/auth/verify")
 class Verify(MethodView):
-    @blp.needs(public=True, limits=(per_ip("verify"),))
+    @blp.needs(public=True, limits=(per_ip("verify", fails_open=True),))
     @blp.arguments(TokenOnlySchema)
     @blp.response(204)
     @blp.alt_response(429, description="Too many attempts; see `Retry-After`.")
@@ -124,7 +124,7 @@ class PasswordResetRequest(MethodView):
 
 @blp.route("/auth/password/reset/complete")
 class PasswordResetComplete(MethodView):
-    @blp.needs(public=True, limits=(per_ip("reset-complete"),))
+    @blp.needs(public=True, limits=(per_ip("reset-complete", fails_open=True),))
     @blp.arguments(PasswordResetSchema)
     @blp.response(204)
     @blp.alt_response(429, description="Too many attempts; see `Retry-After`.")
@@ -160,7 +160,7 @@ class Login(MethodView):
 
 @blp.route("/auth/refresh")
 class Refresh(MethodView):
-    @blp.needs(public=True, limits=(per_ip("refresh"),))
+    @blp.needs(public=True, limits=(per_ip("refresh", fails_open=True),))
     @blp.arguments(RefreshSchema)
     @blp.response(200, TokenSchema)
     @blp.alt_response(401, description="Unknown, spent or expired refresh token.")

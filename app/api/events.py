@@ -88,7 +88,10 @@ class EventBatch(MethodView):
         received = ingest.events_of(batch_body(), config.ingest_max_events)
         # Every event received costs, valid or not: rejected ones cost validation too, and
         # a key must not be able to send them for free. Spent before validating them.
-        wait = consume(config.ingest_rate_limit, "events", str(actor().id), len(received))
+        # Without the counters it fails open: losing analytics is worse than a key sending
+        # past its budget for a while (the body and batch limits still bound each request).
+        wait = consume(config.ingest_rate_limit, "events", str(actor().id), len(received),
+                       fails_open=True)
         if wait is not None:
             raise ApiError.of(429, "The event budget of this key is spent.",
                               headers={"Retry-After": str(wait)})

@@ -39,6 +39,7 @@ def _scope(spec: needs.Needs, arguments: set[str]) -> str:
 def _limits(spec: needs.Needs) -> str:
     return "; ".join(
         f"`{limit.name}`: `{limit.setting.upper()}` per {_PER.get(limit.per, limit.per)}"
+        + (", fails open" if limit.fails_open else "")
         for limit in spec.limits
     ) or "none"
 
@@ -91,6 +92,8 @@ def render_markdown(app: Flask) -> str:
         "- **tenant scope**: where the rows come from. PostgreSQL row-level security (RLS)",
         "  limits every query to that organization whatever the code asks.",
         "- **rate limit**: the counter, its setting, and what it counts per (429 beyond).",
+        "  Without the counters' storage (Redis) a limit answers 503, or, where it *fails",
+        "  open*, lets the request through (README, Operating it).",
         "- **Idempotency-Key**: a POST that replays its first answer for a repeated key.",
         "",
         "| " + " | ".join(header) + " |",

@@ -9,7 +9,8 @@ Failures are counted twice, in the rate limiter's storage (shared by the workers
   guessing from many addresses becomes slow, signing in stays possible.
 
 Sign-in (`identity.sign_in`) and password change use it; `Throttle.of_app` builds it for
-a request, and services receive it.
+a request, and services receive it. Without the counters' storage it fails closed: a 503
+with `Retry-After` (refusing a login is safer than letting passwords be guessed unlimited).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from limits import parse
 
 from app.config import Settings
 from app.errors import ApiError
+from app.health import Health
+from app.ratelimit import guarded
 
 PREFIX = "tenant-api/login-failures"
 
@@ -32,13 +35,16 @@ PREFIX = "tenant-api/login-failures"
 class Throttle:
     limiter: Any  # limits' strategy over the app's storage (flask-limiter's `.limiter`)
     settings: Settings
+    health: Health
     sleep: Callable[[float], None] = time.sleep
 
     @classmethod
     def of_app(cls, extensions: dict[str, Any]) -> Throttle | None:
         """The app's throttle, None when rate limiting is off (tests, benchmarks)."""
         limiter = extensions["ratelimit"]
-        return cls(limiter.limiter, extensions["settings"]) if limiter.enabled else None
+        if not limiter.enabled:
+            return None
+        return cls(limiter.limiter, extensions["settings"], extensions["ratelimit.health"])
 
     def _keys(self, account: str, client: str) -> tuple[Any, tuple[str, ...], Any, tuple[str, ...]]:
         window = f"{self.settings.login_failures_per_account} per " \
@@ -49,6 +55,9 @@ class Throttle:
     def before(self, account: str, client: str) -> None:
         """Refuse an address that failed too often for this account; delay every attempt
         on an account that failed too often overall."""
+        guarded(self.health, lambda: self._before(account, client), fails_open=False)
+
+    def _before(self, account: str, client: str) -> None:
         pair_limit, pair, account_limit, whole = self._keys(account, client)
         if not self.limiter.test(pair_limit, PREFIX, *pair):
             reset = self.limiter.get_window_stats(pair_limit, PREFIX, *pair).reset_time
@@ -65,6 +74,9 @@ class Throttle:
         return min(cap, base * 2 ** min(over, 30)) / 1000
 
     def failed(self, account: str, client: str) -> None:
+        guarded(self.health, lambda: self._failed(account, client), fails_open=False)
+
+    def _failed(self, account: str, client: str) -> None:
         pair_limit, pair, account_limit, whole = self._keys(account, client)
         self.limiter.hit(pair_limit, PREFIX, *pair)
         if not self.limiter.hit(account_limit, PREFIX, *whole):

@@ -103,6 +103,7 @@ def complete(storage: Storage, asset: Asset) -> None:
     from the declared size, type or checksum; `errors` says how)."""
     if asset.status == "ready":
         return
+    storage.require()  # known down: 503 at once, rather than after every call's retries
     final = final_key(asset)
     upload = asset.key if asset.key != final else None
     if upload:
@@ -164,6 +165,7 @@ def soft_delete(asset: Asset) -> None:
 def download_url(storage: Storage, asset: Asset) -> tuple[str, datetime]:
     if asset.status != "ready":
         raise Conflict("The asset is not ready yet.", type_="asset-not-ready")
+    storage.require()  # a URL to a storage that is down would fail in the client's hands
     return storage.presign_get(asset.key, asset.filename, asset.content_type)
 
 

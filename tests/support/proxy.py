@@ -1,6 +1,8 @@
-"""A TCP proxy on loopback that a test can cut: the app's road to a dependency (PostgreSQL)
-goes through it, and `refuse()` makes the dependency unreachable (every open connection
-reset, new ones refused) until `resume()`."""
+"""A TCP proxy on loopback that a test can cut: the app's road to a dependency (PostgreSQL,
+Redis) goes through it. `refuse()` makes the dependency refuse (every open connection
+reset, new ones refused), `cut()` makes it unreachable without a word (connections are
+accepted and kept, nothing passes either way: a dead host or a partition, which only a
+timeout reveals), each until `resume()`."""
 
 from __future__ import annotations
 
@@ -16,9 +18,15 @@ class Proxy:
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._cut = False
 
     def resume(self) -> None:
-        """Listen (on the same port as before, once there was one)."""
+        """Listen (on the same port as before, once there was one), or end a cut: what was
+        held during it is reset (its bytes were lost, so the clients must start over)."""
+        if self._cut:
+            self._cut = False
+            self._reset_all()
+            return
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
@@ -34,6 +42,14 @@ class Proxy:
             with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)
             listener.close()
+        self._cut = False
+        self._reset_all()
+
+    def cut(self) -> None:
+        """Keep accepting, but let nothing through, and answer nothing."""
+        self._cut = True
+
+    def _reset_all(self) -> None:
         with self._lock:
             doomed, self._open = self._open, set()
         for conn in doomed:  # as a server that goes down: both ends see the close at once
@@ -47,6 +63,10 @@ class Proxy:
                 client, _ = listener.accept()
             except OSError:
                 return  # refused: the listener is closed
+            if self._cut:  # held open, silent, until the cut ends
+                with self._lock:
+                    self._open.add(client)
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
                 upstream.settimeout(None)
@@ -61,7 +81,8 @@ class Proxy:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
-                sink.sendall(data)
+                if not self._cut:  # cut: the bytes are lost on the way
+                    sink.sendall(data)
         except OSError:
             pass
         finally:
