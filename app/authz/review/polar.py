@@ -10,6 +10,7 @@ alone (see explain.py); nothing here decides anything.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,10 +110,10 @@ def _strip_comments(text: str) -> str:
     return "".join(out)
 
 
-def split_top(text: str, sep: str) -> list[str]:
-    """Split at `sep` (a word like `and`, or `,`/`;`) outside strings and brackets."""
-    parts, depth, in_string, start, i = [], 0, False, 0, 0
-    word = sep.isalpha()
+def _outside_strings(text: str) -> Iterator[tuple[int, str, int]]:
+    """(index, character, bracket depth) of each character outside string literals; a
+    closing bracket is reported at the depth it closes back to."""
+    depth, in_string, i = 0, False, 0
     while i < len(text):
         c = text[i]
         if in_string:
@@ -122,47 +123,41 @@ def split_top(text: str, sep: str) -> list[str]:
                 in_string = False
         elif c == '"':
             in_string = True
-        elif c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-        elif depth == 0 and text.startswith(sep, i) and (not word or (
-            (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_"))
-            and not (text[i + len(sep):i + len(sep) + 1].isalnum()
-                     or text[i + len(sep):i + len(sep) + 1] == "_")
-        )):
+        else:
+            depth -= c in ")]}"
+            yield i, c, depth
+            depth += c in "([{"
+        i += 1
+
+
+def split_top(text: str, sep: str) -> list[str]:
+    """Split at `sep` (a word like `and`, or `,`/`;`) outside strings and brackets."""
+    parts, start = [], 0
+    word = sep.isalpha()
+
+    def bounded(i: int) -> bool:
+        after = text[i + len(sep):i + len(sep) + 1]
+        return (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")) and not (
+            after.isalnum() or after == "_")
+
+    for i, _, depth in _outside_strings(text):
+        if i >= start and depth == 0 and text.startswith(sep, i) and (not word or bounded(i)):
             parts.append(text[start:i])
             start = i + len(sep)
-            i = start
-            continue
-        i += 1
     parts.append(text[start:])
     return [p.strip() for p in parts if p.strip()]
 
 
 def _statements(text: str) -> list[tuple[int, str]]:
     """(offset, statement) for each `;`-ended statement or `{}` block at depth 0."""
-    found, depth, in_string, start, i = [], 0, False, 0, 0
-    while i < len(text):
-        c = text[i]
-        if in_string:
-            if c == "\\":
-                i += 1
-            elif c == '"':
-                in_string = False
-        elif c == '"':
-            in_string = True
-        elif c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-            if depth == 0 and c == "}" and re.match(r"\s*(resource|actor)\b", text[start:]):
-                found.append((start, text[start:i + 1]))
-                start = i + 1
+    found, start = [], 0
+    for i, c, depth in _outside_strings(text):
+        if depth == 0 and c == "}" and re.match(r"\s*(resource|actor)\b", text[start:]):
+            found.append((start, text[start:i + 1]))
+            start = i + 1
         elif c == ";" and depth == 0:
             found.append((start, text[start:i]))
             start = i + 1
-        i += 1
     return [(offset + len(s) - len(s.lstrip()), s.strip()) for offset, s in found if s.strip()]
 
 
