@@ -4,11 +4,22 @@ are documented in docs/configuration.md, generated from app/config.py)."""
 import json
 import multiprocessing
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
-from gunicorn import util
+# Metrics (app/metrics.py): the workers write theirs to files a scrape adds up. The
+# directory must be named before anything imports prometheus_client (which picks its
+# mode once, at import: the app's import below does) and before the workers fork, so
+# that they inherit it. One per master; emptied at its start.
+_METRICS_DIR_MADE = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+if _METRICS_DIR_MADE:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tenant-api-metrics-")
 
-from app.errors import PROBLEM_JSON, TYPE_BASE
-from app.uri import MAX_REQUEST_LINE
+from gunicorn import util  # noqa: E402 - after the metrics directory is set
+
+from app.errors import PROBLEM_JSON, TYPE_BASE  # noqa: E402
+from app.uri import MAX_REQUEST_LINE  # noqa: E402
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
@@ -45,3 +56,22 @@ def _write_problem(sock, status, reason, message):
 
 
 util.write_error = _write_problem
+
+
+def on_starting(server):
+    """Forget the samples of an earlier run that used the same directory."""
+    for stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server, worker):
+    """A worker that ended takes its live gauges (connections in use) with it; its
+    counters stay in the sums, as counters must."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _METRICS_DIR_MADE:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

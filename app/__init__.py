@@ -56,9 +56,10 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     app.extensions["storage"] = Storage(settings)
     app.extensions["mailer"] = Mailer(settings, app.extensions["db.sessionmaker"])
 
-    from app import api, cli, pipeline, ratelimit
+    from app import api, cli, metrics, pipeline, ratelimit
 
     api.init_app(app)
+    metrics.init_app(app)
     ratelimit.init_app(app)
     cli.init_app(app)
     pipeline.init_app(app)

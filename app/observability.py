@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 
 from flask import Request, Response, g, has_request_context, request
 
+from app import metrics
+
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,128}")
 access_log = logging.getLogger("app.access")
 
@@ -80,6 +82,9 @@ def finish(response: Response, *, cors: bool) -> Response:
             )
             response.headers["Access-Control-Max-Age"] = "600"
     actor = g.get("actor")
+    seconds = time.perf_counter() - g.get("started", time.perf_counter())
+    route = metrics.route_of()
+    metrics.observe_request(request.method, route, response.status_code, seconds)
     # The path only: query strings may carry cursors or signed parameters.
     access_log.info(
         "request",
@@ -87,8 +92,9 @@ def finish(response: Response, *, cors: bool) -> Response:
             "fields": {
                 "method": request.method,
                 "path": request.path,
+                "route": route,
                 "status": response.status_code,
-                "duration_ms": round((time.perf_counter() - g.get("started", 0)) * 1000, 2),
+                "duration_ms": round(seconds * 1000, 2),
                 "actor": str(actor.id) if actor is not None else None,
             }
         },

@@ -22,6 +22,7 @@ from flask_limiter.util import get_remote_address
 from limits import parse
 from limits.errors import StorageError
 
+from app import metrics
 from app.config import Settings
 from app.errors import ApiError, Unavailable
 from app.needs import Limit
@@ -113,4 +114,5 @@ def consume(limit: str, scope: str, key: str, cost: int) -> int | None:
         # What each limit should do without its counters (refuse, or let through) is a
         # decision of its own; until it is made, refusing is the safe answer.
         raise Unavailable("The rate-limit storage is unavailable; retry later.") from exc
+    metrics.rate_limited(scope)
     return max(1, math.ceil(reset - time.time()))

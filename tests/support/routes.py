@@ -36,6 +36,7 @@ PUBLIC_ROUTES = {
     "/docs",
     "/static/<path:filename>",
     "/docs/assets/<path:filename>",
+    "/metrics",  # its own token, not an API credential (app/metrics.py); 404 when unset
     "/.well-known/jwks.json",
     "/v1/auth/register",
     "/v1/auth/login",
