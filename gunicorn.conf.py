@@ -16,9 +16,10 @@ _METRICS_DIR_MADE = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 if _METRICS_DIR_MADE:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tenant-api-metrics-")
 
-from gunicorn import util  # noqa: E402 - after the metrics directory is set
+from gunicorn import glogging, util  # noqa: E402 - after the metrics directory is set
 
 from app.errors import PROBLEM_JSON, TYPE_BASE  # noqa: E402
+from app.observability import ProcessJsonFormatter  # noqa: E402
 from app.uri import MAX_REQUEST_LINE  # noqa: E402
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
@@ -30,10 +31,24 @@ graceful_timeout = 20
 keepalive = 5
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "10000"))
 max_requests_jitter = 500
-# The app writes one JSON line per request itself; gunicorn's access log would repeat it
-# (and could carry query strings).
+# The app writes one JSON line per request itself (app/observability.py: client address,
+# route, request id, user agent...); gunicorn's access log would repeat it without the
+# route or the request id (and with query strings). gunicorn's own lines are JSON too.
 accesslog = None
 errorlog = "-"
+
+
+class JsonLogger(glogging.Logger):
+    """gunicorn's error log (and access log, were it on) in the app's JSON lines."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                handler.setFormatter(ProcessJsonFormatter())
+
+
+logger_class = JsonLogger
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # gunicorn's largest; the app refuses a shorter target itself, with a problem (app/uri.py).

@@ -1,4 +1,13 @@
-"""Request ids and JSON logs: one object per line, one line per request."""
+"""Request ids and JSON logs: one object per line, one line per request.
+
+The access line is the app's own (`app.access`, written at pipeline step 9): it knows
+what gunicorn's access log cannot, the route template, the request id and the actor.
+It carries the client's address as `TRUSTED_PROXY_HOPS` resolved it, the method, the
+path without its query string (cursors, signed parameters, a presigned URL's signature
+stay out), the status, the duration and the user agent; never a header's credential.
+Under gunicorn its own lines (start, workers, timeouts) are JSON too, with their `pid`
+(`ProcessJsonFormatter`, set by gunicorn.conf.py's `JsonLogger`).
+"""
 
 from __future__ import annotations
 
@@ -34,6 +43,17 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
+
+
+USER_AGENT_MAX = 256  # a client sets it: long enough to tell browsers apart, no longer
+
+
+class ProcessJsonFormatter(JsonFormatter):
+    """JSON lines that name their process: gunicorn's master and workers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.fields = {**getattr(record, "fields", {}), "pid": record.process}
+        return super().format(record)
 
 
 def configure_logging(level: str) -> None:
@@ -90,12 +110,14 @@ def finish(response: Response, *, cors: bool) -> Response:
         "request",
         extra={
             "fields": {
+                "client": request.remote_addr,
                 "method": request.method,
                 "path": request.path,
                 "route": route,
                 "status": response.status_code,
                 "duration_ms": round(seconds * 1000, 2),
                 "actor": str(actor.id) if actor is not None else None,
+                "user_agent": request.headers.get("User-Agent", "")[:USER_AGENT_MAX],
             }
         },
     )
