@@ -56,8 +56,9 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     app.extensions["storage"] = Storage(settings)
     app.extensions["mailer"] = Mailer(settings, app.extensions["db.sessionmaker"])
 
-    from app import api, cli, metrics, pipeline, ratelimit
+    from app import api, cli, metrics, pipeline, ratelimit, tracing
 
+    tracing.init_app(app, settings)  # off unless TRACING_EXPORTER is set
     api.init_app(app)
     metrics.init_app(app)
     ratelimit.init_app(app)

@@ -192,6 +192,10 @@ class Settings:
         "METRICS_TOKEN", "the bearer token a Prometheus scrape of `/metrics` sends; empty: "
         "`/metrics` answers 404 (at least 32 characters in production)", "",
         shown="empty (off)")
+    tracing_exporter: str = setting(
+        "TRACING_EXPORTER", "OpenTelemetry traces of requests, SQL and storage calls: "
+        "`otlp` (to `OTEL_EXPORTER_OTLP_ENDPOINT`), `console`, or empty (off; needs the "
+        "`tracing` extra when on)", "", shown="empty (off)")
     readiness_timeout_seconds: int = setting(
         "READINESS_TIMEOUT_SECONDS", "`/readyz` gives each dependency this long", 2)
 
@@ -372,6 +376,9 @@ OTHER = (
     Variable("PROMETHEUS_MULTIPROC_DIR", "a new temporary directory", "where gunicorn's "
              "workers write their metrics for `/metrics` to add up (emptied when gunicorn "
              "starts; one per gunicorn master)", "gunicorn, prometheus-client"),
+    Variable("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318", "where "
+             "`TRACING_EXPORTER=otlp` sends spans (OTLP/HTTP; the other `OTEL_EXPORTER_OTLP_*` "
+             "variables apply too)", "opentelemetry"),
     Variable("DEMO_S3_PORT", "9000", "port of the local S3 server `flask demo` starts when "
              "`S3_ENDPOINT_URL` is not set; another free one is picked when it is taken",
              "flask demo"),

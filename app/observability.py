@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from flask import Request, Response, g, has_request_context, request
 
-from app import metrics
+from app import metrics, tracing
 
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,128}")
 access_log = logging.getLogger("app.access")
@@ -86,6 +86,7 @@ def finish(response: Response, *, cors: bool) -> Response:
     line (pipeline step 9)."""
     request_id = g.get("request_id") or uuid.uuid4().hex
     response.headers["X-Request-ID"] = request_id
+    tracing.tag_request(request_id)
     if response.status_code not in RETRY_STATUSES:  # whatever set it: it would mislead
         response.headers.pop("Retry-After", None)
     origin = request.headers.get("Origin")
