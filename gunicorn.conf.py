@@ -1,6 +1,7 @@
 """gunicorn settings; every value can be overridden from the environment (the variables
 are documented in docs/configuration.md, generated from app/config.py)."""
 
+import atexit
 import json
 import multiprocessing
 import os
@@ -13,8 +14,17 @@ from pathlib import Path
 # mode once, at import: the app's import below does) and before the workers fork, so
 # that they inherit it. One per master; emptied at its start.
 _METRICS_DIR_MADE = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+_MASTER = os.getpid()
 if _METRICS_DIR_MADE:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tenant-api-metrics-")
+_METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
+@atexit.register
+def _remove_metrics_dir():
+    """The master removes the directory it made (the workers, forked, leave it alone)."""
+    if _METRICS_DIR_MADE and os.getpid() == _MASTER:
+        shutil.rmtree(_METRICS_DIR, ignore_errors=True)
 
 from gunicorn import glogging, util  # noqa: E402 - after the metrics directory is set
 
@@ -75,7 +85,7 @@ util.write_error = _write_problem
 
 def on_starting(server):
     """Forget the samples of an earlier run that used the same directory."""
-    for stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
+    for stale in Path(_METRICS_DIR).glob("*.db"):
         stale.unlink()
 
 
@@ -86,7 +96,3 @@ def child_exit(server, worker):
 
     multiprocess.mark_process_dead(worker.pid)
 
-
-def on_exit(server):
-    if _METRICS_DIR_MADE:
-        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -23,7 +23,6 @@ What is measured (label values are bounded: the route is the URL rule, never the
 from __future__ import annotations
 
 import hmac
-import os
 from typing import Any
 
 from flask import Flask, Response, current_app, request
@@ -35,6 +34,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    values,
 )
 from sqlalchemy import Engine, event
 
@@ -43,6 +43,10 @@ from app import errors
 NAMESPACE = "tenant_api"
 UNMATCHED = "<unmatched>"  # the route of a request no rule matched (a 404, a 405)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Whether this process writes its samples to files: prometheus-client decided it once, when
+# it was imported, from MULTIPROC_ENV (a variable set later changes nothing, and must not
+# make a scrape read files this process never wrote).
+MULTIPROCESS = values.ValueClass is not values.MutexValue
 
 # The process's registry: what a scrape shows outside multiprocess mode. In multiprocess
 # mode the samples are read back from the files instead (see `exposition`).
@@ -126,7 +130,7 @@ def _checked_in(*_: Any) -> None:
 
 def exposition() -> bytes:
     """The text a scrape reads: every worker's samples in multiprocess mode."""
-    if os.environ.get(MULTIPROC_ENV):
+    if MULTIPROCESS:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry)

@@ -150,3 +150,17 @@ def test_the_database_pool_is_measured(metered, tenant):
     in_use = "tenant_api_db_pool_checked_out"
     assert value(busy, in_use) - value(idle, in_use) == 2
     assert value(after, in_use) == value(idle, in_use)
+
+
+def test_a_multiprocess_directory_named_later_changes_nothing(metered, monkeypatch, tmp_path):
+    """prometheus-client chose its mode when imported: a variable set afterwards (running
+    gunicorn.conf.py in-process does) must not make the scrape read files nobody wrote."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    client = metered.test_client()
+    before = scrape(client)
+    assert client.get("/healthz").status_code == 200
+    after = scrape(client)
+    labels = {"method": "GET", "route": "/healthz", "status": "200"}
+    assert (value(after, "tenant_api_http_requests_total", **labels)
+            - value(before, "tenant_api_http_requests_total", **labels)) == 1
+    assert list(tmp_path.iterdir()) == []
