@@ -1,14 +1,36 @@
 """gunicorn settings; every value can be overridden from the environment (the variables
 are documented in docs/configuration.md, generated from app/config.py)."""
 
+import atexit
 import json
 import multiprocessing
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
-from gunicorn import util
+# Metrics (app/metrics.py): the workers write theirs to files a scrape adds up. The
+# directory must be named before anything imports prometheus_client (which picks its
+# mode once, at import: the app's import below does) and before the workers fork, so
+# that they inherit it. One per master; emptied at its start.
+_METRICS_DIR_MADE = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+_MASTER = os.getpid()
+if _METRICS_DIR_MADE:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tenant-api-metrics-")
+_METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
-from app.errors import PROBLEM_JSON, TYPE_BASE
-from app.uri import MAX_REQUEST_LINE
+
+@atexit.register
+def _remove_metrics_dir():
+    """The master removes the directory it made (the workers, forked, leave it alone)."""
+    if _METRICS_DIR_MADE and os.getpid() == _MASTER:
+        shutil.rmtree(_METRICS_DIR, ignore_errors=True)
+
+from gunicorn import glogging, util  # noqa: E402 - after the metrics directory is set
+
+from app.errors import PROBLEM_JSON, TYPE_BASE  # noqa: E402
+from app.observability import ProcessJsonFormatter  # noqa: E402
+from app.uri import MAX_REQUEST_LINE  # noqa: E402
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
@@ -19,10 +41,24 @@ graceful_timeout = 20
 keepalive = 5
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "10000"))
 max_requests_jitter = 500
-# The app writes one JSON line per request itself; gunicorn's access log would repeat it
-# (and could carry query strings).
+# The app writes one JSON line per request itself (app/observability.py: client address,
+# route, request id, user agent...); gunicorn's access log would repeat it without the
+# route or the request id (and with query strings). gunicorn's own lines are JSON too.
 accesslog = None
 errorlog = "-"
+
+
+class JsonLogger(glogging.Logger):
+    """gunicorn's error log (and access log, were it on) in the app's JSON lines."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                handler.setFormatter(ProcessJsonFormatter())
+
+
+logger_class = JsonLogger
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # gunicorn's largest; the app refuses a shorter target itself, with a problem (app/uri.py).
@@ -45,3 +81,18 @@ def _write_problem(sock, status, reason, message):
 
 
 util.write_error = _write_problem
+
+
+def on_starting(server):
+    """Forget the samples of an earlier run that used the same directory."""
+    for stale in Path(_METRICS_DIR).glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server, worker):
+    """A worker that ended takes its live gauges (connections in use) with it; its
+    counters stay in the sums, as counters must."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+

@@ -56,9 +56,11 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     app.extensions["storage"] = Storage(settings)
     app.extensions["mailer"] = Mailer(settings, app.extensions["db.sessionmaker"])
 
-    from app import api, cli, pipeline, ratelimit
+    from app import api, cli, metrics, pipeline, ratelimit, tracing
 
+    tracing.init_app(app, settings)  # off unless TRACING_EXPORTER is set
     api.init_app(app)
+    metrics.init_app(app)
     ratelimit.init_app(app)
     cli.init_app(app)
     pipeline.init_app(app)

@@ -197,6 +197,14 @@ class Settings:
         "TRUSTED_PROXY_PEERS", "networks (CIDR, comma-separated) the nearest proxy connects "
         "from; a peer elsewhere has its `X-Forwarded-*` headers ignored",
         ("127.0.0.0/8", "::1/128"))
+    metrics_token: str = setting(
+        "METRICS_TOKEN", "the bearer token a Prometheus scrape of `/metrics` sends; empty: "
+        "`/metrics` answers 404 (at least 32 characters in production)", "",
+        shown="empty (off)")
+    tracing_exporter: str = setting(
+        "TRACING_EXPORTER", "OpenTelemetry traces of requests, SQL and storage calls: "
+        "`otlp` (to `OTEL_EXPORTER_OTLP_ENDPOINT`), `console`, or empty (off; needs the "
+        "`tracing` extra when on)", "", shown="empty (off)")
     readiness_timeout_seconds: int = setting(
         "READINESS_TIMEOUT_SECONDS", "`/readyz` gives each dependency this long", 2)
 
@@ -307,6 +315,8 @@ class Settings:
             # Each worker would count on its own: every limit multiplied by the workers.
             raise ConfigError("RATELIMIT_STORAGE_URI must name storage the workers share "
                               "(redis://...) in production")
+        if self.metrics_token and len(self.metrics_token) < 32:
+            raise ConfigError("METRICS_TOKEN must be at least 32 random characters")
         if "none" in {a.lower() for a in self.jwt_algorithms} or any(
             a.startswith("HS") for a in self.jwt_algorithms
         ):
@@ -372,6 +382,12 @@ OTHER = (
     Variable("FORWARDED_ALLOW_IPS", "127.0.0.1", "peers gunicorn believes about the scheme "
              "(`X-Forwarded-Proto`); the client address is `TRUSTED_PROXY_HOPS`'s business",
              "gunicorn"),
+    Variable("PROMETHEUS_MULTIPROC_DIR", "a new temporary directory", "where gunicorn's "
+             "workers write their metrics for `/metrics` to add up (emptied when gunicorn "
+             "starts; one per gunicorn master)", "gunicorn, prometheus-client"),
+    Variable("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318", "where "
+             "`TRACING_EXPORTER=otlp` sends spans (OTLP/HTTP; the other `OTEL_EXPORTER_OTLP_*` "
+             "variables apply too)", "opentelemetry"),
     Variable("DEMO_S3_PORT", "9000", "port of the local S3 server `flask demo` starts when "
              "`S3_ENDPOINT_URL` is not set; another free one is picked when it is taken",
              "flask demo"),

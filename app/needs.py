@@ -107,8 +107,9 @@ def handler(app: Flask, endpoint: str | None, method: str) -> Any:
 
 
 # Endpoints that are not views of ours: the OpenAPI document and its UI. Public.
+# `/metrics` checks its own token (app/metrics.py): no API credential is one.
 FOREIGN_PUBLIC = {"static", "api-docs.openapi_json", "api-docs.openapi_swagger_ui",
-                  "swagger_ui_assets"}
+                  "swagger_ui_assets", "metrics"}
 
 
 def of(app: Flask, request: Request) -> Needs:

@@ -1,4 +1,13 @@
-"""Request ids and JSON logs: one object per line, one line per request."""
+"""Request ids and JSON logs: one object per line, one line per request.
+
+The access line is the app's own (`app.access`, written at pipeline step 9): it knows
+what gunicorn's access log cannot, the route template, the request id and the actor.
+It carries the client's address as `TRUSTED_PROXY_HOPS` resolved it, the method, the
+path without its query string (cursors, signed parameters, a presigned URL's signature
+stay out), the status, the duration and the user agent; never a header's credential.
+Under gunicorn its own lines (start, workers, timeouts) are JSON too, with their `pid`
+(`ProcessJsonFormatter`, set by gunicorn.conf.py's `JsonLogger`).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +20,8 @@ import uuid
 from datetime import UTC, datetime
 
 from flask import Request, Response, g, has_request_context, request
+
+from app import metrics, tracing
 
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,128}")
 access_log = logging.getLogger("app.access")
@@ -32,6 +43,17 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
+
+
+USER_AGENT_MAX = 256  # a client sets it: long enough to tell browsers apart, no longer
+
+
+class ProcessJsonFormatter(JsonFormatter):
+    """JSON lines that name their process: gunicorn's master and workers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.fields = {**getattr(record, "fields", {}), "pid": record.process}
+        return super().format(record)
 
 
 def configure_logging(level: str) -> None:
@@ -64,6 +86,7 @@ def finish(response: Response, *, cors: bool) -> Response:
     line (pipeline step 9)."""
     request_id = g.get("request_id") or uuid.uuid4().hex
     response.headers["X-Request-ID"] = request_id
+    tracing.tag_request(request_id)
     if response.status_code not in RETRY_STATUSES:  # whatever set it: it would mislead
         response.headers.pop("Retry-After", None)
     origin = request.headers.get("Origin")
@@ -80,16 +103,22 @@ def finish(response: Response, *, cors: bool) -> Response:
             )
             response.headers["Access-Control-Max-Age"] = "600"
     actor = g.get("actor")
+    seconds = time.perf_counter() - g.get("started", time.perf_counter())
+    route = metrics.route_of()
+    metrics.observe_request(request.method, route, response.status_code, seconds)
     # The path only: query strings may carry cursors or signed parameters.
     access_log.info(
         "request",
         extra={
             "fields": {
+                "client": request.remote_addr,
                 "method": request.method,
                 "path": request.path,
+                "route": route,
                 "status": response.status_code,
-                "duration_ms": round((time.perf_counter() - g.get("started", 0)) * 1000, 2),
+                "duration_ms": round(seconds * 1000, 2),
                 "actor": str(actor.id) if actor is not None else None,
+                "user_agent": request.headers.get("User-Agent", "")[:USER_AGENT_MAX],
             }
         },
     )

@@ -38,13 +38,14 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import NotFound
 
-from app import errors, idempotency, mail, observability, ratelimit, uri
+from app import errors, idempotency, mail, metrics, observability, ratelimit, uri
 from app import needs as declared
 from app.api import paths
 from app.auth.current import authenticate
 from app.authz import engine as authz_engine
 from app.db import UnitOfWork, current_unit
 from app.models import Organization
+from app.models.resource import polar_name
 from app.services import audit, ingest
 
 if TYPE_CHECKING:  # annotations only: nothing here can test an actor's class
@@ -222,6 +223,7 @@ def note_denial(
     actor: Principal, action: str, resource: object, visible: bool, probe: bool
 ) -> None:
     """The policy refused (AuthzEngine.on_denial): write it at step 8."""
+    metrics.denied(action, polar_name(type(resource)))
     settings = current_app.extensions["settings"]
     # Without the counters the cap fails open: every denial is audited (a longer log, never a
     # refusal turned into a 503).
@@ -236,6 +238,7 @@ def note_missing(exc: errors.NotFound) -> Response:
     exactly like one that exists nowhere), unless the policy already recorded one."""
     actor: Principal | None = g.get("actor")
     if exc.missing is not None and actor is not None and not g.get("denials"):
+        metrics.denied("lookup", exc.missing.resource_type)
         g.setdefault("denials", []).append(audit.refusal(
             actor, exc.missing, request.method, str(request.url_rule), g.get("request_id")
         ))

@@ -32,6 +32,7 @@ from limits.errors import StorageError
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from app import metrics
 from app.config import Settings
 from app.errors import ApiError, Unavailable
 from app.health import Health
@@ -128,6 +129,7 @@ def consume(limit: str, scope: str, key: str, cost: int, *, fails_open: bool) ->
         if limiter.limiter.hit(item, PREFIX, scope, key, cost=cost):
             return None
         reset = limiter.limiter.get_window_stats(item, PREFIX, scope, key).reset_time
+        metrics.rate_limited(scope)
         return max(1, math.ceil(reset - time.time()))
 
     return guarded(current_app.extensions["ratelimit.health"], spend, fails_open=fails_open)

@@ -4,6 +4,7 @@ within `READINESS_TIMEOUT_SECONDS`. A check that has not answered by then counts
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 
@@ -28,7 +29,9 @@ def failures(checks: dict[str, Check], timeout: float) -> dict[str, str]:
     if not checks:
         return {}
     pool = ThreadPoolExecutor(max_workers=len(checks), thread_name_prefix="readyz")
-    futures = {name: pool.submit(check) for name, check in checks.items()}
+    # Each check in a copy of the request's context: its spans (tracing) join the request's.
+    futures = {name: pool.submit(contextvars.copy_context().run, check)
+               for name, check in checks.items()}
     wait(futures.values(), timeout=timeout)
     pool.shutdown(wait=False)
     failed = {}

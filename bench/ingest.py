@@ -61,6 +61,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 from app.auth.keys import KeyRing  # noqa: E402
 from app.models import Organization, Site  # noqa: E402
 from app.services import credentials  # noqa: E402
+from app.services.audit import Author  # noqa: E402
 from tests.support import as_administrator, throwaway_database  # noqa: E402
 
 BATCH = 100
@@ -294,7 +295,7 @@ def seed(owner_url: str) -> tuple[uuid.UUID, uuid.UUID, str]:
             session.add(site)
             session.flush()
             _, secret = credentials.create_ingest_key(
-                session, site, name="bench", allowed_origins=[], created_by=None  # type: ignore[arg-type]
+                session, site, name="bench", allowed_origins=[], by=Author("bench", None, None)
             )
             return org.id, site.id, secret
     finally:

@@ -2,8 +2,10 @@
 
 import re
 
-# Served, but not API operations: the document itself, its UI and the UI's files.
-NOT_OPERATIONS = {"/openapi.json", "/docs", "/docs/assets/{filename}", "/static/{filename}"}
+# Served, but not API operations: the document itself, its UI and the UI's files, and the
+# Prometheus scrape (text, its own token: app/metrics.py).
+NOT_OPERATIONS = {"/openapi.json", "/docs", "/docs/assets/{filename}", "/static/{filename}",
+                  "/metrics"}
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 
 

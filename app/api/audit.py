@@ -26,8 +26,13 @@ class AuditEvents(MethodView):
     @blp.arguments(AuditListArgs, location="query")
     @blp.response(200, AuditPageSchema)
     def get(self, args: dict[str, Any], org_id: uuid.UUID) -> Page[AuditEvent]:
-        """Security events of the organization, newest first (org_admin)."""
+        """Security events of the organization, newest first (org_admin): denials, and
+        changes (members, roles, keys, sites, the organization) with who made them and
+        the resource before and after. Filter by `event`, `action` or `actor_id`."""
         org = tenancy.get_org(db.session(), org_id)
         authorize(actor(), "read_audit", org)
-        stmt = authorized(audit.org_events(org.id), actor(), "read", AuditEvent)
+        events = audit.org_events(
+            org.id, event=args["event"], action=args["action"], actor_id=args["actor_id"]
+        )
+        stmt = authorized(events, actor(), "read", AuditEvent)
         return page(stmt, args)

@@ -11,7 +11,7 @@ from flask.views import MethodView
 
 from app import db
 from app.api import Blueprint
-from app.api.helpers import own_account, page, settings
+from app.api.helpers import author, own_account, page, settings
 from app.auth.current import actor, tokens
 from app.auth.throttle import Throttle
 from app.authz import authorize
@@ -131,7 +131,8 @@ class PasswordResetComplete(MethodView):
     def post(self, data: dict[str, Any]) -> None:
         """Set a new password with the mailed token (single use; it expires); every
         session of the account ends."""
-        accounts.complete_reset(db.session(), data["token"], data["new_password"])
+        accounts.complete_reset(db.session(), data["token"], data["new_password"],
+                                request_id=g.get("request_id"))
 
 
 @blp.route("/auth/login")
@@ -188,7 +189,7 @@ class Logout(MethodView):
     def post(self) -> None:
         """End this session: its access and refresh tokens stop working at once."""
         authorize(actor(), "manage", own_account())
-        sessions.revoke(db.session(), actor().id, actor().session_id)
+        sessions.revoke(db.session(), actor().id, actor().session_id, by=author())
 
 
 @blp.route("/auth/logout-all")
@@ -198,7 +199,7 @@ class LogoutAll(MethodView):
     def post(self) -> None:
         """End every session of the caller, this one included."""
         authorize(actor(), "manage", own_account())
-        sessions.revoke_all(db.session(), actor().id)
+        sessions.revoke_all(db.session(), actor().id, by=author())
 
 
 @blp.route("/auth/password")
@@ -212,7 +213,7 @@ class Password(MethodView):
         authorize(actor(), "manage", own_account())
         sessions.change_password(
             db.session(), actor().id, data["current_password"], data["new_password"],
-            actor().session_id, _client(), _throttle(),
+            actor().session_id, _client(), _throttle(), by=author(),
         )
 
 
@@ -236,7 +237,7 @@ class SessionItem(MethodView):
     def delete(self, session_id: uuid.UUID) -> None:
         """Revoke one of the caller's sessions."""
         authorize(actor(), "manage", own_account())
-        if not sessions.revoke(db.session(), actor().id, session_id):
+        if not sessions.revoke(db.session(), actor().id, session_id, by=author()):
             raise NotFound(missing=Missing("AuthSession", session_id, None))
 
 

@@ -11,7 +11,7 @@ import orjson
 from flask import Response, request
 from flask.views import MethodView
 
-from app import db
+from app import db, metrics
 from app.api import Blueprint
 from app.api.helpers import page, settings
 from app.auth.current import actor
@@ -103,6 +103,7 @@ class EventBatch(MethodView):
             "duplicates": len(batch.rows) - stored,
             "rejected": batch.rejected,
         }
+        metrics.events_received(stored, len(batch.rows) - stored, len(batch.rejected))
         return Response(orjson.dumps(result), status=200, mimetype="application/json")
 
 

@@ -65,6 +65,8 @@ BY_SCHEMA: dict[tuple[str, str], Any] = {
     ("PresignedPost", "fields"): {"key": "uploads/...", "Content-Type": "image/jpeg",
                                   "policy": "eyJleHBpcmF0aW9uIjoi...",
                                   "x-amz-signature": "..."},
+    ("AuditEvent", "before"): {"user_id": USER, "role": "member"},
+    ("AuditEvent", "after"): {"user_id": USER, "role": "site_admin"},
     ("ItemOrder", "item_ids"): ["3a2b1c0d-9e8f-4a7b-b6c5-d4e3f2a1b0c9",
                                 "0c9b8a7d-6e5f-4d3c-a2b1-f0e9d8c7b6a5"],
 }

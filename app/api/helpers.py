@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from flask import current_app, request, url_for
+from flask import current_app, g, request, url_for
 from sqlalchemy import Select
 
 from app import db
@@ -12,6 +12,7 @@ from app.auth.current import actor
 from app.config import Settings
 from app.models import User
 from app.pagination import Page, paginate
+from app.services import audit
 from app.storage import Storage
 
 Item = TypeVar("Item")
@@ -47,6 +48,12 @@ def page(
         scope=request.path,
         params=values,
     )
+
+
+def author() -> audit.Author:
+    """The caller and this request, as the services that change things audit them."""
+    who = actor()
+    return audit.Author(who.kind, who.id, g.get("request_id"))
 
 
 def own_account() -> User:

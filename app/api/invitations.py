@@ -9,7 +9,7 @@ from flask.views import MethodView
 
 from app import db
 from app.api import Blueprint
-from app.api.helpers import own_account
+from app.api.helpers import author, own_account
 from app.auth.current import actor
 from app.authz import authorize, is_allowed
 from app.models import Invitation
@@ -49,7 +49,7 @@ class Accept(MethodView):
         """Accept: the invitation's role is granted to the caller."""
         invitation = _mine(invitation_id)
         authorize(actor(), "accept", invitation)
-        invitations.accept(db.session(), invitation, actor().id)
+        invitations.accept(db.session(), invitation, actor().id, by=author())
         return invitation
 
 

@@ -9,7 +9,7 @@ from flask.views import MethodView
 
 from app import db
 from app.api import Blueprint
-from app.api.helpers import Created, created, page
+from app.api.helpers import Created, author, created, page
 from app.auth.current import actor
 from app.authz import authorize, authorized
 from app.models import ApiKey, IngestKey
@@ -67,7 +67,7 @@ class ApiKeys(MethodView):
         authorize(actor(), "create", proposed)
         key, secret = credentials.create_api_key(
             session, proposed, name=data["name"], expires_at=data["expires_at"],
-            created_by=actor().id,
+            by=author(),
         )
         return created(_with_secret(key, secret), ".ApiKeyItem", org_id=org_id,
                        api_key_id=key.id)
@@ -83,7 +83,7 @@ class ApiKeyItem(MethodView):
         org = tenancy.get_org(session, org_id)
         key = credentials.get_api_key(session, org.id, api_key_id)
         authorize(actor(), "revoke", key)  # 404 for whoever may not read keys: a missing id alike
-        credentials.revoke(session, key)
+        credentials.revoke(session, key, by=author())
 
 
 @blp.route("/sites/<uuid:site_id>/ingest-keys")
@@ -117,7 +117,7 @@ class IngestKeys(MethodView):
         authorize(actor(), "create", credentials.proposed_ingest_key(site))
         key, secret = credentials.create_ingest_key(
             session, site, name=data["name"], allowed_origins=data["allowed_origins"],
-            created_by=actor().id,
+            by=author(),
         )
         return created(_with_secret(key, secret), ".IngestKeyItem", org_id=org_id,
                        site_id=site_id, ingest_key_id=key.id)
@@ -135,4 +135,4 @@ class IngestKeyItem(MethodView):
         site = tenancy.get_site(session, org_id, site_id)
         key = credentials.get_ingest_key(session, site, ingest_key_id)
         authorize(actor(), "revoke", key)  # 404 for whoever may not read keys: a missing id alike
-        credentials.revoke(session, key)
+        credentials.revoke(session, key, by=author())

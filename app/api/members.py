@@ -9,7 +9,7 @@ from flask.views import MethodView
 
 from app import db
 from app.api import Blueprint
-from app.api.helpers import page, settings
+from app.api.helpers import author, page, settings
 from app.auth.current import actor
 from app.authz import authorize, authorized
 from app.models import Invitation, OrgMembership, SiteMembership
@@ -81,7 +81,7 @@ class OrgMember(MethodView):
         org = tenancy.get_org(session, org_id, lock=True)
         membership = memberships.get_org_member(session, org.id, user_id)
         authorize(actor(), "update", memberships.with_role(membership, data["role"]))
-        memberships.change_org_role(session, membership, data["role"])
+        memberships.change_org_role(session, membership, data["role"], by=author())
         return memberships.with_users(session, [membership])[0]
 
     @blp.needs(checks=("delete OrgMembership",))
@@ -93,7 +93,7 @@ class OrgMember(MethodView):
         org = tenancy.get_org(session, org_id, lock=True)
         membership = memberships.get_org_member(session, org.id, user_id)
         authorize(actor(), "delete", membership)
-        memberships.remove_org_member(session, membership)
+        memberships.remove_org_member(session, membership, by=author())
 
 
 @blp.route("/sites/<uuid:site_id>/members")
@@ -142,7 +142,7 @@ class SiteMember(MethodView):
         site = tenancy.get_site(session, org_id, site_id)
         membership = memberships.get_site_member(session, site, user_id)
         authorize(actor(), "update", memberships.with_role(membership, data["role"]))
-        memberships.change_site_role(session, membership, data["role"])
+        memberships.change_site_role(session, membership, data["role"], by=author())
         return memberships.with_users(session, [membership])[0]
 
     @blp.needs(checks=("delete SiteMembership",))
@@ -153,7 +153,7 @@ class SiteMember(MethodView):
         site = tenancy.get_site(session, org_id, site_id)
         membership = memberships.get_site_member(session, site, user_id)
         authorize(actor(), "delete", membership)
-        memberships.remove_site_member(session, membership)
+        memberships.remove_site_member(session, membership, by=author())
 
 
 # -- invitations, as the admins of the place see them ------------------------------------------

@@ -9,7 +9,7 @@ from flask.views import MethodView
 
 from app import db
 from app.api import Blueprint
-from app.api.helpers import Created, created, own_account, page
+from app.api.helpers import Created, author, created, own_account, page
 from app.auth.current import actor
 from app.authz import authorize, authorized
 from app.models import Organization
@@ -75,4 +75,4 @@ class Org(MethodView):
         org = tenancy.get_org(db.session(), org_id)
         authorize(actor(), "delete", org)
         blp.check_etag(org, OrgSchema)
-        tenancy.soft_delete(db.session(), org)
+        tenancy.soft_delete(db.session(), org, by=author())

@@ -9,7 +9,7 @@ from flask.views import MethodView
 
 from app import db
 from app.api import Blueprint
-from app.api.helpers import Created, created, page
+from app.api.helpers import Created, author, created, page
 from app.auth.current import actor
 from app.authz import authorize, authorized
 from app.models import Site
@@ -82,4 +82,4 @@ class SiteItem(MethodView):
         site = tenancy.get_site(db.session(), org_id, site_id)
         authorize(actor(), "delete", site)
         blp.check_etag(site, SiteSchema)
-        tenancy.soft_delete(db.session(), site)
+        tenancy.soft_delete(db.session(), site, by=author())

@@ -1,4 +1,5 @@
-"""The audit log: append-only records of security-relevant events, denials first."""
+"""The audit log: append-only records of security-relevant events: denials, and changes
+(app/services/audit.py)."""
 
 from __future__ import annotations
 
@@ -34,3 +35,13 @@ class AuditEvent(Entity):
     request_id: Mapped[str | None] = mapped_column(String(128))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
+
+    @property
+    def before(self) -> dict[str, Any] | None:
+        """A change's resource before it (None for a denial, or what did not exist)."""
+        return (self.data or {}).get("before")
+
+    @property
+    def after(self) -> dict[str, Any] | None:
+        """A change's resource after it (None for a denial, or what is gone)."""
+        return (self.data or {}).get("after")

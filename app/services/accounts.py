@@ -23,7 +23,7 @@ from app.config import Settings
 from app.db import utcnow
 from app.errors import BadRequest
 from app.models import AccountToken, User
-from app.services import sessions
+from app.services import audit, sessions
 
 VERIFY, RESET = "verify", "reset"
 INVALID_TOKEN = "The link is invalid, expired or already used."  # noqa: S105 - a message
@@ -121,11 +121,15 @@ def request_reset(session: Session, settings: Settings, email: str) -> None:
                  link=link(settings, "reset-password", token=secret), expires=expires)
 
 
-def complete_reset(session: Session, token: str, new_password: str) -> None:
+def complete_reset(
+    session: Session, token: str, new_password: str, *, request_id: str | None
+) -> None:
     """Set the password, end every session. The link reached the address: it is
-    verified too."""
+    verified too. Audited as the account's own change (the link proved who asks)."""
     user = _spend(session, token, RESET)
     user.password_hash = hash_password(new_password)
     if user.email_verified_at is None:
         user.email_verified_at = utcnow()
-    sessions.revoke_all(session, user.id)
+    ended = sessions.end_sessions(session, user.id, None)
+    sessions.password_set(session, audit.Author("user", user.id, request_id), user,
+                          "account.password_reset", ended)

@@ -22,18 +22,23 @@ from app.auth.secrets import (
 from app.authz.actors import ApiClientActor, IngestClientActor
 from app.db import utcnow
 from app.models import ApiKey, IngestKey, Organization, Site
+from app.services import audit
 from app.services.lookups import one_or_missing
 
 TOUCH_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often
 Key = TypeVar("Key", ApiKey, IngestKey)
 
 
-def _mint(session: Session, model: type[Key], prefix: str, **fields: Any) -> tuple[Key, str]:
+def _mint(
+    session: Session, model: type[Key], prefix: str, by: audit.Author, **fields: Any
+) -> tuple[Key, str]:
     """Store a new key with only the hash of its secret; the secret is returned once."""
     secret = new_secret()
-    key = model(id=uuid.uuid4(), secret_hash=digest(secret), **fields)
+    key = model(id=uuid.uuid4(), secret_hash=digest(secret), created_by=by.actor_id, **fields)
     session.add(key)
     session.flush()
+    action = "api_key.created" if model is ApiKey else "ingest_key.created"
+    audit.change(session, by, action, key, before=None, after=audit.snapshot(key))
     return key, format_key(prefix, key.id, secret)
 
 
@@ -54,21 +59,21 @@ def create_api_key(
     *,
     name: str,
     expires_at: datetime | None,
-    created_by: uuid.UUID,
+    by: audit.Author,
 ) -> tuple[ApiKey, str]:
-    """Store the `proposed` key (see proposed_api_key) with a new secret."""
+    """Store the `proposed` key (see proposed_api_key) with a new secret; `by` creates it."""
     return _mint(
-        session, ApiKey, API_KEY_PREFIX, org_id=proposed.org_id, site_id=proposed.site_id,
-        name=name, role=proposed.role, expires_at=expires_at, created_by=created_by,
+        session, ApiKey, API_KEY_PREFIX, by, org_id=proposed.org_id, site_id=proposed.site_id,
+        name=name, role=proposed.role, expires_at=expires_at,
     )
 
 
 def create_ingest_key(
-    session: Session, site: Site, *, name: str, allowed_origins: list[str], created_by: uuid.UUID
+    session: Session, site: Site, *, name: str, allowed_origins: list[str], by: audit.Author
 ) -> tuple[IngestKey, str]:
     return _mint(
-        session, IngestKey, INGEST_KEY_PREFIX, org_id=site.org_id, site_id=site.id, name=name,
-        allowed_origins=allowed_origins, created_by=created_by,
+        session, IngestKey, INGEST_KEY_PREFIX, by, org_id=site.org_id, site_id=site.id,
+        name=name, allowed_origins=allowed_origins,
     )
 
 
@@ -94,9 +99,12 @@ def get_ingest_key(session: Session, site: Site, key_id: uuid.UUID) -> IngestKey
     return one_or_missing(session, stmt, IngestKey, key_id, site.org_id)
 
 
-def revoke(session: Session, key: ApiKey | IngestKey) -> None:
+def revoke(session: Session, key: ApiKey | IngestKey, *, by: audit.Author) -> None:
+    before = audit.snapshot(key)
     key.revoked_at = utcnow()
     invalidation.user_changed(session, key.id)
+    action = "api_key.revoked" if isinstance(key, ApiKey) else "ingest_key.revoked"
+    audit.change(session, by, action, key, before=before, after=audit.snapshot(key))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from app.config import Settings
 from app.db import utcnow
 from app.errors import Conflict, Missing, NotFound
 from app.models import Invitation, Organization, OrgMembership, Site, SiteMembership, User
-from app.services import accounts, memberships
+from app.services import accounts, audit, memberships
 from app.services.lookups import one_or_missing
 
 
@@ -141,15 +141,17 @@ def mine_one(session: Session, user_id: uuid.UUID, invitation_id: uuid.UUID) -> 
     raise NotFound(missing=Missing("Invitation", invitation_id, None))
 
 
-def accept(session: Session, invitation: Invitation, user_id: uuid.UUID) -> None:
+def accept(
+    session: Session, invitation: Invitation, user_id: uuid.UUID, *, by: audit.Author
+) -> None:
     """Grant the invitation's role (the request is in its organization's scope)."""
     if _is_member(session, invitation):
         raise Conflict("You already hold a role here.")
     if invitation.site_id is None:
-        memberships.grant_org(session, invitation.org_id, user_id, invitation.role)
+        memberships.grant_org(session, invitation.org_id, user_id, invitation.role, by=by)
     else:
         memberships.grant_site(session, invitation.org_id, invitation.site_id, user_id,
-                               invitation.role)
+                               invitation.role, by=by)
     invitation.accepted_at = utcnow()
     session.flush()
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.auth import invalidation
 from app.errors import Conflict
 from app.models import Organization, OrgMembership, Site, SiteMembership, User
+from app.services import audit
 from app.services.lookups import one_or_missing
 
 Membership = TypeVar("Membership", OrgMembership, SiteMembership)
@@ -61,13 +62,15 @@ def get_org_member(session: Session, org_id: uuid.UUID, user_id: uuid.UUID) -> O
 
 
 def grant_org(
-    session: Session, org_id: uuid.UUID, user_id: uuid.UUID, role: str
+    session: Session, org_id: uuid.UUID, user_id: uuid.UUID, role: str, *, by: audit.Author
 ) -> OrgMembership:
     """Give `user_id` a role on the organization (an accepted invitation)."""
     membership = OrgMembership(org_id=org_id, user_id=user_id, role=role)
     session.add(membership)
     session.flush()
     invalidation.user_changed(session, user_id)
+    audit.change(session, by, "org_member.added", membership, before=None,
+                 after=audit.snapshot(membership))
     return membership
 
 
@@ -83,21 +86,36 @@ def _other_admins(session: Session, membership: OrgMembership) -> int:
     ) or 0
 
 
-def change_org_role(session: Session, membership: OrgMembership, role: str) -> None:
+def change_org_role(
+    session: Session, membership: OrgMembership, role: str, *, by: audit.Author
+) -> None:
     """Change a role; the caller holds the organization's row lock (see `get_org(lock=True)`)."""
     if membership.role == "org_admin" and role != "org_admin" and not _other_admins(
         session, membership
     ):
         raise Conflict("An organization must keep at least one org_admin.")
+    _change_role(session, membership, role, "org_member.role_changed", by)
+
+
+def _change_role(
+    session: Session, membership: OrgMembership | SiteMembership, role: str, action: str,
+    by: audit.Author,
+) -> None:
+    before = audit.snapshot(membership)
     membership.role = role
     session.flush()
     invalidation.user_changed(session, membership.user_id)
+    if before["role"] != role:  # the same role again changes nothing: nothing to record
+        audit.change(session, by, action, membership, before=before,
+                     after=audit.snapshot(membership))
 
 
-def remove_org_member(session: Session, membership: OrgMembership) -> None:
+def remove_org_member(session: Session, membership: OrgMembership, *, by: audit.Author) -> None:
     """Remove a member and the site roles it held in the organization."""
     if membership.role == "org_admin" and not _other_admins(session, membership):
         raise Conflict("An organization must keep at least one org_admin.")
+    audit.change(session, by, "org_member.removed", membership,
+                 before=audit.snapshot(membership), after=None)
     session.execute(
         delete(SiteMembership).where(
             SiteMembership.org_id == membership.org_id,
@@ -129,23 +147,28 @@ def get_site_member(session: Session, site: Site, user_id: uuid.UUID) -> SiteMem
 
 
 def grant_site(
-    session: Session, org_id: uuid.UUID, site_id: uuid.UUID, user_id: uuid.UUID, role: str
+    session: Session, org_id: uuid.UUID, site_id: uuid.UUID, user_id: uuid.UUID, role: str,
+    *, by: audit.Author,
 ) -> SiteMembership:
     """Give `user_id` a role on the site (an accepted invitation)."""
     membership = SiteMembership(org_id=org_id, site_id=site_id, user_id=user_id, role=role)
     session.add(membership)
     session.flush()
     invalidation.user_changed(session, user_id)
+    audit.change(session, by, "site_member.added", membership, before=None,
+                 after=audit.snapshot(membership))
     return membership
 
 
-def change_site_role(session: Session, membership: SiteMembership, role: str) -> None:
-    membership.role = role
-    session.flush()
-    invalidation.user_changed(session, membership.user_id)
+def change_site_role(
+    session: Session, membership: SiteMembership, role: str, *, by: audit.Author
+) -> None:
+    _change_role(session, membership, role, "site_member.role_changed", by)
 
 
-def remove_site_member(session: Session, membership: SiteMembership) -> None:
+def remove_site_member(session: Session, membership: SiteMembership, *, by: audit.Author) -> None:
+    audit.change(session, by, "site_member.removed", membership,
+                 before=audit.snapshot(membership), after=None)
     session.delete(membership)
     session.flush()
     invalidation.user_changed(session, membership.user_id)

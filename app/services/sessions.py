@@ -22,6 +22,7 @@ from app.auth.throttle import Throttle
 from app.db import rowcount, utcnow
 from app.errors import BadRequest, Unauthorized
 from app.models import AuditEvent, AuthSession, RefreshToken, User
+from app.services import audit
 
 SESSION_ENDED = "The session has ended; sign in again."
 log = logging.getLogger("app.auth.sessions")
@@ -137,14 +138,40 @@ def _revoke(session: Session, which: ColumnElement[bool], user_id: uuid.UUID) ->
     return rowcount(result)
 
 
-def revoke(session: Session, user_id: uuid.UUID, session_id: uuid.UUID | None) -> bool:
+def _revoked(
+    session: Session, by: audit.Author, user_id: uuid.UUID, count: int,
+    session_id: uuid.UUID | None,
+) -> None:
+    """Audit a revocation that ended sessions (an account's own: no organization's)."""
+    if count:
+        audit.change(
+            session, by, "account.sessions_revoked", User(id=user_id), org_id=None,
+            before=None,
+            after={"revoked": count, "session_id": str(session_id) if session_id else None},
+        )
+
+
+def revoke(
+    session: Session, user_id: uuid.UUID, session_id: uuid.UUID | None, *, by: audit.Author
+) -> bool:
     """Revoke one of the user's sessions; False when it has no such live session (None
     names none: an actor made outside a login)."""
-    return _revoke(session, AuthSession.id == session_id, user_id) > 0
+    count = _revoke(session, AuthSession.id == session_id, user_id)
+    _revoked(session, by, user_id, count, session_id)
+    return count > 0
 
 
-def revoke_all(session: Session, user_id: uuid.UUID, keep: uuid.UUID | None = None) -> int:
+def revoke_all(
+    session: Session, user_id: uuid.UUID, keep: uuid.UUID | None = None, *, by: audit.Author
+) -> int:
     """Revoke every session of the user, except `keep`."""
+    count = end_sessions(session, user_id, keep)
+    _revoked(session, by, user_id, count, None)
+    return count
+
+
+def end_sessions(session: Session, user_id: uuid.UUID, keep: uuid.UUID | None) -> int:
+    """Revoke every session of the user except `keep`, unaudited: the caller records why."""
     which = AuthSession.id != keep if keep is not None else AuthSession.revoked_at.is_(None)
     return _revoke(session, which, user_id)
 
@@ -159,7 +186,7 @@ def live_sessions(user_id: uuid.UUID) -> Select[tuple[AuthSession]]:
 
 def change_password(
     session: Session, user_id: uuid.UUID, current: str, new: str, keep: uuid.UUID | None,
-    client: str = "", throttle: Throttle | None = None,
+    client: str = "", throttle: Throttle | None = None, *, by: audit.Author,
 ) -> None:
     """Set a new password and end every other session of the user. Wrong current
     passwords count against the account as failed sign-ins do (app/auth/throttle.py): a
@@ -178,4 +205,14 @@ def change_password(
             "Choose a new password.", errors={"new_password": ["Same as the current one."]}
         )
     user.password_hash = hash_password(new)
-    revoke_all(session, user_id, keep=keep)
+    ended = end_sessions(session, user_id, keep)
+    password_set(session, by, user, "account.password_changed", ended)
+
+
+def password_set(
+    session: Session, by: audit.Author, user: User, action: str, sessions_ended: int
+) -> None:
+    """Audit a new password (an account's own change: no organization's). Neither hash
+    is recorded: only that it changed, and how many sessions it ended."""
+    audit.change(session, by, action, user, org_id=None, before=None,
+                 after={"sessions_revoked": sessions_ended})

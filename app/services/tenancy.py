@@ -12,6 +12,7 @@ from app.auth import invalidation
 from app.db import utcnow
 from app.errors import Missing, NotFound
 from app.models import Organization, OrgMembership, Site
+from app.services import audit
 from app.services.lookups import one_or_missing
 
 
@@ -45,10 +46,13 @@ def update(entity: object, changes: dict[str, Any]) -> None:
         setattr(entity, name, value)
 
 
-def soft_delete(session: Session, entity: Organization | Site) -> None:
+def soft_delete(session: Session, entity: Organization | Site, *, by: audit.Author) -> None:
     """Hide an organization or site; every grant on it stops counting at once."""
+    before = audit.snapshot(entity)
     entity.deleted_at = utcnow()
     invalidation.everyone_changed(session)
+    action = "organization.deleted" if isinstance(entity, Organization) else "site.deleted"
+    audit.change(session, by, action, entity, before=before, after=audit.snapshot(entity))
 
 
 def create_site(session: Session, org: Organization, name: str, domain: str | None) -> Site:

@@ -29,6 +29,8 @@ EVENT_FIELDS = {
     "resource_type",
     "resource_id",
     "request_id",
+    "before",
+    "after",
     "created_at",
 }
 
@@ -147,6 +149,8 @@ def test_denial_is_audited_and_readable_by_the_org_admin(
         "resource_type": resource_type,
         "resource_id": str(resource_id),
         "request_id": rid,
+        "before": None,
+        "after": None,
     }
     assert event["id"] == str(row.id)
 

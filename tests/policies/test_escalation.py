@@ -29,6 +29,7 @@ from app.models import (
     User,
 )
 from app.services import credentials
+from app.services.audit import Author
 from tests.support.routes import (
     BODY_METHODS,
     ENDPOINTS,
@@ -86,7 +87,7 @@ def mint(app: Any, scene: Scene, role: str, on_site: bool) -> dict[str, str]:
         site = session.get(Site, scene.a.site.id) if on_site else None
         _, secret = credentials.create_api_key(
             session, credentials.proposed_api_key(org, site, role), name="leaked",
-            expires_at=None, created_by=scene.a["org_admin"].id,
+            expires_at=None, by=Author("user", scene.a["org_admin"].id, None),
         )
     return {"Authorization": f"Bearer {secret}"}
 

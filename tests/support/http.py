@@ -164,6 +164,12 @@ def save(app: Any, *rows: Any) -> None:
 
 
 def denials(app: Any, rid: str) -> list[AuditEvent]:
+    """The audit rows of request `rid` that are not changes (see `audit_rows`)."""
+    return [row for row in audit_rows(app, rid) if row.event != "change"]
+
+
+def audit_rows(app: Any, rid: str) -> list[AuditEvent]:
+    """Every audit row of request `rid`: denials, and changes (app/services/audit.py)."""
     with owner_sessionmaker(app)() as session:
         return list(session.scalars(select(AuditEvent).where(AuditEvent.request_id == rid)))
 

@@ -21,6 +21,7 @@ from app.db import utcnow
 from app.models import Gallery, GalleryItem, Invitation, Organization, Site
 from app.models.resource import Place, described, make
 from app.services import credentials
+from app.services.audit import Author
 from tests.support import Person, Tenant, World, galleries
 
 # =============================================================================================
@@ -35,6 +36,7 @@ PUBLIC_ROUTES = {
     "/docs",
     "/static/<path:filename>",
     "/docs/assets/<path:filename>",
+    "/metrics",  # its own token, not an API credential (app/metrics.py); 404 when unset
     "/.well-known/jwks.json",
     "/v1/auth/register",
     "/v1/auth/login",
@@ -301,7 +303,7 @@ def new_api_key(world: World, tenant: Tenant, role: str = "viewer") -> tuple[uui
             credentials.proposed_api_key(org, None, role),
             name="test key",
             expires_at=None,
-            created_by=tenant["org_admin"].id,
+            by=Author("user", tenant["org_admin"].id, None),
         )
         return key.id, secret
 

@@ -44,9 +44,10 @@ def environment_of(app: Any, **extra: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def gunicorn(app: Any, log: Path, **extra: str) -> Iterator[str]:
-    """gunicorn with gunicorn.conf.py and one worker, configured like `app`; yields its URL."""
+    """gunicorn with gunicorn.conf.py and one worker (unless `extra` says otherwise),
+    configured like `app`; yields its URL."""
     port = free_port()
-    env = environment_of(app, BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="1", **extra)
+    env = environment_of(app, BIND=f"127.0.0.1:{port}", **{"WEB_CONCURRENCY": "1", **extra})
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
