@@ -54,6 +54,7 @@ from app.auth.keys import KeyRing  # noqa: E402
 from app.auth.passwords import hash_password  # noqa: E402
 from app.models import Site  # noqa: E402
 from app.services import credentials  # noqa: E402
+from app.services.audit import Author  # noqa: E402
 from tests.support import APP_ROLE, as_administrator, as_role, throwaway_database  # noqa: E402
 
 PASSWORD = "soak password, long enough"  # the seeded member's, this run only
@@ -95,7 +96,8 @@ def seed(owner_url: str) -> dict[str, object]:
             row = session.get(Site, site)
             assert row is not None
             _, key = credentials.create_ingest_key(session, row, name="soak",
-                                                   allowed_origins=[], created_by=user)
+                                                   allowed_origins=[],
+                                                   by=Author("user", user, None))
     finally:
         engine.dispose()
     return {"org": org, "site": site, "email": email, "key": key, "gallery": galleries[7]}
