@@ -455,6 +455,24 @@ def test_strings_no_database_can_store_are_refused(app: Any, client: Any, world:
         assert fine.status_code == 201, fine.get_data(as_text=True)
 
 
+def test_a_malformed_if_match_is_a_400_not_a_mismatch(app: Any, client: Any, world: World,
+                                                      tenant: Tenant) -> None:
+    """`If-Match` holding text that is no list of entity tags (tabs between tags, a line
+    break) was a 412, as if it named another version; now a 400 naming the header, on every
+    operation that checks it. Well-formed tags that do not match stay a 412."""
+    ids = _ids(app, world, tenant)
+    admin = tenant["org_admin"].headers
+    gallery = _path("/v1/orgs/{org_id}/sites/{site_id}/galleries/{gallery_id}", ids)
+    site = _path("/v1/orgs/{org_id}/sites/{site_id}", ids)
+    for value in ('Wz]Z|p ,\tt2vX\tc*', '"a" "b"', "\u00e9"):
+        for path, body in ((gallery, {"title": "t"}), (site, {"name": "n"})):
+            response = client.patch(path, json=body, headers={**admin, "If-Match": value})
+            assert_problem(response, 400, errors={"If-Match"})
+    for value in ('"nope"', 'W/"a", "b"'):
+        response = client.patch(gallery, json={"title": "t"}, headers={**admin, "If-Match": value})
+        assert_problem(response, 412)
+
+
 def test_unknown_query_parameters_are_refused(app: Any, client: Any, world: World,
                                               tenant: Tenant) -> None:
     """Every operation with query parameters refuses one it does not document (400 naming

@@ -8,12 +8,13 @@ declared with `@blp.needs(...)` (app/needs.py); the document's security requirem
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import flask_smorest
 import orjson
-from flask import Flask, Response, send_from_directory
+from flask import Flask, Response, request, send_from_directory
 from flask_smorest import Api as SmorestApi
 from flask_smorest.exceptions import NotModified
 from flask_smorest.spec.plugins import FlaskPlugin
@@ -57,6 +58,11 @@ class ArgumentsParser(FlaskParser):
         return orjson.loads(req.get_data(cache=True).decode())  # UnicodeDecodeError: a 400 too
 
 
+# If-Match holds entity tags (RFC 9110 8.8.3) or `*`: visible ASCII, never a line break.
+ETAGS = r"^[\x21-\x7e]+(?:[ \t]*,[ \t]*[\x21-\x7e]+)*$"
+_ETAGS = re.compile(ETAGS)
+
+
 class Blueprint(flask_smorest.Blueprint):
     """Every blueprint of the API: flask-smorest's, reading arguments with ArgumentsParser,
     answering 304 with the ETag it matched (RFC 9110 15.4.5 requires it; flask-smorest's
@@ -68,6 +74,15 @@ class Blueprint(flask_smorest.Blueprint):
     def needs(**declared: Any) -> Callable[[F], F]:
         """What the view needs from the request pipeline: see app/needs.py."""
         return needs.needs(**declared)
+
+    def _check_precondition(self) -> None:
+        """Before the view: a malformed `If-Match` is a 400 naming it (werkzeug reads any
+        text as tags, which made it a 412, a mismatch, or a 428 when it read none)."""
+        given = request.headers.get("If-Match")
+        if given is not None and not _ETAGS.fullmatch(given):
+            raise errors.BadRequest("If-Match must hold entity tags or `*`.",
+                                    errors={"If-Match": ["Entity tags or `*`, comma-separated."]})
+        super()._check_precondition()
 
     def _check_not_modified(self, etag: str) -> None:
         try:
@@ -266,9 +281,6 @@ def _enum_names(schema: dict[str, Any]) -> None:
     ]
 
 
-ETAGS = r"^[\x21-\x7e]+(?:[ \t]*,[ \t]*[\x21-\x7e]+)*$"
-
-
 def _document_for_generators(api: Api) -> None:
     """What generated clients need beyond what marshmallow says: enum value names, and
     query parameters that are optional rather than nullable (a query string cannot carry
@@ -290,7 +302,6 @@ def _document_for_generators(api: Api) -> None:
             if isinstance(prop, dict):
                 _enum_names(prop)
     add_examples(api.spec.components.schemas)
-    # If-Match holds entity tags (RFC 9110 8.8.3) or `*`: visible ASCII, never a line break.
     if_match = api.spec.components.parameters.get("IF_MATCH")
     if if_match is not None:
         if_match["schema"]["pattern"] = ETAGS
