@@ -96,8 +96,9 @@ class EventBatch(MethodView):
             raise ApiError.of(429, "The event budget of this key is spent.",
                               headers={"Retry-After": str(wait)})
         batch = ingest.prepare(received, datetime.now(UTC))
-        stored = ingest.write(db.session(), site.org_id, site.id, batch.rows, datetime.now(UTC))
-        db.current_unit().commit_now()  # what the answer reports accepted is stored
+        # Committed before answering: what the answer reports accepted is stored.
+        stored = ingest.store(db.current_unit(), site.org_id, site.id, batch.rows,
+                              datetime.now(UTC))
         result = {
             "accepted": stored,
             "duplicates": len(batch.rows) - stored,

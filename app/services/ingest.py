@@ -3,9 +3,10 @@
 Validation here is hand-written for speed; it mirrors the marshmallow contract in
 schemas/events.py rule for rule (both read app/events_spec.py), and a differential
 hypothesis test holds them to the same verdicts. A batch is written by one
-`INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING` on PostgreSQL: one round trip,
-and a retried event (same site, event_id and timestamp) is stored once. COPY would be
-faster still but cannot skip duplicates.
+`INSERT ... SELECT FROM jsonb_to_recordset(...) ON CONFLICT DO NOTHING` on PostgreSQL,
+sent with the row-level security scope and COMMIT in one round trip; a retried event (same
+site, event_id and timestamp) is stored once. COPY would be faster still but cannot skip
+duplicates.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from app import events_spec as spec
+from app.db import UnitOfWork
 from app.errors import ApiError, BadRequest
 from app.models import Event
 
@@ -178,35 +180,66 @@ def prepare(events: list[Any], now: datetime) -> Batch:
     return batch
 
 
-# `%(...)b`: the arrays travel in PostgreSQL's binary format. In text format psycopg
-# escapes every quote of every JSON document with a regex: ~3 ms of Python per 100 events.
+# The rows travel as one JSON document that PostgreSQL unpacks itself (C on both sides:
+# orjson writes it, jsonb_to_recordset reads it). Five binary arrays cost ~0.9 ms of Python
+# per 100 events to dump (a UUID, a timestamp, a string at a time); text arrays more.
+# Each event's properties are embedded as the JSON validation already encoded.
 _INSERT_PG = """
 INSERT INTO events (org_id, site_id, event_id, name, ts, received_at, distinct_id, properties)
-SELECT %(org_id)s, %(site_id)s, e.event_id, e.name, e.ts, %(now)s, e.distinct_id,
-       e.properties::jsonb
-FROM unnest(%(event_ids)b::uuid[], %(names)b::text[], %(ts)b::timestamptz[],
-            %(distinct_ids)b::text[], %(properties)b::text[])
-     AS e(event_id, name, ts, distinct_id, properties)
+SELECT %(org_id)s, %(site_id)s, e.event_id, e.name, e.ts, %(now)s, e.distinct_id, e.properties
+FROM jsonb_to_recordset(%(rows)s::jsonb)
+     AS e(event_id uuid, name text, ts timestamptz, distinct_id text, properties jsonb)
 ON CONFLICT DO NOTHING
 """
+_FRAGMENT = orjson.Fragment
+
+
+def rows_json(rows: list[tuple[Any, ...]]) -> bytes:
+    """The rows as the JSON `_INSERT_PG` reads. Timestamps in UTC: orjson writes an offset
+    to the minute, and a valid timestamp may carry seconds in its offset."""
+    return orjson.dumps([
+        {"event_id": r[0], "name": r[1], "ts": r[2].astimezone(UTC), "distinct_id": r[3],
+         "properties": _FRAGMENT(r[4])}
+        for r in rows
+    ])
+
+
+def store(
+    unit: UnitOfWork, org_id: uuid.UUID, site_id: uuid.UUID, rows: list[tuple[Any, ...]],
+    now: datetime,
+) -> int:
+    """Store the rows and commit them; returns how many were new (the rest were
+    duplicates). On PostgreSQL the unit's scope, the INSERT and COMMIT go in one round
+    trip (`UnitOfWork.pipelined`); elsewhere through the request's session, committed at
+    once (`UnitOfWork.commit_now`)."""
+    if not rows:
+        return 0
+    if unit.pipelines:
+        with unit.pipelined() as conn:
+            cursor = conn.execute(_INSERT_PG, {
+                "org_id": org_id, "site_id": site_id, "now": now,
+                "rows": rows_json(rows).decode(),
+            })
+        return int(cursor.rowcount)
+    stored = write(unit.session, org_id, site_id, rows, now)
+    unit.commit_now()
+    return stored
 
 
 def write(
     session: Session, org_id: uuid.UUID, site_id: uuid.UUID, rows: list[tuple[Any, ...]],
     now: datetime,
 ) -> int:
-    """Store the rows; returns how many were new (the rest were duplicates)."""
+    """Store the rows through a session (committed by its owner); returns how many were
+    new (the rest were duplicates)."""
     if not rows:
         return 0
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        event_ids, names, ts, distinct_ids, properties = map(list, zip(*rows, strict=True))
         result = connection.exec_driver_sql(
             _INSERT_PG,
-            {
-                "org_id": org_id, "site_id": site_id, "now": now, "event_ids": event_ids,
-                "names": names, "ts": ts, "distinct_ids": distinct_ids, "properties": properties,
-            },
+            {"org_id": org_id, "site_id": site_id, "now": now,
+             "rows": rows_json(rows).decode()},
         )
         return result.rowcount
     # SQLite, the embedded default: one executemany; its rowcount counts the new rows.
