@@ -33,7 +33,7 @@ PREFIX = "tenant-api/login-failures"
 
 @dataclass
 class Throttle:
-    limiter: Any  # limits' strategy over the app's storage (flask-limiter's `.limiter`)
+    limiter: Any  # limits' strategy over the app's storage (app/ratelimit.py's Counters)
     settings: Settings
     health: Health
     sleep: Callable[[float], None] = time.sleep
@@ -41,10 +41,10 @@ class Throttle:
     @classmethod
     def of_app(cls, extensions: dict[str, Any]) -> Throttle | None:
         """The app's throttle, None when rate limiting is off (tests, benchmarks)."""
-        limiter = extensions["ratelimit"]
-        if not limiter.enabled:
+        counters = extensions["ratelimit"]
+        if not counters.enabled:
             return None
-        return cls(limiter.limiter, extensions["settings"], extensions["ratelimit.health"])
+        return cls(counters.limiter, extensions["settings"], extensions["ratelimit.health"])
 
     def _keys(self, account: str, client: str) -> tuple[Any, tuple[str, ...], Any, tuple[str, ...]]:
         window = f"{self.settings.login_failures_per_account} per " \

@@ -26,7 +26,6 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from app import events_spec as spec
-from app.db import UnitOfWork
 from app.errors import ApiError, BadRequest
 from app.models import Event
 
@@ -258,26 +257,15 @@ def rows_json(rows: list[tuple[Any, ...]]) -> bytes:
     ])
 
 
-def store(
-    unit: UnitOfWork, org_id: uuid.UUID, site_id: uuid.UUID, rows: list[tuple[Any, ...]],
-    now: datetime,
-) -> int:
-    """Store the rows and commit them; returns how many were new (the rest were
-    duplicates). On PostgreSQL the unit's scope, the INSERT and COMMIT go in one round
-    trip (`UnitOfWork.pipelined`); elsewhere through the request's session, committed at
-    once (`UnitOfWork.commit_now`)."""
-    if not rows:
-        return 0
-    if unit.pipelines:
-        with unit.pipelined() as conn:
-            cursor = conn.execute(_INSERT_PG, {
-                "org_id": org_id, "site_id": site_id, "now": now,
-                "rows": rows_json(rows).decode(),
-            })
-        return int(cursor.rowcount)
-    stored = write(unit.session, org_id, site_id, rows, now)
-    unit.commit_now()
-    return stored
+def insert_batch(
+    conn: Any, org_id: uuid.UUID, site_id: uuid.UUID, rows: list[tuple[Any, ...]], now: datetime,
+) -> Any:
+    """Send the INSERT of the rows on a psycopg connection of the unit's `pipelined()`
+    block (PostgreSQL); the returned cursor's `rowcount` (the new rows; the rest were
+    duplicates) can be read once the block has ended."""
+    return conn.execute(_INSERT_PG, {
+        "org_id": org_id, "site_id": site_id, "now": now, "rows": rows_json(rows).decode(),
+    })
 
 
 def write(
