@@ -54,6 +54,21 @@ def _check_origin() -> None:
         raise Forbidden("This key does not accept events from this origin.")
 
 
+def _store(site: Site, rows: list[tuple[Any, ...]]) -> int:
+    """Store the rows and commit them before answering: what the answer reports accepted
+    is stored. On PostgreSQL the scope, the INSERT and COMMIT go in one round trip."""
+    if not rows:
+        return 0
+    unit = db.current_unit()
+    if unit.pipelines:
+        with unit.pipelined() as conn:
+            inserted = ingest.insert_batch(conn, site.org_id, site.id, rows, datetime.now(UTC))
+        return int(inserted.rowcount)
+    stored = ingest.write(unit.session, site.org_id, site.id, rows, datetime.now(UTC))
+    unit.commit_now()
+    return stored
+
+
 @blp.route("/v1/events/batch")
 class EventBatch(MethodView):
     @blp.needs(credentials=frozenset(Credential), cors=True, beacon=True,
@@ -96,8 +111,7 @@ class EventBatch(MethodView):
             raise ApiError.of(429, "The event budget of this key is spent.",
                               headers={"Retry-After": str(wait)})
         batch = ingest.prepare(received, datetime.now(UTC))
-        stored = ingest.write(db.session(), site.org_id, site.id, batch.rows, datetime.now(UTC))
-        db.current_unit().commit_now()  # what the answer reports accepted is stored
+        stored = _store(site, batch.rows)
         result = {
             "accepted": stored,
             "duplicates": len(batch.rows) - stored,

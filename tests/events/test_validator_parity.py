@@ -1,5 +1,8 @@
-"""Differential test: the hot-path validator (`app.services.ingest.validate`) accepts and
-rejects exactly what the documented contract (`schemas.events.EventSchema`) does.
+"""Differential test: the hot-path validators accept and reject exactly what the documented
+contract (`schemas.events.EventSchema`) does: the hand-written one
+(`app.services.ingest.validate`), and the msgspec path `prepare` takes first (types checked
+in C by `_TypedEvent`, the other rules by `_row`; an event either refuses goes back to the
+hand-written one for its messages).
 
 For every generated event both validators must give the same verdict, name the same
 fields (with the same messages), and, when the event is valid, the same normalized values.
@@ -17,11 +20,12 @@ from __future__ import annotations
 
 import string
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from unittest import mock
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -69,6 +73,32 @@ def check_parity(event: Any) -> None:
     if row is None:
         assert hand_errors, "a rejected event names its fields"
         return
+    assert_same_row(row, loaded)
+
+
+def check_fast_path_parity(event: Any) -> None:
+    """The msgspec path alone: when it types an event, `_row` accepts exactly what the
+    contract accepts, with the same values; and `prepare`, which falls back to the hand
+    path, gives the contract's verdict and messages whichever path decided."""
+    loaded, schema_errors = schema_verdict(event)
+    try:
+        typed = msgspec.convert(event, ingest._TypedEvent)
+    except msgspec.ValidationError:
+        typed = None
+    if typed is not None:
+        row = ingest._row(typed, NOW)
+        assert (row is None) == (loaded is None), (event, schema_errors)
+        if row is not None:
+            assert_same_row(row, loaded)
+    prepared = ingest.prepare([event], NOW)
+    if loaded is None:
+        assert prepared.rows == [] and prepared.rejected == [{"index": 0, "errors": schema_errors}]
+    else:
+        assert prepared.rejected == [] and len(prepared.rows) == 1
+        assert_same_row(prepared.rows[0], loaded)
+
+
+def assert_same_row(row: tuple[Any, ...], loaded: dict[str, Any]) -> None:
     event_id, name, ts, distinct_id, properties = row
     if loaded["event_id"] is None:
         assert isinstance(event_id, uuid.UUID) and event_id.version == 4
@@ -407,6 +437,46 @@ def test_edge_cases_cover_both_verdicts():
 @example(base_event(event_id="{6F1C2D3E-4B5A-4C6D-8E7F-9A0B1C2D3E4F}"))
 def test_hand_written_validator_matches_the_schema(event):
     check_parity(event)
+
+
+@pytest.mark.parametrize("event", EDGE_EVENTS.values(), ids=EDGE_EVENTS.keys())
+def test_edge_cases_get_the_same_verdict_on_the_msgspec_path(event):
+    check_fast_path_parity(event)
+
+
+def test_the_msgspec_path_decides_the_well_typed_edge_cases():
+    """Not vacuous: msgspec types most of the table, and `_row` alone accepts exactly the
+    accepted events it typed (an event it cannot type is the hand path's, e.g. a UUID in
+    braces); its refusals include every rule that types cannot state."""
+    typed = {}
+    for label, event in EDGE_EVENTS.items():
+        with suppress(msgspec.ValidationError):
+            typed[label] = msgspec.convert(event, ingest._TypedEvent)
+    assert {"valid", "minimal", "null-event-id", "future-edge+1us", "naive", "name-129",
+            "distinct-201", "distinct-nul", "depth-6", "keys-101", "key-101-chars",
+            "bytes-32k+1", "nul-in-value"} <= set(typed)
+    assert not {"unknown-key", "everything-wrong", "empty", "not-a-dict", "properties-list",
+                "epoch-number"} & set(typed)
+    accepted = {label for label, t in typed.items() if ingest._row(t, NOW) is not None}
+    assert accepted == {
+        "valid", "minimal", "null-event-id", "empty-properties", "future-edge", "past-edge",
+        "z-suffix", "name-128", "name-dollar", "distinct-200", "depth-5", "depth-5-through-lists",
+        "keys-100", "key-100-chars", "bytes-32k", "list-of-dicts", "literal-backslash-u0000",
+    }
+
+
+@settings(
+    max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+    database=None,
+)
+@given(events())
+@example(base_event(event_id="6F1C2D3E4B5A4C6D8E7F9A0B1C2D3E4F"))
+@example(base_event(event_id="{6F1C2D3E-4B5A-4C6D-8E7F-9A0B1C2D3E4F}"))
+@example(base_event(name="é" * 10, distinct_id="\U0001f642" * 200,
+                    properties={"\u2028": "x" * 30000}))
+@example(base_event(properties={"a": {"b": {"c": {"d": {"e": 1}}}}, "z": [[[[[[{"k": 1}]]]]]]}))
+def test_the_msgspec_path_matches_the_schema(event):
+    check_fast_path_parity(event)
 
 
 @settings(max_examples=300, deadline=None, database=None)
