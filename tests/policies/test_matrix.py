@@ -42,6 +42,7 @@ EXPECTED = {
         "manage_members": ORG["org_admin"],
         "read_audit": ORG["org_admin"],
         "manage_api_keys": ORG["org_admin"],
+        "manage_oauth_clients": ORG["org_admin"],
     },
     # Someone else's membership, with the lowest role (the ceilings are tested below).
     "OrgMembership": {
@@ -70,6 +71,10 @@ EXPECTED = {
     },
     "AuditEvent": {"read": ORG["org_admin"]},
     "ApiKey": {"read": ORG["org_admin"], "create": ORG["org_admin"], "revoke": ORG["org_admin"]},
+    # The sample client holds no role: any org_admin may register it.
+    "OAuthClient": {"read": ORG["org_admin"], "create": ORG["org_admin"],
+                    "update": ORG["org_admin"], "rotate_secret": ORG["org_admin"],
+                    "revoke": ORG["org_admin"]},
     "IngestKey": {
         "read": ON_SITE["site_admin"],
         "create": ON_SITE["site_admin"],
@@ -117,6 +122,7 @@ USER_ONLY = {
     ("Organization", "delete"),
     ("Organization", "manage_members"),
     ("Organization", "manage_api_keys"),
+    ("Organization", "manage_oauth_clients"),
     ("OrgMembership", "create"),
     ("OrgMembership", "update"),
     ("OrgMembership", "delete"),
@@ -131,6 +137,11 @@ USER_ONLY = {
     ("ApiKey", "read"),
     ("ApiKey", "create"),
     ("ApiKey", "revoke"),
+    ("OAuthClient", "read"),
+    ("OAuthClient", "create"),
+    ("OAuthClient", "update"),
+    ("OAuthClient", "rotate_secret"),
+    ("OAuthClient", "revoke"),
     ("IngestKey", "read"),
     ("IngestKey", "create"),
     ("IngestKey", "revoke"),
