@@ -20,7 +20,8 @@ actor ApiClient {}
 # A browser with an ingest key: no role at all; it may only send events to its site.
 actor IngestClient {}
 
-# What a token's OAuth scopes allow caps every permission (scopes.polar).
+# What a token's OAuth scopes allow caps every permission (scopes.polar). Asked first:
+# it reads no grant, so what a scope refuses is refused before any grant is looked at.
 allow(actor, action, resource) if
-  has_permission(actor, action, resource) and
-  scope_allows(actor, action, resource);
+  scope_allows(actor, action, resource) and
+  has_permission(actor, action, resource);

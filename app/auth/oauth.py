@@ -23,7 +23,11 @@ from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import ClientMixin, grants
-from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
+from authlib.oauth2.rfc6749.errors import (
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+)
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
@@ -74,7 +78,7 @@ class Client(ClientMixin):
     def get_default_redirect_uri(self) -> str | None:
         return None  # `redirect_uri` is required: it is compared exactly
 
-    def get_allowed_scope(self, scope: str | None) -> str:
+    def get_allowed_scope(self, scope: str | None) -> str | None:
         return oauth.allowed_scope(self.row, scope)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
@@ -233,6 +237,13 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = SECRET_METHODS
 
+    def validate_token_request(self) -> None:
+        """authlib checks the scope against the server's; a client gets no more than the
+        scopes it was registered with (none asked: all of them, see _generate)."""
+        super().validate_token_request()
+        if self.request.client.get_allowed_scope(self.request.payload.scope) is None:
+            raise InvalidScopeError("A scope the client may not ask for.")
+
 
 @dataclass(frozen=True)
 class TokenRef:
@@ -367,11 +378,12 @@ class Server(AuthorizationServer):
 def _generate(grant_type: str, client: Client, user: oauth.Grantee | None = None,
               scope: str | None = None, expires_in: int | None = None,
               include_refresh_token: bool = True) -> dict[str, Any]:
-    scope = scope or ""
     if user is None:  # client credentials: the client itself, with its own role
+        scope = client.get_allowed_scope(scope) or ""  # checked: validate_token_request
         token, ttl = _tokens().issue_access_token(client.id, client.id, client_id=client.id,
                                                   scope=scope)
     else:
+        scope = scope or ""
         assert user.user_id is not None and user.session_id is not None
         token, ttl = _tokens().issue_access_token(user.user_id, user.session_id,
                                                   client_id=client.id, scope=scope)

@@ -28,11 +28,14 @@ def scope_list(scope: str | None) -> list[str]:
     return [s for s in (scope or "").split(" ") if s]
 
 
-def allowed_scope(client: OAuthClient, requested: str | None) -> str:
-    """The scopes of `requested` the client may ask for, in the server's order; none
-    requested: all the client may ask for."""
+def allowed_scope(client: OAuthClient, requested: str | None) -> str | None:
+    """The scope granted for `requested`, in the server's order: all of it when the client
+    may ask for each of its scopes, else None (`invalid_scope`); none requested: every
+    scope the client may ask for."""
     wanted = set(scope_list(requested)) if requested else set(client.scopes)
-    return " ".join(s for s in SCOPES if s in wanted and s in client.scopes)
+    if not wanted <= set(client.scopes):
+        return None
+    return " ".join(s for s in SCOPES if s in wanted)
 
 
 def new_code(

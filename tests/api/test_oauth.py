@@ -25,6 +25,8 @@ from tests.support.oauth import (
     pkce,
 )
 
+pytestmark = pytest.mark.portable
+
 AUTHORIZE = "/oauth/authorize"
 
 
@@ -419,3 +421,21 @@ def test_the_document_declares_the_oauth2_flows_and_docs_use_pkce(client):
     assert "usePkceWithAuthorizationCodeGrant: true" in page
     assert "/docs/assets/oauth2-redirect.html" in page
     assert client.get("/docs/assets/oauth2-redirect.html").status_code == 200
+
+
+def test_a_scope_the_client_may_not_ask_for_is_refused(client, tenant, public_app, server_app):
+    _, challenge = pkce()
+    query = authorize_query(public_app.id, challenge, scope="read admin")  # it has read, write
+    params = _redirected(client.get(f"{AUTHORIZE}?{urlencode(query)}"))
+    assert params["error"] == "invalid_scope"
+    r = token(client, server_app, grant_type="client_credentials", scope="admin")
+    oauth_error(r, 400, "invalid_scope")
+
+
+def test_the_page_escapes_what_clients_named_themselves(client, tenant):
+    registered = create_oauth_client(client, tenant, "public",
+                                     name='<script>alert("x")</script>')
+    _, challenge = pkce()
+    query = authorize_query(registered.id, challenge)
+    page = client.get(f"{AUTHORIZE}?{urlencode(query)}").get_data(as_text=True)
+    assert "<script>" not in page and "&lt;script&gt;" in page

@@ -36,10 +36,10 @@ def test_explain_an_allowed_gallery_update(app, world, tenant: Tenant):
     chain = lines[lines.index("rule chain (each rule fired; indented: what its conditions "
                               "needed):") + 1:]
     assert [line.split()[0] for line in chain] == [
-        "policies/base.polar:24", "policies/galleries.polar:10", "policies/galleries.polar:15",
-        "policies/sites.polar:34", "policies/scopes.polar:11",
+        "policies/base.polar:25", "policies/scopes.polar:11", "policies/galleries.polar:10",
+        "policies/galleries.polar:15", "policies/sites.polar:34",
     ]
-    assert chain[1].strip() == 'policies/galleries.polar:10  "update" if "site_admin" on "site";'
+    assert chain[2].strip() == 'policies/galleries.polar:10  "update" if "site_admin" on "site";'
 
 
 def test_explain_a_denied_gallery_update_names_the_failed_conditions(app, world, tenant):

@@ -295,3 +295,22 @@ def test_event_writers():
     assert engine.is_allowed(key, "write_events", site)
     assert not engine.is_allowed(key, "write_events", other)
     assert not any(engine.is_allowed(key, p, site) for p in ("read", "read_events", "upload"))
+
+
+def test_oauth_scopes_are_ceilings_as_the_table_says():
+    """policies/scopes.polar, as docs/permissions.md shows it: `read` reads, `write` also
+    changes content, `admin` is everything, `events:write` only sends events."""
+    from app.authz.matrix import scope_ceilings
+
+    table = scope_ceilings(Settings().policy_dir)
+    assert table["Site"]["read"] == {"read", "write", "admin"}
+    assert table["Site"]["upload"] == {"write", "admin"}
+    assert table["Site"]["write_events"] == {"events:write", "admin"}
+    assert table["Gallery"]["update (creator)"] == {"write", "admin"}
+    # Power stays behind `admin`: credentials, roles, deletion of tenants, settings.
+    powers = ("Organization", "OrgMembership", "SiteMembership", "ApiKey", "IngestKey",
+              "OAuthClient", "Account")
+    for resource, permission in USER_ONLY | {("Organization", "update"), ("Site", "update")}:
+        site_power = resource == "Site" and permission.startswith(("delete", "manage", "update"))
+        if permission != "read" and (resource in powers or site_power):
+            assert table[resource][permission] <= {"admin"}, (resource, permission)

@@ -71,9 +71,9 @@ def test_an_allowed_decision_shows_roles_and_the_chain_down_to_the_grant():
     explained = reviewer.explain(actor, "update", sample.resource("Gallery", actor))
     chain = [rule.where for rule in explained.rules()]
     assert chain == [
-        "policies/base.polar:24", "policies/galleries.polar:10", "policies/galleries.polar:15",
-        "policies/sites.polar:26", "policies/sites.polar:40", "policies/organizations.polar:23",
-        "policies/organizations.polar:35", "policies/scopes.polar:11",
+        "policies/base.polar:25", "policies/scopes.polar:11", "policies/galleries.polar:10",
+        "policies/galleries.polar:15", "policies/sites.polar:26", "policies/sites.polar:40",
+        "policies/organizations.polar:23", "policies/organizations.polar:35",
     ]
     held = {(r.role, r.on.split()[0], r.direct) for r in explained.roles}
     assert ("org_admin", "Organization", True) in held
