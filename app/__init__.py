@@ -38,6 +38,9 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
         OPENAPI_SWAGGER_UI_URL="/docs/assets/",  # served from swagger-ui-bundle: works offline
+        # The Authorize button's OAuth flow comes back here (register it on your client).
+        OPENAPI_SWAGGER_UI_CONFIG={"oauth2RedirectUrl": settings.public_base_url.rstrip("/")
+                                   + "/docs/assets/oauth2-redirect.html"},
     )
     app.extensions["settings"] = settings
 
@@ -57,8 +60,10 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     app.extensions["mailer"] = Mailer(settings, app.extensions["db.sessionmaker"])
 
     from app import api, cli, metrics, pipeline, ratelimit, tracing
+    from app.auth import oauth
 
     tracing.init_app(app, settings)  # off unless TRACING_EXPORTER is set
+    oauth.init_app(app)
     api.init_app(app)
     metrics.init_app(app)
     ratelimit.init_app(app)

@@ -287,7 +287,8 @@ def authz_explain(
 ) -> None:
     """Say whether ACTOR may ACTION on RESOURCE_TYPE RESOURCE_ID, and which rules decided.
 
-    ACTOR is `user:EMAIL` (or just EMAIL), `api-key:ID` or `ingest-key:ID`."""
+    ACTOR is `user:EMAIL` (or just EMAIL), `api-key:ID`, `ingest-key:ID` or
+    `oauth-client:ID` (its client credentials: its own role, all its scopes)."""
     import json
 
     from app.authz.review import lookup

@@ -82,6 +82,9 @@ class Settings:
         "slow query is a 503 rather than a killed worker", 25000)
 
     # Access tokens: JWS signed with a key from `jwt_keys` (a JWK set with private keys).
+    public_base_url: str = setting(
+        "PUBLIC_BASE_URL", "the URL clients reach the API at: the OAuth issuer and the "
+        "endpoints of its metadata (https in production)", "http://127.0.0.1:8000")
     jwt_issuer: str = setting("JWT_ISSUER", "the access tokens' required `iss`", "tenant-api")
     jwt_audience: str = setting("JWT_AUDIENCE", "the access tokens' required `aud`",
                                 "tenant-api")
@@ -180,6 +183,9 @@ class Settings:
     ratelimit_per_ip: str = setting(
         "RATELIMIT_PER_IP", "attempts per client address at login, registration, refresh, "
         "password change and key creation", "30 per minute")
+    ratelimit_per_client: str = setting(
+        "RATELIMIT_PER_CLIENT", "token requests per OAuth client (`/oauth/token`)",
+        "60 per minute")
     ratelimit_per_account: str = setting(
         "RATELIMIT_PER_ACCOUNT", "the same attempts per account (the email, or the caller)",
         "10 per minute")
@@ -317,6 +323,8 @@ class Settings:
                               "(redis://...) in production")
         if self.metrics_token and len(self.metrics_token) < 32:
             raise ConfigError("METRICS_TOKEN must be at least 32 random characters")
+        if not self.public_base_url.startswith("https://"):
+            raise ConfigError("PUBLIC_BASE_URL must be an https URL in production")
         if "none" in {a.lower() for a in self.jwt_algorithms} or any(
             a.startswith("HS") for a in self.jwt_algorithms
         ):

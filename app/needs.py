@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, Request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 
 class Credential(enum.Enum):
@@ -48,6 +49,11 @@ def per_account(name: str) -> Limit:
     return Limit("ratelimit_per_account", "account", name)
 
 
+def per_client(name: str) -> Limit:
+    """Per OAuth client: the `client_id` its HTTP Basic credentials or form name."""
+    return Limit("ratelimit_per_client", "client", name)
+
+
 def per_ip_mail(name: str) -> Limit:
     """Requests that send mail: the tighter `ratelimit_mail`, per client address."""
     return Limit("ratelimit_mail", "ip", name)
@@ -67,6 +73,8 @@ class Needs:
     # Browsers' beacons reach it: `sendBeacon` sets no header, so the ingest key may come in
     # the body's `key` field, and a `text/plain` body (CORS-safelisted) is read as JSON.
     beacon: bool = False
+    # The OAuth endpoints (RFC 6749): the body is `application/x-www-form-urlencoded`.
+    forms: bool = False
     # The policy questions the view asks, as docs/endpoints.md lists them ("ACTION Type"):
     # `checks` of one object (`authorize`), `lists` the filters of rows it returns
     # (`authorized`, `condition`). tests/test_endpoint_reference.py holds them to the code.
@@ -80,6 +88,7 @@ class Needs:
 
 DEFAULT = Needs()
 PUBLIC = Needs(credentials=frozenset(), idempotent=False)
+FORMS_PUBLIC = Needs(credentials=frozenset(), idempotent=False, forms=True)
 _declared: dict[Callable[..., Any], Needs] = {}
 
 
@@ -114,14 +123,32 @@ FOREIGN_PUBLIC = {"static", "api-docs.openapi_json", "api-docs.openapi_swagger_u
 
 def of(app: Flask, request: Request) -> Needs:
     """What the view serving `request` declared; public for no view at all (404, 405, an
-    automatic OPTIONS) and for the document endpoints."""
-    if request.endpoint is None or request.endpoint in FOREIGN_PUBLIC:
+    automatic OPTIONS) and for the document endpoints. A 405 on a route whose views read
+    forms reads them too (its body's type must not turn the 405 into a 415)."""
+    if request.endpoint is None:
+        return _unserved(app, request)
+    if request.endpoint in FOREIGN_PUBLIC:
         return PUBLIC
     func = handler(app, request.endpoint, request.method)
     if func is None:  # e.g. OPTIONS, answered by Flask itself
         cors = of_function(handler(app, request.endpoint, "POST"))
         return Needs(credentials=frozenset(), cors=bool(cors and cors.cors), idempotent=False)
     return of_function(func) or DEFAULT
+
+
+def _unserved(app: Flask, request: Request) -> Needs:
+    exc = request.routing_exception
+    if not isinstance(exc, MethodNotAllowed):
+        return PUBLIC
+    for method in sorted(exc.valid_methods or ()):
+        try:
+            endpoint, _ = app.url_map.bind_to_environ(request.environ).match(method=method)
+        except HTTPException:
+            continue
+        declared = of_function(handler(app, str(endpoint), method))
+        if declared is not None and declared.forms:
+            return FORMS_PUBLIC
+    return PUBLIC
 
 
 def needs(**declared: Any) -> Callable[[Any], Any]:

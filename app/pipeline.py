@@ -131,12 +131,17 @@ def batch_body() -> Any:
 def check_media_type() -> None:
     if (request.method in BODY_METHODS and request.content_length
             and not takes_media_type(request.mimetype)):
-        raise errors.ApiError.of(415, "Send the body as application/json.")
+        wanted = ("application/x-www-form-urlencoded" if g.needs.forms
+                  else "application/json")
+        raise errors.ApiError.of(415, f"Send the body as {wanted}.")
 
 
 def takes_media_type(mimetype: str) -> bool:
     """JSON; for beacons also `text/plain` (any charset), which browsers send without a
-    CORS preflight and `sendBeacon` sends for a string."""
+    CORS preflight and `sendBeacon` sends for a string; for the OAuth endpoints (declared
+    `forms`) only `application/x-www-form-urlencoded`, as RFC 6749 says."""
+    if g.needs.forms:
+        return mimetype == "application/x-www-form-urlencoded"
     return (mimetype == "application/json" or mimetype.endswith("+json")
             or (g.needs.beacon and mimetype == "text/plain"))
 

@@ -102,7 +102,15 @@ def _account() -> str:
     return _client()
 
 
-KEYS = {"ip": _client, "account": _account}
+def _oauth_client() -> str:
+    """The OAuth client a token request names (HTTP Basic, else its form), else the IP."""
+    auth = request.authorization
+    named = auth.username if auth is not None and auth.username else request.form.get(
+        "client_id") if g.get("needs") is not None and g.needs.forms else None
+    return f"client:{named[:64]}" if named else _client()
+
+
+KEYS = {"ip": _client, "account": _account, "client": _oauth_client}
 
 
 def check(limits: tuple[Limit, ...]) -> None:

@@ -129,6 +129,50 @@ $$;
 ALTER FUNCTION public.app_my_invitations() OWNER TO tenant_api_owner;
 
 --
+-- Name: oauth_clients; Type: TABLE; Schema: public; Owner: tenant_api_owner
+--
+
+CREATE TABLE public.oauth_clients (
+    org_id uuid NOT NULL,
+    site_id uuid,
+    name character varying(200) NOT NULL,
+    client_type character varying(16) NOT NULL,
+    secret_hash character varying(64),
+    redirect_uris json NOT NULL,
+    scopes json NOT NULL,
+    role character varying(32),
+    created_by uuid,
+    revoked_at timestamp with time zone,
+    last_used_at timestamp with time zone,
+    id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone NOT NULL,
+    CONSTRAINT ck_oauth_clients_client_type CHECK (((client_type)::text = ANY ((ARRAY['public'::character varying, 'confidential'::character varying])::text[]))),
+    CONSTRAINT ck_oauth_clients_role CHECK (((role)::text = ANY ((ARRAY['viewer'::character varying, 'member'::character varying, 'site_admin'::character varying, 'org_admin'::character varying])::text[])))
+);
+
+ALTER TABLE ONLY public.oauth_clients FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.oauth_clients OWNER TO tenant_api_owner;
+
+--
+-- Name: app_oauth_client(uuid); Type: FUNCTION; Schema: public; Owner: tenant_api_owner
+--
+
+CREATE FUNCTION public.app_oauth_client(p_client uuid) RETURNS SETOF public.oauth_clients
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'public'
+    AS $$
+  SELECT c.* FROM oauth_clients c
+  JOIN organizations o ON o.id = c.org_id
+  LEFT JOIN sites s ON s.id = c.site_id
+  WHERE c.id = p_client AND c.revoked_at IS NULL AND o.deleted_at IS NULL
+    AND s.deleted_at IS NULL
+$$;
+
+ALTER FUNCTION public.app_oauth_client(p_client uuid) OWNER TO tenant_api_owner;
+
+--
 -- Name: app_user_grants(uuid); Type: FUNCTION; Schema: public; Owner: tenant_api_owner
 --
 
@@ -259,7 +303,9 @@ CREATE TABLE public.auth_sessions (
     ip character varying(64) NOT NULL,
     id uuid NOT NULL,
     created_at timestamp with time zone NOT NULL,
-    updated_at timestamp with time zone NOT NULL
+    updated_at timestamp with time zone NOT NULL,
+    client_id uuid,
+    scope character varying(200)
 );
 
 ALTER TABLE public.auth_sessions OWNER TO tenant_api_owner;
@@ -371,6 +417,31 @@ CREATE TABLE public.idempotency_keys (
 ALTER TABLE ONLY public.idempotency_keys FORCE ROW LEVEL SECURITY;
 
 ALTER TABLE public.idempotency_keys OWNER TO tenant_api_owner;
+
+--
+-- Name: oauth_codes; Type: TABLE; Schema: public; Owner: tenant_api_owner
+--
+
+CREATE TABLE public.oauth_codes (
+    org_id uuid NOT NULL,
+    client_id uuid NOT NULL,
+    user_id uuid NOT NULL,
+    code_hash character varying(64) NOT NULL,
+    redirect_uri character varying(1000) NOT NULL,
+    scope character varying(200) NOT NULL,
+    code_challenge character varying(128) NOT NULL,
+    nonce character varying(200),
+    expires_at timestamp with time zone NOT NULL,
+    used_at timestamp with time zone,
+    session_id uuid,
+    id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone NOT NULL
+);
+
+ALTER TABLE ONLY public.oauth_codes FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.oauth_codes OWNER TO tenant_api_owner;
 
 --
 -- Name: org_memberships; Type: TABLE; Schema: public; Owner: tenant_api_owner
@@ -594,6 +665,20 @@ ALTER TABLE ONLY public.invitations
     ADD CONSTRAINT pk_invitations PRIMARY KEY (id);
 
 --
+-- Name: oauth_clients pk_oauth_clients; Type: CONSTRAINT; Schema: public; Owner: tenant_api_owner
+--
+
+ALTER TABLE ONLY public.oauth_clients
+    ADD CONSTRAINT pk_oauth_clients PRIMARY KEY (id);
+
+--
+-- Name: oauth_codes pk_oauth_codes; Type: CONSTRAINT; Schema: public; Owner: tenant_api_owner
+--
+
+ALTER TABLE ONLY public.oauth_codes
+    ADD CONSTRAINT pk_oauth_codes PRIMARY KEY (id);
+
+--
 -- Name: org_memberships pk_org_memberships; Type: CONSTRAINT; Schema: public; Owner: tenant_api_owner
 --
 
@@ -676,6 +761,13 @@ ALTER TABLE ONLY public.galleries
 
 ALTER TABLE ONLY public.gallery_items
     ADD CONSTRAINT uq_gallery_items_gallery_id_asset_id UNIQUE (gallery_id, asset_id);
+
+--
+-- Name: oauth_codes uq_oauth_codes_code_hash; Type: CONSTRAINT; Schema: public; Owner: tenant_api_owner
+--
+
+ALTER TABLE ONLY public.oauth_codes
+    ADD CONSTRAINT uq_oauth_codes_code_hash UNIQUE (code_hash);
 
 --
 -- Name: org_memberships uq_org_memberships_org_id_user_id; Type: CONSTRAINT; Schema: public; Owner: tenant_api_owner
@@ -767,6 +859,12 @@ CREATE INDEX ix_assets_status_created_at ON public.assets USING btree (status, c
 CREATE INDEX ix_audit_events_org_id_created_at ON public.audit_events USING btree (org_id, created_at, id);
 
 --
+-- Name: ix_auth_sessions_client_id; Type: INDEX; Schema: public; Owner: tenant_api_owner
+--
+
+CREATE INDEX ix_auth_sessions_client_id ON public.auth_sessions USING btree (client_id);
+
+--
 -- Name: ix_auth_sessions_user_id_created_at; Type: INDEX; Schema: public; Owner: tenant_api_owner
 --
 
@@ -819,6 +917,18 @@ CREATE INDEX ix_invitations_email ON public.invitations USING btree (email);
 --
 
 CREATE INDEX ix_invitations_org_id_created_at ON public.invitations USING btree (org_id, created_at, id);
+
+--
+-- Name: ix_oauth_clients_org_id_created_at; Type: INDEX; Schema: public; Owner: tenant_api_owner
+--
+
+CREATE INDEX ix_oauth_clients_org_id_created_at ON public.oauth_clients USING btree (org_id, created_at, id);
+
+--
+-- Name: ix_oauth_codes_client_id; Type: INDEX; Schema: public; Owner: tenant_api_owner
+--
+
+CREATE INDEX ix_oauth_codes_client_id ON public.oauth_codes USING btree (client_id);
 
 --
 -- Name: ix_org_memberships_user_id; Type: INDEX; Schema: public; Owner: tenant_api_owner
@@ -930,6 +1040,13 @@ ALTER TABLE ONLY public.assets
     ADD CONSTRAINT fk_assets_site_org FOREIGN KEY (site_id, org_id) REFERENCES public.sites(id, org_id) ON DELETE CASCADE;
 
 --
+-- Name: auth_sessions fk_auth_sessions_client_id_oauth_clients; Type: FK CONSTRAINT; Schema: public; Owner: tenant_api_owner
+--
+
+ALTER TABLE ONLY public.auth_sessions
+    ADD CONSTRAINT fk_auth_sessions_client_id_oauth_clients FOREIGN KEY (client_id) REFERENCES public.oauth_clients(id) ON DELETE CASCADE;
+
+--
 -- Name: auth_sessions fk_auth_sessions_user_id_users; Type: FK CONSTRAINT; Schema: public; Owner: tenant_api_owner
 --
 
@@ -1033,6 +1150,55 @@ ALTER TABLE ONLY public.invitations
 
 ALTER TABLE ONLY public.invitations
     ADD CONSTRAINT fk_invitations_site_org FOREIGN KEY (site_id, org_id) REFERENCES public.sites(id, org_id) ON DELETE CASCADE;
+
+--
+-- Name: oauth_clients fk_oauth_clients_created_by_users; Type: FK CONSTRAINT; Schema: public; Owner: tenant_api_owner
+--
+
+ALTER TABLE ONLY public.oauth_clients
+    ADD CONSTRAINT fk_oauth_clients_created_by_users FOREIGN KEY (created_by) REFERENCES public.users(id) ON DELETE SET NULL;
+
+--
+-- Name: oauth_clients fk_oauth_clients_org_id_organizations; Type: FK CONSTRAINT; Schema: public; Owner: tenant_api_owner
+--
+
+ALTER TABLE ONLY public.oauth_clients
+    ADD CONSTRAINT fk_oauth_clients_org_id_organizations FOREIGN KEY (org_id) REFERENCES public.organizations(id) ON DELETE CASCADE;
+
+--
+-- Name: oauth_clients fk_oauth_clients_site_org; Type: FK CONSTRAINT; Schema: public; Owner: tenant_api_owner
+--
+
+ALTER TABLE ONLY public.oauth_clients
+    ADD CONSTRAINT fk_oauth_clients_site_org FOREIGN KEY (site_id, org_id) REFERENCES public.sites(id, org_id) ON DELETE CASCADE;
+
+--
+-- Name: oauth_codes fk_oauth_codes_client_id_oauth_clients; Type: FK CONSTRAINT; Schema: public; Owner: tenant_api_owner
+--
+
+ALTER TABLE ONLY public.oauth_codes
+    ADD CONSTRAINT fk_oauth_codes_client_id_oauth_clients FOREIGN KEY (client_id) REFERENCES public.oauth_clients(id) ON DELETE CASCADE;
+
+--
+-- Name: oauth_codes fk_oauth_codes_org_id_organizations; Type: FK CONSTRAINT; Schema: public; Owner: tenant_api_owner
+--
+
+ALTER TABLE ONLY public.oauth_codes
+    ADD CONSTRAINT fk_oauth_codes_org_id_organizations FOREIGN KEY (org_id) REFERENCES public.organizations(id) ON DELETE CASCADE;
+
+--
+-- Name: oauth_codes fk_oauth_codes_session_id_auth_sessions; Type: FK CONSTRAINT; Schema: public; Owner: tenant_api_owner
+--
+
+ALTER TABLE ONLY public.oauth_codes
+    ADD CONSTRAINT fk_oauth_codes_session_id_auth_sessions FOREIGN KEY (session_id) REFERENCES public.auth_sessions(id) ON DELETE SET NULL;
+
+--
+-- Name: oauth_codes fk_oauth_codes_user_id_users; Type: FK CONSTRAINT; Schema: public; Owner: tenant_api_owner
+--
+
+ALTER TABLE ONLY public.oauth_codes
+    ADD CONSTRAINT fk_oauth_codes_user_id_users FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
 
 --
 -- Name: org_memberships fk_org_memberships_org_id_organizations; Type: FK CONSTRAINT; Schema: public; Owner: tenant_api_owner
@@ -1156,6 +1322,18 @@ ALTER TABLE public.invitations ENABLE ROW LEVEL SECURITY;
 CREATE POLICY member_reads ON public.organizations FOR SELECT USING (public.app_user_is_member(id));
 
 --
+-- Name: oauth_clients; Type: ROW SECURITY; Schema: public; Owner: tenant_api_owner
+--
+
+ALTER TABLE public.oauth_clients ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: oauth_codes; Type: ROW SECURITY; Schema: public; Owner: tenant_api_owner
+--
+
+ALTER TABLE public.oauth_codes ENABLE ROW LEVEL SECURITY;
+
+--
 -- Name: org_memberships; Type: ROW SECURITY; Schema: public; Owner: tenant_api_owner
 --
 
@@ -1226,6 +1404,18 @@ CREATE POLICY owner_maintenance ON public.ingest_keys TO tenant_api_owner USING 
 --
 
 CREATE POLICY owner_maintenance ON public.invitations TO tenant_api_owner USING (true) WITH CHECK (true);
+
+--
+-- Name: oauth_clients owner_maintenance; Type: POLICY; Schema: public; Owner: tenant_api_owner
+--
+
+CREATE POLICY owner_maintenance ON public.oauth_clients TO tenant_api_owner USING (true) WITH CHECK (true);
+
+--
+-- Name: oauth_codes owner_maintenance; Type: POLICY; Schema: public; Owner: tenant_api_owner
+--
+
+CREATE POLICY owner_maintenance ON public.oauth_codes TO tenant_api_owner USING (true) WITH CHECK (true);
 
 --
 -- Name: org_memberships owner_maintenance; Type: POLICY; Schema: public; Owner: tenant_api_owner
@@ -1324,6 +1514,18 @@ CREATE POLICY tenant_isolation ON public.ingest_keys USING ((org_id = (NULLIF(cu
 CREATE POLICY tenant_isolation ON public.invitations USING ((org_id = (NULLIF(current_setting('app.org_id'::text, true), ''::text))::uuid)) WITH CHECK ((org_id = (NULLIF(current_setting('app.org_id'::text, true), ''::text))::uuid));
 
 --
+-- Name: oauth_clients tenant_isolation; Type: POLICY; Schema: public; Owner: tenant_api_owner
+--
+
+CREATE POLICY tenant_isolation ON public.oauth_clients USING ((org_id = (NULLIF(current_setting('app.org_id'::text, true), ''::text))::uuid)) WITH CHECK ((org_id = (NULLIF(current_setting('app.org_id'::text, true), ''::text))::uuid));
+
+--
+-- Name: oauth_codes tenant_isolation; Type: POLICY; Schema: public; Owner: tenant_api_owner
+--
+
+CREATE POLICY tenant_isolation ON public.oauth_codes USING ((org_id = (NULLIF(current_setting('app.org_id'::text, true), ''::text))::uuid)) WITH CHECK ((org_id = (NULLIF(current_setting('app.org_id'::text, true), ''::text))::uuid));
+
+--
 -- Name: org_memberships tenant_isolation; Type: POLICY; Schema: public; Owner: tenant_api_owner
 --
 
@@ -1393,6 +1595,19 @@ REVOKE ALL ON FUNCTION public.app_my_invitations() FROM PUBLIC;
 GRANT ALL ON FUNCTION public.app_my_invitations() TO tenant_api_app;
 
 --
+-- Name: TABLE oauth_clients; Type: ACL; Schema: public; Owner: tenant_api_owner
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.oauth_clients TO tenant_api_app;
+
+--
+-- Name: FUNCTION app_oauth_client(p_client uuid); Type: ACL; Schema: public; Owner: tenant_api_owner
+--
+
+REVOKE ALL ON FUNCTION public.app_oauth_client(p_client uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.app_oauth_client(p_client uuid) TO tenant_api_app;
+
+--
 -- Name: FUNCTION app_user_grants(p_user uuid); Type: ACL; Schema: public; Owner: tenant_api_owner
 --
 
@@ -1453,6 +1668,12 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.gallery_items TO tenant_api_ap
 --
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.idempotency_keys TO tenant_api_app;
+
+--
+-- Name: TABLE oauth_codes; Type: ACL; Schema: public; Owner: tenant_api_owner
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.oauth_codes TO tenant_api_app;
 
 --
 -- Name: TABLE org_memberships; Type: ACL; Schema: public; Owner: tenant_api_owner

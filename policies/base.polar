@@ -13,12 +13,15 @@
 # A person with a login session.
 actor User {}
 
-# A machine client with an API key: it holds the one role its key was created with, on
-# the key's organization or one of its sites.
+# A machine client with an API key, or an OAuth client acting with its own role (client
+# credentials): it holds that one role, on its organization or one of its sites.
 actor ApiClient {}
 
 # A browser with an ingest key: no role at all; it may only send events to its site.
 actor IngestClient {}
 
+# What a token's OAuth scopes allow caps every permission (scopes.polar). Asked first:
+# it reads no grant, so what a scope refuses is refused before any grant is looked at.
 allow(actor, action, resource) if
+  scope_allows(actor, action, resource) and
   has_permission(actor, action, resource);

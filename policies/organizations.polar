@@ -14,7 +14,7 @@ resource Organization {
     "list_members",
     "manage_members",  # add, change the role of, or remove org members: people only
     "read_audit",      # the audit log of the organization
-    "manage_api_keys", # list, create and revoke API keys: people only
+    "manage_api_keys", "manage_oauth_clients", # API keys, OAuth clients: people only
   ];
 
   "guest" if "viewer";

@@ -66,7 +66,10 @@ def test_every_path_parameter_names_a_described_resource_or_a_special_one(app):
 
 
 # Forced row-level security without a described resource: rows the policy never sees.
-RLS_WITHOUT_RESOURCE = {"idempotency_keys"}  # per organization, read by the pipeline only
+RLS_WITHOUT_RESOURCE = {
+    "idempotency_keys",  # per organization, read by the pipeline only
+    "oauth_codes",  # of a client's organization, read by the token endpoint only
+}
 
 
 def test_every_tenant_table_is_under_row_level_security(database_url, is_postgres):

@@ -129,6 +129,31 @@ BEARER = {
                    "role) or an ingest key's secret (`ik_...`, events of one site only). Each "
                    "operation lists those it takes in `x-credentials`.",
 }
+def _oauth2(app: Flask) -> dict[str, Any]:
+    """The OAuth 2.1 server's flows (app/api/oauth.py), for `/docs`'s Authorize button
+    (with PKCE: app/templates/swagger_ui.html) and generated clients. Its tokens are sent
+    as `bearerAuth` like any access token."""
+    from app.models.oauth import SCOPES
+
+    base = app.extensions["settings"].public_base_url.rstrip("/")
+    scopes = {"read": "Read what you may read.", "write": "Change content (uploads, assets, "
+              "galleries).", "admin": "Everything you may do.", "events:write": "Send events."}
+    assert set(scopes) == set(SCOPES)
+    return {
+        "type": "oauth2",
+        "description": "OAuth 2.1 (`/.well-known/oauth-authorization-server`): authorization "
+                       "code with PKCE (S256) for apps acting for a person, client "
+                       "credentials for confidential clients holding a role. Scopes are "
+                       "ceilings on what the person (or the client's role) may do.",
+        "flows": {
+            "authorizationCode": {"authorizationUrl": f"{base}/oauth/authorize",
+                                  "tokenUrl": f"{base}/oauth/token",
+                                  "refreshUrl": f"{base}/oauth/token", "scopes": scopes},
+            "clientCredentials": {"tokenUrl": f"{base}/oauth/token", "scopes": scopes},
+        },
+    }
+
+
 ERRORS = {
     "UNAUTHORIZED": ("Missing or invalid credentials.",
                      {"WWW-Authenticate": {"schema": {"type": "string"},
@@ -276,7 +301,7 @@ def _enum_names(schema: dict[str, Any]) -> None:
     if not values or not all(isinstance(v, str) for v in values):
         return
     schema["x-enum-varnames"] = [
-        v.lstrip("-").replace(".", "_").replace("-", "_").upper()
+        v.lstrip("-").replace(".", "_").replace("-", "_").replace(":", "_").upper()
         + ("_DESC" if v.startswith("-") else "") for v in values
     ]
 
@@ -287,6 +312,10 @@ def _document_for_generators(api: Api) -> None:
     JSON's null: an absent parameter is what `None` means there)."""
     for operations in api.spec._paths.values():
         for method in OPERATIONS:
+            body = operations.get(method, {}).get("requestBody", {})
+            for media in body.get("content", {}).values() if isinstance(body, dict) else ():
+                for prop in media.get("schema", {}).get("properties", {}).values():
+                    _enum_names(prop)
             for parameter in operations.get(method, {}).get("parameters", []):
                 schema = parameter.get("schema") if isinstance(parameter, dict) else None
                 if not isinstance(schema, dict):
@@ -301,6 +330,8 @@ def _document_for_generators(api: Api) -> None:
         for prop in schema.get("properties", {}).values():
             if isinstance(prop, dict):
                 _enum_names(prop)
+                if isinstance(prop.get("items"), dict):
+                    _enum_names(prop["items"])
     add_examples(api.spec.components.schemas)
     if_match = api.spec.components.parameters.get("IF_MATCH")
     if if_match is not None:
@@ -317,6 +348,8 @@ def init_app(app: Flask) -> Api:
         invitations,
         keys,
         members,
+        oauth,
+        oauth_clients,
         ops,
         orgs,
         sites,
@@ -330,11 +363,13 @@ def init_app(app: Flask) -> Api:
         },
     )
     api.spec.components.security_scheme("bearerAuth", BEARER)
+    api.spec.components.security_scheme("oauth2", _oauth2(app))
     app.extensions["api"] = api
     app.add_url_rule("/docs/assets/<path:filename>", "swagger_ui_assets", _swagger_asset)
     blueprints = (
         ops.blp, auth.blp, auth.wellknown, orgs.blp, sites.blp, members.blp,
-        invitations.blp, keys.blp, assets.blp, galleries.blp, events.blp, audit.blp,
+        invitations.blp, keys.blp, oauth_clients.blp, oauth.blp, assets.blp, galleries.blp,
+        events.blp, audit.blp,
     )
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

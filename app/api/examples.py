@@ -43,6 +43,8 @@ BY_NAME: dict[str, Any] = {
     "token_type": "Bearer", "next_cursor": None, "role": "member",
     "url": "https://tenant-api.s3.eu-west-1.amazonaws.com/", "download_url": None,
     "cover_url": None,
+    "redirect_uris": ["https://app.example.com/oauth/callback"], "scopes": ["read"],
+    "client_secret": "Kx8vQ2mN7pL4wZcYb1NdR5sHfJ3gE6uTa0Qh7vX9mK4",
 }
 BY_SCHEMA: dict[tuple[str, str], Any] = {
     ("Event", "name"): "page.view", ("EventRead", "name"): "page.view",
@@ -50,6 +52,8 @@ BY_SCHEMA: dict[tuple[str, str], Any] = {
     ("ApiKey", "name"): "nightly-export", ("ApiKeyCreated", "name"): "nightly-export",
     ("IngestKeyCreate", "name"): "website", ("IngestKey", "name"): "website",
     ("IngestKeyCreated", "name"): "website",
+    ("OAuthClientCreate", "name"): "Lima Albums app", ("OAuthClient", "name"): "Lima Albums app",
+    ("OAuthClientCreated", "name"): "Lima Albums app",
     ("ApiKeyCreated", "secret"): "sk_2Qh7vX9mK4pL8wZcYb1NdR5sHfJ3gE6uTa0",
     ("IngestKeyCreated", "secret"): "ik_8Lw3nB6vC1xZ5qR9tY2uI7oP4aS0dF",
     ("EventBatch", "key"): "ik_8Lw3nB6vC1xZ5qR9tY2uI7oP4aS0dF",

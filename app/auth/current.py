@@ -9,6 +9,7 @@ dropped on change (see invalidation.py), so an unchanged session costs no query.
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import TYPE_CHECKING
 
 from flask import current_app, g, request
@@ -20,7 +21,7 @@ from app.auth.tokens import InvalidToken, TokenService
 from app.db import utcnow
 from app.errors import BadRequest, Unauthorized
 from app.needs import Credential
-from app.services import credentials, identity
+from app.services import credentials, identity, oauth_clients
 
 if TYPE_CHECKING:  # annotations only: nothing here can test an actor's class
     from app.authz.actors import Principal
@@ -67,13 +68,35 @@ def authenticate(accepted: frozenset[Credential], body_key: str | None = None) -
         log.info("access token refused", extra={"fields": {"reason": str(exc)}})
         raise Unauthorized("The access token is invalid or expired.") from None
     cache = actor_cache()
-    actor = cache.get(claims.user_id, claims.session_id)
+    if claims.for_client_itself:
+        return _client_actor(claims.user_id, claims.scope or "")
+    # A client's tokens of one session may carry narrower scopes (a refresh may ask less).
+    credential = claims.session_id if claims.client_id is None else (
+        claims.session_id, claims.scope)
+    actor = cache.get(claims.user_id, credential)
     if actor is None:
         generation = cache.generation
-        actor = identity.load_actor(db.session(), claims.user_id, claims.session_id)
+        actor = identity.load_actor(db.session(), claims.user_id, claims.session_id,
+                                    claims.client_id, claims.scope)
         if actor is None:
             raise Unauthorized("The session of this access token has ended.")
-        cache.put(claims.user_id, claims.session_id, actor, generation)
+        cache.put(claims.user_id, credential, actor, generation)
+    return actor
+
+
+def _client_actor(client_id: uuid.UUID, scope: str) -> Principal:
+    """An OAuth client acting with its own role (a client credentials token): as long as
+    the client is live (revoking it notifies the cache)."""
+    cache = actor_cache()
+    credential = ("oauth-client", scope)
+    actor = cache.get(client_id, credential)
+    if actor is None:
+        generation = cache.generation
+        row = oauth_clients.live(db.session(), client_id)
+        actor = None if row is None else credentials.oauth_client_actor(row, scope)
+        if actor is None:
+            raise Unauthorized("The client of this access token was revoked.")
+        cache.put(client_id, credential, actor, generation)
     return actor
 
 

@@ -33,9 +33,19 @@ class InvalidToken(Exception):
 
 @dataclass(frozen=True)
 class AccessClaims:
+    """A verified token. `user_id` is its subject: a person, or for a client credentials
+    token the OAuth client itself (then `client_id == user_id` and `session_id` too).
+    `scope`: the OAuth scopes capping it (None: a first-party login, unrestricted)."""
+
     user_id: uuid.UUID
     session_id: uuid.UUID
     expires_at: int
+    client_id: uuid.UUID | None = None
+    scope: str | None = None
+
+    @property
+    def for_client_itself(self) -> bool:
+        return self.client_id is not None and self.client_id == self.user_id
 
 
 class TokenService:
@@ -53,7 +63,13 @@ class TokenService:
             sid={"essential": True},
         )
 
-    def issue_access_token(self, user_id: uuid.UUID, session_id: uuid.UUID) -> tuple[str, int]:
+    def issue_access_token(
+        self, user_id: uuid.UUID, session_id: uuid.UUID, *,
+        client_id: uuid.UUID | None = None, scope: str | None = None,
+    ) -> tuple[str, int]:
+        """A person's token (a login's, or an OAuth client's with its `client_id` and
+        `scope`, RFC 9068), or with `user_id == session_id == client_id` a client
+        credentials token: the client acting with its own role."""
         now = int(time.time())
         ttl = self.settings.jwt_access_ttl_seconds
         key = self.keys.ring().signing
@@ -67,6 +83,9 @@ class TokenService:
             "exp": now + ttl,
             "jti": uuid.uuid4().hex,
         }
+        if client_id is not None:
+            claims["client_id"] = str(client_id)
+            claims["scope"] = scope or ""
         return jwt.encode(header, claims, key, algorithms=self.algorithms), ttl
 
     def verify_access_token(self, token: str) -> AccessClaims:
@@ -88,10 +107,16 @@ class TokenService:
             decoded = jwt.decode(token, key, algorithms=self.algorithms)
             self.registry.validate(decoded.claims)
             claims = decoded.claims
+            client_id = claims.get("client_id")
+            scope = claims.get("scope")
+            if client_id is not None and not isinstance(scope, str):
+                raise InvalidToken("a client's token without its scope")
             return AccessClaims(
                 user_id=uuid.UUID(str(claims["sub"])),
                 session_id=uuid.UUID(str(claims["sid"])),
                 expires_at=int(claims["exp"]),
+                client_id=None if client_id is None else uuid.UUID(str(client_id)),
+                scope=scope if client_id is not None else None,
             )
         except (JoseError, ValueError, TypeError, KeyError) as exc:
             raise InvalidToken(type(exc).__name__) from exc

@@ -30,7 +30,8 @@ class Principal:
     POLICY_READS = ("org_ids", "site_ids", "guest_org_ids", "scoped_site_ids")
     # What the policies test by value rather than match ids against: a filter template is
     # built per value of these (few: a proven address or not), from the real actor's own.
-    POLICY_SHAPE: ClassVar[tuple[str, ...]] = ()
+    # The scopes of an OAuth token are tested by value (policies/scopes.polar).
+    POLICY_SHAPE: ClassVar[tuple[str, ...]] = ("scopes",)
 
     @property
     def policy_shape(self) -> tuple[tuple[str, Any], ...]:
@@ -75,6 +76,12 @@ class Principal:
         return None
 
     @property
+    def scopes(self) -> tuple[str, ...] | None:
+        """The OAuth scopes capping what this actor may do (policies/scopes.polar); None:
+        not an OAuth token, unrestricted."""
+        return None
+
+    @property
     def allowed_origins(self) -> tuple[str, ...]:
         """The origins whose browsers may send this actor's events (an ingest key's);
         empty for any origin."""
@@ -101,6 +108,7 @@ class Principal:
             frozenset(self.org_roles.items()),
             frozenset(self.site_roles.items()),
             frozenset(self.site_orgs.items()),
+            self.scopes,
         )
 
 
@@ -112,9 +120,11 @@ class UserActor(Principal):
     # The address was proven by mail (policies/invitations.polar reads it).
     verified: bool = False
     session_id: uuid.UUID | None = None
+    # An OAuth client's token for the person: its scopes (None: a login, unrestricted).
+    scopes: tuple[str, ...] | None = None
 
     kind = "user"
-    POLICY_SHAPE = ("verified",)
+    POLICY_SHAPE = ("scopes", "verified")
 
     @cached_property
     def grants_key(self) -> tuple[object, ...]:
@@ -135,6 +145,8 @@ class ApiClientActor(Principal):
     one role its key was created with, on the key's organization or site."""
 
     expires_at: datetime | None = None
+    # An OAuth client acting with its own role (client credentials): its token's scopes.
+    scopes: tuple[str, ...] | None = None
 
     kind = "api_key"
 

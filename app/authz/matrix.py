@@ -172,6 +172,40 @@ def compute(policy_dir: str | Path, kind: type[Principal] = UserActor) -> Matrix
     return matrix
 
 
+def _scoped(actor: Principal, scope: str) -> Principal:
+    """The actor as a token of one OAuth scope (people's and machines' kinds carry one)."""
+    return replace(cast(Any, actor), scopes=(scope,))
+
+
+def scope_ceilings(policy_dir: str | Path) -> Matrix:
+    """Resource -> permission -> the OAuth scopes under which a token keeps it: a
+    permission some person or machine of the matrix holds (the creator rows asked of its
+    own resource) is kept by a scope when every such actor, with a token of that one
+    scope, still holds it (policies/scopes.polar)."""
+    from app.models.oauth import SCOPES
+
+    sample = Sample()
+    engine = _engine(policy_dir, sample)
+    actors = [*holders(sample.org, sample.site, UserActor).values(),
+              *holders(sample.org, sample.site, ApiClientActor).values()]
+    matrix: Matrix = {}
+    for name, permissions in declared_permissions(policy_dir).items():
+        rows = matrix[name] = {}
+        asked = [(p, lambda a, n=name: sample.resource(n, a)) for p in permissions]
+        asked += [(p + CREATOR, lambda a, n=name: sample.created_by(n, a))
+                  for p in OWNED.get(name, ())]
+        for row, resource_of in asked:
+            permission = row.removesuffix(CREATOR)
+            cases = [(a, resource_of(a)) for a in actors]
+            holding = [(a, r) for a, r in cases if engine.is_allowed(a, permission, r)]
+            rows[row] = {
+                scope for scope in SCOPES
+                if holding and all(engine.is_allowed(_scoped(a, scope), permission, r)
+                                   for a, r in holding)
+            }
+    return matrix
+
+
 # Role ceilings: what each kind of grant is, as the object a grantor is asked about.
 GRANTS: dict[str, tuple[tuple[str, ...], Callable[[Sample, str], Any]]] = {
     "org membership": (ORG_ROLES, lambda s, role: OrgMembership(
@@ -239,7 +273,29 @@ def render_markdown(policy_dir: str | Path) -> str:
             ]
             lines.append(f"| `{permission}` | " + " | ".join(cells) + " |")
         lines.append("")
+    from app.models.oauth import SCOPES
+
     lines += [
+        "## OAuth scope ceilings",
+        "",
+        "A token an OAuth client obtained may do what its person (or, with client",
+        "credentials, the client's own role) may do AND what one of its scopes allows",
+        "(`policies/scopes.polar`). `✓`: a token of that one scope keeps the permission",
+        "wherever its holder has it. Tokens without scopes (a login's, an API key's) are",
+        "not capped. Permissions no person or API key holds are not listed.",
+        "",
+        "| resource | permission | " + " | ".join(f"`{s}`" for s in SCOPES) + " |",
+        "|---" * (len(SCOPES) + 2) + "|",
+    ]
+    held = compute(policy_dir, UserActor), compute(policy_dir, ApiClientActor)
+    for resource, rows in scope_ceilings(policy_dir).items():
+        for permission, scopes in rows.items():
+            if not any(m[resource].get(permission) for m in held):
+                continue
+            lines.append(f"| {resource} | `{permission}` | "
+                         + " | ".join("✓" if s in scopes else "" for s in SCOPES) + " |")
+    lines += [
+        "",
         "## Role ceilings",
         "",
         "Which roles a grantor may give: to a member (a membership) or to a new API key.",

@@ -10,6 +10,7 @@ from app.models.idempotency import IdempotencyRecord
 from app.models.identity import AccountToken, AuthSession, RefreshToken, User
 from app.models.invitations import Invitation
 from app.models.mail import OutboxMessage
+from app.models.oauth import OAuthClient, OAuthCode
 from app.models.tenancy import (
     ORG_ROLES,
     SITE_ROLES,
@@ -35,6 +36,8 @@ __all__ = [
     "IdempotencyRecord",
     "IngestKey",
     "Invitation",
+    "OAuthClient",
+    "OAuthCode",
     "OrgMembership",
     "Organization",
     "OutboxMessage",

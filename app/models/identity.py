@@ -42,6 +42,12 @@ class AuthSession(Entity):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     user_agent: Mapped[str] = mapped_column(String(512), default="")
     ip: Mapped[str] = mapped_column(String(64), default="")
+    # A session an OAuth client opened for the person (app/models/oauth.py), with the
+    # scope that caps what its tokens may do (policies/scopes.polar); None: a login.
+    client_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True
+    )
+    scope: Mapped[str | None] = mapped_column(String(200))
 
 
 class RefreshToken(Entity):

@@ -21,7 +21,7 @@ from app.auth.secrets import (
 )
 from app.authz.actors import ApiClientActor, IngestClientActor
 from app.db import utcnow
-from app.models import ApiKey, IngestKey, Organization, Site
+from app.models import ApiKey, IngestKey, OAuthClient, Organization, Site
 from app.services import audit
 from app.services.lookups import one_or_missing
 
@@ -149,6 +149,18 @@ def api_key_actor(row: ApiKey) -> ApiClientActor:
         site_orgs={row.site_id: row.org_id},
         expires_at=row.expires_at,
     )
+
+
+def oauth_client_actor(row: OAuthClient, scope: str) -> ApiClientActor | None:
+    """The actor of an OAuth client's client credentials token: the client's own role,
+    like an API key's, within the token's scope; None for a client without a role."""
+    if row.role is None:
+        return None
+    scopes = tuple(scope.split())
+    if row.site_id is None:
+        return ApiClientActor(id=row.id, org_roles={row.org_id: row.role}, scopes=scopes)
+    return ApiClientActor(id=row.id, site_roles={row.site_id: row.role},
+                          site_orgs={row.site_id: row.org_id}, scopes=scopes)
 
 
 def ingest_key_actor(row: IngestKey) -> IngestClientActor:

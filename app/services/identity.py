@@ -59,14 +59,22 @@ def check_password(session: Session, email: str, password: str) -> User:
     return user
 
 
-def load_actor(session: Session, user_id: uuid.UUID, session_id: uuid.UUID) -> UserActor | None:
-    """The actor for a verified access token, or None when its session or user is gone."""
+def load_actor(
+    session: Session, user_id: uuid.UUID, session_id: uuid.UUID,
+    client_id: uuid.UUID | None = None, scope: str | None = None,
+) -> UserActor | None:
+    """The actor for a verified access token, or None when its session or user is gone. A
+    token an OAuth client obtained (`client_id`) names a session of that client, and acts
+    within its `scope`; a login's token names a login session."""
+    of_client = (AuthSession.client_id.is_(None) if client_id is None
+                 else AuthSession.client_id == client_id)
     row = session.execute(
         select(User.id, User.email, User.email_verified_at)
         .join(AuthSession, AuthSession.user_id == User.id)
         .where(
             AuthSession.id == session_id,
             AuthSession.user_id == user_id,
+            of_client,
             AuthSession.revoked_at.is_(None),
             AuthSession.expires_at > utcnow(),
             User.deleted_at.is_(None),
@@ -74,7 +82,9 @@ def load_actor(session: Session, user_id: uuid.UUID, session_id: uuid.UUID) -> U
     ).first()
     if row is None:
         return None
-    return _actor(session, row.id, row.email, row.email_verified_at is not None, session_id)
+    scopes = None if client_id is None else tuple((scope or "").split())
+    return _actor(session, row.id, row.email, row.email_verified_at is not None, session_id,
+                  scopes)
 
 
 def actor_for(session: Session, user: User) -> UserActor:
@@ -84,7 +94,7 @@ def actor_for(session: Session, user: User) -> UserActor:
 
 def _actor(
     session: Session, user_id: uuid.UUID, email: str, verified: bool,
-    session_id: uuid.UUID | None,
+    session_id: uuid.UUID | None, scopes: tuple[str, ...] | None = None,
 ) -> UserActor:
     grants = list_grants(session, user_id)
     return UserActor(
@@ -92,6 +102,7 @@ def _actor(
         email=email,
         verified=verified,
         session_id=session_id,
+        scopes=scopes,
         org_roles={g.org_id: g.role for g in grants if g.site_id is None},
         site_roles={g.site_id: g.role for g in grants if g.site_id is not None},
         site_orgs={g.site_id: g.org_id for g in grants if g.site_id is not None},

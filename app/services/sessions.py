@@ -65,16 +65,25 @@ def _issue_refresh(session: Session, session_id: uuid.UUID) -> str:
     return token
 
 
-def refresh(session: Session, token: str, lifetimes: Lifetimes) -> tuple[AuthSession, str]:
-    """Spend `token` and return its session with the next refresh token.
+def refresh(
+    session: Session, token: str, lifetimes: Lifetimes, client_id: uuid.UUID | None = None
+) -> tuple[AuthSession, str]:
+    """Spend `token` and return its session with the next refresh token. Only a token of
+    a session opened by `client_id` counts (None: a login's; an OAuth client's session
+    refreshes at `/oauth/token` only, a login's at `/v1/auth/refresh` only).
 
     Raises RefreshReuse when the token was already spent, Unauthorized when it is
     unknown or its session is over (revoked, idle for too long, or past its lifetime)."""
     now = utcnow()
     token_hash = digest(token)
+    of_client = select(AuthSession.id).where(
+        AuthSession.client_id.is_(None) if client_id is None
+        else AuthSession.client_id == client_id
+    )
     spent = session.execute(
         update(RefreshToken)
-        .where(RefreshToken.token_hash == token_hash, RefreshToken.used_at.is_(None))
+        .where(RefreshToken.token_hash == token_hash, RefreshToken.used_at.is_(None),
+               RefreshToken.session_id.in_(of_client))
         .values(used_at=now)
         .returning(RefreshToken.session_id)
     ).first()
@@ -82,7 +91,8 @@ def refresh(session: Session, token: str, lifetimes: Lifetimes) -> tuple[AuthSes
         known = session.execute(
             select(RefreshToken.session_id, AuthSession.user_id)
             .join(AuthSession, AuthSession.id == RefreshToken.session_id)
-            .where(RefreshToken.token_hash == token_hash)
+            .where(RefreshToken.token_hash == token_hash,
+                   RefreshToken.session_id.in_(of_client))
         ).first()
         if known is not None:
             raise RefreshReuse(known.session_id, known.user_id)

@@ -382,3 +382,24 @@ def test_counters_storage_down_is_a_503_never_a_500(make_app):
     assert assert_problem(ready, 503, errors=["ratelimit"])["errors"] == {
         "ratelimit": ["unavailable"]
     }
+
+
+def test_the_token_endpoint_is_limited_per_client_and_per_ip(make_app: Callable[..., Any]):
+    """`/oauth/token`: per OAuth client (whatever address it calls from) and per address;
+    the 429 is the pipeline's problem, before any credential is looked at."""
+    other = make_app(ratelimit_per_client="2 per minute", ratelimit_per_ip="4 per minute")
+    client = other.test_client()
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+
+    def ask(client_id: str, ip: str) -> Any:
+        return client.post("/oauth/token", data={"grant_type": "client_credentials",
+                                                 "client_id": client_id},
+                           environ_base={"REMOTE_ADDR": ip})
+
+    assert [ask(a, "10.0.0.1").status_code for _ in range(2)] == [401, 401]  # unknown client
+    assert_problem(ask(a, "10.0.0.2"), 429)  # the same client from elsewhere
+    assert ask(b, "10.0.0.1").status_code == 401
+    assert ask(b, "10.0.0.1").status_code == 401
+    r = ask(str(uuid.uuid4()), "10.0.0.1")  # a fresh client id from a spent address
+    assert_problem(r, 429)
+    assert int(r.headers["Retry-After"]) >= 1

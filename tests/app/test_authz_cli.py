@@ -34,10 +34,10 @@ def test_explain_an_allowed_gallery_update(app, world, tenant: Tenant):
     chain = lines[lines.index("rule chain (each rule fired; indented: what its conditions "
                               "needed):") + 1:]
     assert [line.split()[0] for line in chain] == [
-        "policies/base.polar:23", "policies/galleries.polar:10", "policies/galleries.polar:15",
-        "policies/sites.polar:34",
+        "policies/base.polar:25", "policies/scopes.polar:11", "policies/galleries.polar:10",
+        "policies/galleries.polar:15", "policies/sites.polar:34",
     ]
-    assert chain[1].strip() == 'policies/galleries.polar:10  "update" if "site_admin" on "site";'
+    assert chain[2].strip() == 'policies/galleries.polar:10  "update" if "site_admin" on "site";'
 
 
 def test_explain_a_denied_gallery_update_names_the_failed_conditions(app, world, tenant):
@@ -77,6 +77,21 @@ def test_explain_keys_and_the_sql_of_list_endpoints(app, client, world, tenant, 
     result = _run(app, "explain", f"ingest-key:{ingest.id}", "read", "organization",
                   str(tenant.org.id))
     assert result.output.startswith("DENIED") and "the actor is not" not in result.output
+
+
+def test_explain_an_oauth_client_acting_with_its_own_role(app, client, world, tenant):
+    from tests.support.oauth import create_oauth_client
+
+    machine = create_oauth_client(client, tenant, "confidential", role="viewer",
+                                  scopes=["read"])
+    result = _run(app, "explain", f"oauth-client:{machine.id}", "read", "site",
+                  str(tenant.site.id))
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"ALLOWED: ApiClient {machine.id} -> read")
+    assert "policies/scopes.polar:21" in result.output  # its `read` scope allowed it
+    result = _run(app, "explain", f"oauth-client:{machine.id}", "update", "site",
+                  str(tenant.site.id))
+    assert result.output.startswith("DENIED")
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -17,6 +17,7 @@ PRODUCTION = {
     "database_url": "postgresql+psycopg://app@db.internal/api",
     "jwt_keys": {"keys": [KeyRing.generate_key()]},
     "ratelimit_storage_uri": "redis://cache.internal:6379",
+    "public_base_url": "https://api.example.com",
 }
 
 
@@ -34,6 +35,7 @@ def test_a_complete_production_configuration_passes():
         ({"jwt_algorithms": ("HS256",)}, "JWT_ALGORITHMS"),
         ({"jwt_algorithms": ("none",)}, "JWT_ALGORITHMS"),
         ({"ratelimit_storage_uri": "memory://"}, "RATELIMIT_STORAGE_URI"),
+        ({"public_base_url": "http://api.example.com"}, "PUBLIC_BASE_URL"),  # the issuer
     ],
 )
 def test_production_refuses_development_defaults(override, complaint):

@@ -31,12 +31,14 @@ from app.models import (
     GalleryItem,
     IngestKey,
     Invitation,
+    OAuthClient,
     Organization,
     OrgMembership,
     Site,
     SiteMembership,
     User,
 )
+from app.models.oauth import SCOPES
 from app.models.resource import described, polar_name
 from app.services.identity import list_grants
 
@@ -99,6 +101,9 @@ def worlds(draw: st.DrawFn, orgs_max: int = 3, sites_max: int = 5, grants_max: i
         "invitations": draw(st.lists(st.tuples(scope, st.one_of(st.none(), users)),
                                      max_size=3)),
         "verified": draw(st.booleans()),  # the asking user's address
+        # An OAuth token's scopes (policies/scopes.polar), or none: a login or a key.
+        "scopes": draw(st.one_of(st.none(), st.lists(st.sampled_from(SCOPES), unique=True,
+                                                     max_size=2).map(tuple))),
         "actor": actor,
     }
 
@@ -142,6 +147,12 @@ def _materialize(session, w: dict):
         for o in w["audit_events"])
     session.add_all(ApiKey(org_id=o, site_id=s, role=r, name="k", secret_hash="-")
                     for o, s, r in (grant(scope, role) for scope, role in w["api_keys"]))
+    # OAuth clients: one with a role where each API key is, and one without per organization.
+    session.add_all(OAuthClient(org_id=o, site_id=s, role=r, name="c", client_type="confidential",
+                                redirect_uris=[], scopes=[])
+                    for o, s, r in (grant(scope, role) for scope, role in w["api_keys"]))
+    session.add_all(OAuthClient(org_id=org.id, name="c", client_type="public", redirect_uris=[],
+                                scopes=[]) for org in orgs)
     session.add_all(IngestKey(org_id=sites[s].org_id, site_id=sites[s].id, name="k",
                               secret_hash="-") for s in w["ingest_keys"])
 
@@ -185,12 +196,15 @@ def _materialize(session, w: dict):
         "site_roles": {s: r for o, s, r in grants if s is not None},
         "site_orgs": {s: o for o, s, r in grants if s is not None},
     }
+    scopes = w.get("scopes")
     if kind == "api":
-        return ApiClientActor(id=uuid.uuid4(), **held)
-    return UserActor(id=users[who].id, email=users[who].email, verified=w["verified"], **held)
+        return ApiClientActor(id=uuid.uuid4(), scopes=scopes, **held)
+    return UserActor(id=users[who].id, email=users[who].email, verified=w["verified"],
+                     scopes=scopes, **held)
 
 
-def _creator_world(actor: tuple, org_role: str = "member") -> dict:
+def _creator_world(actor: tuple, org_role: str = "member",
+                   scopes: tuple[str, ...] | None = None) -> dict:
     """Two organizations with a site each. User 0 holds `org_role` on org 0, user 1 is a
     site-only member of site 0; each created a gallery and an asset on site 0, user 0 also
     one on site 1 (an organization where it holds nothing); one of each has no creator.
@@ -203,7 +217,7 @@ def _creator_world(actor: tuple, org_role: str = "member") -> dict:
         "api_keys": [(("org", 0), "viewer"), (("site", 0), "member"), (("org", 1), "org_admin")],
         "ingest_keys": [0, 1], "assets": rows, "galleries": rows, "gallery_items": [0, 1, 3],
         "invitations": [(("org", 0), 0), (("site", 0), 1), (("site", 1), 0), (("org", 1), None)],
-        "verified": True, "actor": actor,
+        "verified": True, "scopes": scopes, "actor": actor,
     }
 
 
@@ -218,6 +232,9 @@ CREATOR_WORLDS = [
     _creator_world(("user_live", 0), org_role="org_admin"),  # org 0's API keys too
     _creator_world(("api", (("org", 0), "site_admin"))),  # a key: no creator, no keys
     _creator_world(("ingest", 0)),
+    # OAuth tokens: scopes cap the same rows (write: content; read: reading only).
+    _creator_world(("user", 0), org_role="site_admin", scopes=("write",)),
+    _creator_world(("user_live", 0), org_role="org_admin", scopes=("read",)),
 ]
 
 
@@ -331,6 +348,10 @@ def test_templates_stand_for_every_filter(app, permissions):
     site_key = _creator_world(("api", (("site", 0), "member")))
     exact, checked = _check_world(app, permissions, site_key)
     assert checked - exact == 1  # Site write_events: the one filter reading both
+    # The same key's OAuth twin (a client acting with its role), capped to sending events.
+    scoped = _creator_world(("api", (("site", 0), "member")), scopes=("events:write",))
+    exact, checked = _check_world(app, permissions, scoped)
+    assert checked - exact == 1
 
 
 def test_a_policy_the_template_cannot_express_falls_back_to_oso(app, caplog, tmp_path):

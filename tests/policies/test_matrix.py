@@ -40,6 +40,7 @@ EXPECTED = {
         "manage_members": ORG["org_admin"],
         "read_audit": ORG["org_admin"],
         "manage_api_keys": ORG["org_admin"],
+        "manage_oauth_clients": ORG["org_admin"],
     },
     # Someone else's membership, with the lowest role (the ceilings are tested below).
     "OrgMembership": {
@@ -68,6 +69,10 @@ EXPECTED = {
     },
     "AuditEvent": {"read": ORG["org_admin"]},
     "ApiKey": {"read": ORG["org_admin"], "create": ORG["org_admin"], "revoke": ORG["org_admin"]},
+    # The sample client holds no role: any org_admin may register it.
+    "OAuthClient": {"read": ORG["org_admin"], "create": ORG["org_admin"],
+                    "update": ORG["org_admin"], "rotate_secret": ORG["org_admin"],
+                    "revoke": ORG["org_admin"]},
     "IngestKey": {
         "read": ON_SITE["site_admin"],
         "create": ON_SITE["site_admin"],
@@ -115,6 +120,7 @@ USER_ONLY = {
     ("Organization", "delete"),
     ("Organization", "manage_members"),
     ("Organization", "manage_api_keys"),
+    ("Organization", "manage_oauth_clients"),
     ("OrgMembership", "create"),
     ("OrgMembership", "update"),
     ("OrgMembership", "delete"),
@@ -129,6 +135,11 @@ USER_ONLY = {
     ("ApiKey", "read"),
     ("ApiKey", "create"),
     ("ApiKey", "revoke"),
+    ("OAuthClient", "read"),
+    ("OAuthClient", "create"),
+    ("OAuthClient", "update"),
+    ("OAuthClient", "rotate_secret"),
+    ("OAuthClient", "revoke"),
     ("IngestKey", "read"),
     ("IngestKey", "create"),
     ("IngestKey", "revoke"),
@@ -282,3 +293,22 @@ def test_event_writers():
     assert engine.is_allowed(key, "write_events", site)
     assert not engine.is_allowed(key, "write_events", other)
     assert not any(engine.is_allowed(key, p, site) for p in ("read", "read_events", "upload"))
+
+
+def test_oauth_scopes_are_ceilings_as_the_table_says():
+    """policies/scopes.polar, as docs/permissions.md shows it: `read` reads, `write` also
+    changes content, `admin` is everything, `events:write` only sends events."""
+    from app.authz.matrix import scope_ceilings
+
+    table = scope_ceilings(Settings().policy_dir)
+    assert table["Site"]["read"] == {"read", "write", "admin"}
+    assert table["Site"]["upload"] == {"write", "admin"}
+    assert table["Site"]["write_events"] == {"events:write", "admin"}
+    assert table["Gallery"]["update (creator)"] == {"write", "admin"}
+    # Power stays behind `admin`: credentials, roles, deletion of tenants, settings.
+    powers = ("Organization", "OrgMembership", "SiteMembership", "ApiKey", "IngestKey",
+              "OAuthClient", "Account")
+    for resource, permission in USER_ONLY | {("Organization", "update"), ("Site", "update")}:
+        site_power = resource == "Site" and permission.startswith(("delete", "manage", "update"))
+        if permission != "read" and (resource in powers or site_power):
+            assert table[resource][permission] <= {"admin"}, (resource, permission)

@@ -37,8 +37,9 @@ def test_the_parser_reads_every_rule_where_it_is_written():
     assert set(policy.blocks) == set(declared_permissions(POLICY))
     texts = {r.text for r in policy.rules}
     assert '"update" if "site_admin" on "site";' in texts
-    explicit = sum((POLICY / f).read_text().count("\nhas_") for f in
-                   [p.name for p in POLICY.glob("*.polar")])
+    explicit = sum((POLICY / f).read_text().count(head) for f in
+                   [p.name for p in POLICY.glob("*.polar")]
+                   for head in ("\nhas_", "\nscope_allows(", "\nreading("))
     assert sum(not r.shorthand and r.name != "allow" for r in policy.rules) == explicit
 
 
@@ -68,9 +69,9 @@ def test_an_allowed_decision_shows_roles_and_the_chain_down_to_the_grant():
     explained = reviewer.explain(actor, "update", sample.resource("Gallery", actor))
     chain = [rule.where for rule in explained.rules()]
     assert chain == [
-        "policies/base.polar:23", "policies/galleries.polar:10", "policies/galleries.polar:15",
-        "policies/sites.polar:26", "policies/sites.polar:40", "policies/organizations.polar:23",
-        "policies/organizations.polar:35",
+        "policies/base.polar:25", "policies/scopes.polar:11", "policies/galleries.polar:10",
+        "policies/galleries.polar:15", "policies/sites.polar:26", "policies/sites.polar:40",
+        "policies/organizations.polar:23", "policies/organizations.polar:35",
     ]
     held = {(r.role, r.on.split()[0], r.direct) for r in explained.roles}
     assert ("org_admin", "Organization", True) in held

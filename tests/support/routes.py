@@ -44,6 +44,12 @@ PUBLIC_ROUTES = {
     "/v1/auth/verify",  # by the mailed token in its body
     "/v1/auth/password/reset",
     "/v1/auth/password/reset/complete",  # by the mailed token in its body
+    # OAuth 2.1 (RFC 6749): a client authenticates in the request, a person on the page.
+    "/.well-known/oauth-authorization-server",
+    "/oauth/authorize",
+    "/oauth/token",
+    "/oauth/revoke",
+    "/oauth/introspect",
 }
 
 # Path parameter -> a real resource of `tenant` (called with the scene, the tenant, the rule).
@@ -164,6 +170,21 @@ ENDPOINTS: dict[str, Case] = {
         body={"name": "CI key", "role": "viewer"}, denied=ALL_BUT_ORG_ADMIN
     ),
     f"DELETE {ORG}/api-keys/<uuid:api_key_id>": Case(denied=ALL_BUT_ORG_ADMIN),
+    f"GET {ORG}/oauth-clients": Case(denied=ALL_BUT_ORG_ADMIN),
+    f"POST {ORG}/oauth-clients": Case(
+        body={"name": "Intruder app", "client_type": "public",
+              "redirect_uris": ["https://intruder.example.com/callback"]},
+        denied=ALL_BUT_ORG_ADMIN,
+    ),
+    f"GET {ORG}/oauth-clients/<uuid:oauth_client_id>": Case(denied=ALL_BUT_ORG_ADMIN),
+    f"PATCH {ORG}/oauth-clients/<uuid:oauth_client_id>": Case(
+        body={"redirect_uris": ["https://intruder.example.com/callback"]},
+        denied=ALL_BUT_ORG_ADMIN,
+    ),
+    f"DELETE {ORG}/oauth-clients/<uuid:oauth_client_id>": Case(denied=ALL_BUT_ORG_ADMIN),
+    f"POST {ORG}/oauth-clients/<uuid:oauth_client_id>/secret": Case(
+        body=NO_BODY, denied=ALL_BUT_ORG_ADMIN
+    ),
     f"GET {SITE}/ingest-keys": Case(denied=ORG_BELOW_SITE_ADMIN + SITE_BELOW_ADMIN),
     f"POST {SITE}/ingest-keys": Case(
         body={"name": "Browser key", "allowed_origins": ["https://www.example.com"]},

@@ -39,7 +39,7 @@ from app.authz.engine import ACTORS, AuthzEngine
 from app.authz.review.polar import Policy, Rule, parse, split_top
 from app.models.resource import polar_name
 
-CALLED = ("has_permission", "has_role", "has_relation", "allow")
+CALLED = ("has_permission", "has_role", "has_relation", "allow", "scope_allows", "reading")
 _CALL = re.compile(r"^(\w+)\((.*)\)$", re.S)
 _MAX_DEPTH = 12
 

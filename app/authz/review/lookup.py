@@ -1,6 +1,6 @@
 """What `flask authz explain` names, found in the database: an actor (`user:EMAIL`,
-`api-key:ID`, `ingest-key:ID`) and a resource (a policy type and an id). Each miss is an
-error that lists what is valid."""
+`api-key:ID`, `ingest-key:ID`, `oauth-client:ID`) and a resource (a policy type and an
+id). Each miss is an error that lists what is valid."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.authz.actors import Principal
-from app.models import ApiKey, IngestKey, User
+from app.models import ApiKey, IngestKey, OAuthClient, User
 from app.models.resource import described, polar_name
 
 
@@ -41,7 +41,19 @@ def _ingest_key(session: Session, ident: str) -> Principal:
     return ingest_key_actor(_live(session.get(IngestKey, _uuid(ident)), "IngestKey", ident))
 
 
-K = TypeVar("K", ApiKey, IngestKey)
+def _oauth_client(session: Session, ident: str) -> Principal:
+    """An OAuth client as its client credentials tokens act: its own role, with every
+    scope it may ask for (a narrower token may do less)."""
+    from app.services.credentials import oauth_client_actor
+
+    row = _live(session.get(OAuthClient, _uuid(ident)), "OAuthClient", ident)
+    actor = oauth_client_actor(row, " ".join(row.scopes))
+    if actor is None:
+        raise LookupFailed(f"OAuthClient {ident} holds no role: it acts only for people")
+    return actor
+
+
+K = TypeVar("K", ApiKey, IngestKey, OAuthClient)
 
 
 def _live(row: K | None, name: str, ident: str) -> K:
@@ -52,9 +64,10 @@ def _live(row: K | None, name: str, ident: str) -> K:
     return row
 
 
-# Actor kinds `explain` accepts; a new kind of credential (an OAuth client) adds its loader.
+# Actor kinds `explain` accepts; a new kind of credential adds its loader.
 ACTORS: dict[str, Callable[[Session, str], Principal]] = {
     "user": _user, "api-key": _api_key, "ingest-key": _ingest_key,
+    "oauth-client": _oauth_client,
 }
 
 

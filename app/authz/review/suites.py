@@ -83,14 +83,23 @@ def _places() -> str:
     return ", ".join([*WORLD, *(s for sites in WORLD.values() for s in sites)])
 
 
+def _scopes(spec: dict[str, Any]) -> tuple[str, ...] | None:
+    """`scopes`: an OAuth client's token (a list, maybe empty); absent: not capped."""
+    scopes = spec.get("scopes")
+    return None if scopes is None else tuple(scopes)
+
+
 def _user(world: World, spec: dict[str, Any], where: str) -> Principal:
-    """A person; `email` and `verified` (a proven address) as the invitation rules read."""
+    """A person; `email` and `verified` (a proven address) as the invitation rules read;
+    `scopes` for a person's token that an OAuth client obtained."""
     return UserActor(uuid.uuid4(), email=spec.get("email", ""),
-                     verified=bool(spec.get("verified", False)), **_grants(world, spec, where))
+                     verified=bool(spec.get("verified", False)), scopes=_scopes(spec),
+                     **_grants(world, spec, where))
 
 
 def _api_key(world: World, spec: dict[str, Any], where: str) -> Principal:
-    return ApiClientActor(uuid.uuid4(), **_grants(world, spec, where))
+    """A machine with a role: an API key, or with `scopes` an OAuth client's own token."""
+    return ApiClientActor(uuid.uuid4(), scopes=_scopes(spec), **_grants(world, spec, where))
 
 
 def _ingest_key(world: World, spec: dict[str, Any], where: str) -> Principal:
