@@ -13,12 +13,14 @@ both forms, and refuses to be framed.
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from flask import Response, current_app, render_template_string, request
 from flask.views import MethodView
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -158,6 +160,22 @@ def _csrf_ok(browser: Browser) -> bool:
     return bool(request.cookies.get(COOKIE)) and hmac.compare_digest(sent, browser.csrf)
 
 
+# RFC 6749 Appendix A: every authorization parameter is printable ASCII (VSCHAR at most).
+_VSCHAR = re.compile(r"[\x20-\x7e]*")
+_AUTHORIZE_PARAMS = ("response_type", "client_id", "redirect_uri", "scope", "state",
+                     "code_challenge", "code_challenge_method")
+
+
+def _consent_grant() -> Any:
+    """authlib's grant for this authorization request. A parameter outside RFC 6749's
+    characters is refused first (authlib would echo it into its error description, which
+    it then refuses to build: a 500)."""
+    for name in _AUTHORIZE_PARAMS:
+        if not all(_VSCHAR.fullmatch(value) for value in request.args.getlist(name)):
+            raise InvalidRequestError(f"`{name}` holds characters RFC 6749 does not allow.")
+    return server().get_consent_grant(end_user=None)
+
+
 def _oauth_error(error: OAuth2Error) -> Response:
     response: Response = server().handle_error_response(None, error)
     response.headers.update(FRAME_DENIED)
@@ -203,7 +221,7 @@ class Authorize(MethodView):
     def get(self) -> Response:
         """Authorization code with PKCE (S256): sign in, then approve or deny."""
         try:
-            grant = server().get_consent_grant(end_user=None)
+            grant = _consent_grant()
         except OAuth2Error as error:
             return _oauth_error(error)
         return self._show(grant, _browser())
@@ -224,7 +242,7 @@ class Authorize(MethodView):
     def post(self) -> Response:
         """The page's forms: sign in, approve, deny."""
         try:
-            grant = server().get_consent_grant(end_user=None)
+            grant = _consent_grant()
         except OAuth2Error as error:
             return _oauth_error(error)
         browser = _browser()

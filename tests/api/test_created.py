@@ -32,6 +32,10 @@ def creations(client: Any, world: World, tenant: Tenant) -> dict[str, tuple[Any,
          f"{org}/api-keys/{{id}}", False)
     post("POST /v1/orgs/{org_id}/sites/{site_id}/ingest-keys", f"{site}/ingest-keys",
          {"name": "k"}, f"{site}/ingest-keys/{{id}}", False)
+    post("POST /v1/orgs/{org_id}/oauth-clients", f"{org}/oauth-clients",
+         {"name": "App", "client_type": "public",
+          "redirect_uris": ["https://app.example.com/callback"]},
+         f"{org}/oauth-clients/{{id}}", True)
     r = start(client, tenant, admin)
     assert r.status_code == 201, r.get_data(as_text=True)
     out["POST /v1/orgs/{org_id}/sites/{site_id}/uploads"] = (

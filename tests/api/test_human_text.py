@@ -57,6 +57,7 @@ assert {unicodedata.category(c) for c in FORMAT_CHARS} == {"Cf"}
 NOT_HUMAN_TEXT = {
     "email", "password", "current_password", "new_password", "refresh_token", "role",
     "domain", "allowed_origins", "content_type", "sha256", "token",
+    "redirect_uris", "scopes", "client_type",  # OAuth clients: URIs and enums
 }
 MULTI_LINE = {"description"}  # refuses the bidirectional controls only
 

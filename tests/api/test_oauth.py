@@ -256,6 +256,20 @@ def test_errors_go_back_only_to_a_registered_uri(client, public_app):
     assert params["error"] == "invalid_scope" and params["state"] == "xyz"
 
 
+@pytest.mark.parametrize("name", ["response_type", "client_id", "state", "code_challenge"])
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_parameter_outside_rfc_6749s_characters_is_refused_not_a_500(
+        client, public_app, name, method):
+    """Fuzzing found authlib echoing an emoji `response_type` into an error description it
+    then refused to build (a 500)."""
+    _, challenge = pkce()
+    query = {**authorize_query(public_app.id, challenge), name: "\U0001f600\u202e"}
+    r = client.open(f"{AUTHORIZE}?{urlencode(query)}", method=method,
+                    data={"action": "sign_in", "csrf_token": "x"})
+    oauth_error(r, 400, "invalid_request")
+    assert "Location" not in r.headers
+
+
 def test_a_redirect_uri_other_than_the_authorized_one_is_refused_at_the_token_endpoint(
         client, tenant):
     registered = create_oauth_client(client, tenant, "public",

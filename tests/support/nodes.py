@@ -70,7 +70,7 @@ def node_env(app: Any, database_url: str, s3_endpoint: str, home: Path,
     return {
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         "HOME": str(home), "LANG": "C.UTF-8", "INSTANCE_PATH": str(home),
-        "APP_ENV": "production",
+        "APP_ENV": "production", "PUBLIC_BASE_URL": "https://api.test",
         "SECRET_KEY": secrets.token_urlsafe(32),
         "DATABASE_URL": as_role(database_url, APP_ROLE),
         "MIGRATION_DATABASE_URL": database_url,
