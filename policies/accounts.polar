@@ -4,6 +4,7 @@
 resource Account {
   permissions = [
     "read",                 # itself: a refusal below is then a 403, not a 404
+    "read_profile",         # a person's own profile and roles (what a `read` token may see)
     "manage",               # profile, sessions, password
     "create_organization",  # the founder becomes its org_admin
   ];
@@ -11,6 +12,9 @@ resource Account {
 
 has_permission(actor: Actor, "read", account: Account) if
   account.id = actor.id;
+
+has_permission(user: User, "read_profile", account: Account) if
+  account.id = user.id;
 
 has_permission(user: User, "manage", account: Account) if
   account.id = user.id;

@@ -16,7 +16,7 @@ scope_allows(actor: Actor, _action: String, _resource) if
 
 # Reading, which both `read` and `write` allow.
 reading(action: String) if
-  action in ["access", "read", "list_sites", "list_members", "read_events"];
+  action in ["access", "read", "read_profile", "list_sites", "list_members", "read_events"];
 
 scope_allows(actor: Actor, action: String, _resource) if
   actor.scopes != nil and "read" in actor.scopes and reading(action);

@@ -243,11 +243,11 @@ class SessionItem(MethodView):
 
 @blp.route("/me")
 class Me(MethodView):
-    @blp.needs(checks=("manage Account",))
+    @blp.needs(checks=("read_profile Account",))
     @blp.response(200, MeSchema)
     def get(self) -> dict[str, Any]:
         """The signed-in user and every role it holds."""
-        authorize(actor(), "manage", own_account())
+        authorize(actor(), "read_profile", own_account())
         session = db.session()
         account = session.get(User, actor().id)
         if account is None or account.deleted_at is not None:

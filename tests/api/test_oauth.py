@@ -124,7 +124,10 @@ def test_code_with_pkce_and_consent_gives_tokens_that_act_for_the_person(
     # `read` is a ceiling: what the person could do beyond reading, the token may not.
     r = client.post(f"{tenant.site_path}/galleries", json={"title": "t"}, headers=bearer(tokens))
     assert r.status_code == 403
-    assert client.get("/v1/me", headers=bearer(tokens)).status_code == 403
+    # The person's own profile is reading; their sessions and password are not.
+    me = client.get("/v1/me", headers=bearer(tokens))
+    assert me.status_code == 200 and me.get_json()["id"] == str(tenant["member"].id)
+    assert client.get("/v1/auth/sessions", headers=bearer(tokens)).status_code == 403
     assert client.post(f"{tenant.site_path}/galleries", json={"title": "t"},
                        headers=tenant["member"].headers).status_code == 201
 

@@ -26,6 +26,7 @@ ANY = ORG["viewer"] | SITE["viewer"] | {"none"}  # every user, whatever it holds
 EXPECTED = {
     "Account": {  # the actor's own
         "read": ANY,
+        "read_profile": ANY,
         "manage": ANY,
         "create_organization": ANY,
     },
@@ -115,6 +116,7 @@ EXPECTED = {
 # Power stays with people (policies/base.polar): an API key with the same role may not
 # make a credential, give a role, or delete an organization or a site; it has no account.
 USER_ONLY = {
+    ("Account", "read_profile"),
     ("Account", "manage"),
     ("Account", "create_organization"),
     ("Organization", "delete"),
@@ -305,10 +307,11 @@ def test_oauth_scopes_are_ceilings_as_the_table_says():
     assert table["Site"]["upload"] == {"write", "admin"}
     assert table["Site"]["write_events"] == {"events:write", "admin"}
     assert table["Gallery"]["update (creator)"] == {"write", "admin"}
+    assert table["Account"]["read_profile"] == {"read", "write", "admin"}  # GET /v1/me
     # Power stays behind `admin`: credentials, roles, deletion of tenants, settings.
     powers = ("Organization", "OrgMembership", "SiteMembership", "ApiKey", "IngestKey",
               "OAuthClient", "Account")
     for resource, permission in USER_ONLY | {("Organization", "update"), ("Site", "update")}:
         site_power = resource == "Site" and permission.startswith(("delete", "manage", "update"))
-        if permission != "read" and (resource in powers or site_power):
+        if permission not in ("read", "read_profile") and (resource in powers or site_power):
             assert table[resource][permission] <= {"admin"}, (resource, permission)
