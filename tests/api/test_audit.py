@@ -249,7 +249,7 @@ def test_what_is_for_people_only_is_a_recorded_refusal_for_a_key(client, app, te
 
     key = create_api_key(client, tenant, role="org_admin")
     asks = [
-        (lambda h: client.get("/v1/me", headers=h), "manage", "Account", key.id),
+        (lambda h: client.get("/v1/me", headers=h), "read_profile", "Account", key.id),
         (lambda h: client.post("/v1/orgs", json={"name": "Mine"}, headers=h),
          "create_organization", "Account", key.id),
         (lambda h: client.post(tenant.org_path + "/members", headers=h,
