@@ -23,22 +23,15 @@ import redis
 
 from app import create_app
 from tests.support import PASSWORD, Tenant
+from tests.support.clock import Clock
 from tests.support.events import event
 from tests.support.http import assert_problem
 from tests.support.keys import create_ingest_key
 from tests.support.proxy import Proxy
 
-REDIS_DB = 12  # this module's counters, emptied before each test
+REDIS_DB = 10  # this module's counters, emptied before each test
 TIMEOUT = 1  # RATELIMIT_STORAGE_TIMEOUT_SECONDS
 RETRY = 5  # RATELIMIT_STORAGE_RETRY_SECONDS
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.monotonic()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ import requests
 
 from app import create_app
 from tests.support import Tenant, World
+from tests.support.clock import Clock
 from tests.support.galleries import new_gallery
 from tests.support.http import assert_problem
 from tests.support.nodes import free_port
@@ -69,14 +70,6 @@ class Moto:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.monotonic()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

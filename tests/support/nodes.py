@@ -25,7 +25,7 @@ from tests.support import APP_ROLE, as_role
 ROOT = Path(__file__).resolve().parent.parent.parent
 # The nodes' limits, on the local Redis; emptied by `empty_limits`. One database per
 # pytest-xdist worker: one worker's emptying must not reset the other's counts.
-REDIS_DB = 13 - int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+REDIS_DB = 13 + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
 
 
 def free_port() -> int:
