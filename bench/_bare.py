@@ -112,12 +112,13 @@ def create(org_id: uuid.UUID, site_id: uuid.UUID) -> Any:
 def me() -> Any:
     user_id = uuid.UUID(request.headers["X-User"])
     with conn().transaction(), conn().cursor() as cur:
-        row = cur.execute("SELECT id, email, display_name, created_at FROM users WHERE id = %s"
-                          " AND deleted_at IS NULL", (user_id,)).fetchone()
+        row = cur.execute("SELECT id, email, display_name, created_at, email_verified_at"
+                          " FROM users WHERE id = %s AND deleted_at IS NULL",
+                          (user_id,)).fetchone()
         grants = cur.execute("SELECT org_id, site_id, role FROM app_user_grants(%s)",
                              (user_id,)).fetchall()
     assert row is not None
     return jsonify({"id": str(row[0]), "email": row[1], "display_name": row[2],
-                    "created_at": row[3].isoformat(),
+                    "created_at": row[3].isoformat(), "email_verified": row[4] is not None,
                     "memberships": [{"org_id": str(o), "site_id": str(s) if s else None,
                                      "role": r} for o, s, r in grants]})
