@@ -9,6 +9,8 @@ Every test starts from empty tables.
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ from app.auth.keys import KeyRing
 from app.db import owner_sessionmaker
 from app.migrate import upgrade
 from app.models import Base
+from app.observability import JsonFormatter
 from tests.support import APP_ROLE, Tenant, World, as_role, mail, throwaway_database
 from tests.support.mail import Inbox
 
@@ -144,3 +147,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if "portable" not in item.keywords:
                 item.add_marker(skip)
+
+
+@pytest.fixture
+def log_text() -> Iterator[io.StringIO]:
+    """Everything logged, formatted as production formats it, at the most verbose level."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)

@@ -6,11 +6,8 @@ the message and follows its link through the API, as a person would.
 
 from __future__ import annotations
 
-import io
-import logging
 import statistics
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +17,6 @@ from sqlalchemy import select, update
 from app.db import UnitOfWork, owner_sessionmaker, utcnow
 from app.mail import Mailer, enqueue
 from app.models import AccountToken, OutboxMessage, User
-from app.observability import JsonFormatter
 from tests.support import PASSWORD
 from tests.support.http import assert_problem
 from tests.support.mail import free_port, html_of, link_in, query_of, text_of
@@ -248,21 +244,6 @@ def test_a_message_is_given_up_after_the_last_attempt(app):
         (row,) = session.scalars(select(OutboxMessage)).all()
     assert row.given_up_at is not None and row.body_text is None and row.last_error
 
-
-@pytest.fixture
-def log_text() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
-        yield stream
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 def test_no_mailed_token_is_logged(app, client, world, inbox, log_text):

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
-import logging
 import threading
 import uuid
 from collections.abc import Iterator
@@ -24,7 +22,6 @@ from sqlalchemy import select, update
 from app import create_app
 from app.db import owner_sessionmaker, utcnow
 from app.models import AuditEvent, AuthSession, RefreshToken
-from app.observability import JsonFormatter
 from tests.support import PASSWORD, Person
 from tests.support.http import assert_problem
 from tests.support.invitations import invite_and_accept
@@ -508,22 +505,6 @@ def test_verifying_the_address_takes_effect_on_the_next_request(client, world, t
 
 # -- no secret in the logs ----------------------------------------------------------------------
 
-
-@pytest.fixture
-def log_text() -> Iterator[io.StringIO]:
-    """Everything logged, formatted as production formats it, at the most verbose level."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
-        yield stream
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 @pytest.mark.portable
