@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 import redis  # noqa: E402
-from sqlalchemy import create_engine, make_url  # noqa: E402
+from sqlalchemy import create_engine  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from app.auth.keys import KeyRing  # noqa: E402
@@ -55,7 +55,13 @@ from app.auth.passwords import hash_password  # noqa: E402
 from app.models import Site  # noqa: E402
 from app.services import credentials  # noqa: E402
 from app.services.audit import Author  # noqa: E402
-from tests.support import APP_ROLE, as_administrator, as_role, throwaway_database  # noqa: E402
+from tests.support import (  # noqa: E402
+    APP_ROLE,
+    as_administrator,
+    as_role,
+    conninfo,
+    throwaway_database,
+)
 
 PASSWORD = "soak password, long enough"  # the seeded member's, this run only
 REDIS_URL = "redis://127.0.0.1:6379/11"
@@ -72,7 +78,7 @@ def seed(owner_url: str) -> dict[str, object]:
     org, site, user = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     email = f"soak-{user.hex[:8]}@bench.test"
     galleries = [uuid.uuid4() for _ in range(GALLERIES)]
-    with psycopg.connect(_conninfo(as_administrator(owner_url))) as conn, conn.cursor() as cur:
+    with psycopg.connect(conninfo(as_administrator(owner_url))) as conn, conn.cursor() as cur:
         def copy(table: str, columns: str, rows: object) -> None:
             with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as cp:
                 for row in rows:  # type: ignore[attr-defined]
@@ -101,10 +107,6 @@ def seed(owner_url: str) -> dict[str, object]:
     finally:
         engine.dispose()
     return {"org": org, "site": site, "email": email, "key": key, "gallery": galleries[7]}
-
-
-def _conninfo(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def free_port() -> int:

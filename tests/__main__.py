@@ -37,6 +37,15 @@ def ensure_chromium() -> None:
         subprocess.run(install, env=env, check=True)
 
 
+def environment(extra: dict[str, str]) -> dict[str, str]:
+    """The runs' environment: bytecode is written even where the machine says not to, so
+    that a module is compiled once (with the tests' rewritten asserts), not by every
+    process the suite starts (pytest workers, gunicorn nodes, CLI runs: ~0.5 s each)."""
+    env = {**os.environ, **extra}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def main() -> int:
     ensure_chromium()
     extra = sys.argv[1:]
@@ -55,7 +64,7 @@ def main() -> int:
         started = []
         for title, argv, env in runs:
             output = stack.enter_context(tempfile.TemporaryFile())
-            process = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **env},
+            process = subprocess.Popen(argv, cwd=ROOT, env=environment(env),
                                        stdout=output, stderr=subprocess.STDOUT)
             started.append((title, process, output, time.monotonic()))
         ended: dict[str, float] = {}

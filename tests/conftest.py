@@ -35,7 +35,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         upgrade(url)
         yield url
         return
-    with throwaway_database("t") as url:
+    with throwaway_database("t", durable=False) as url:
         yield url
 
 
