@@ -24,6 +24,11 @@ MAX_AGE_DAYS = 90
 MAX_PROPERTIES_BYTES = 32 * 1024
 # A NUL escape, not a literal backslash followed by "u0000" (which JSON writes as `\\u0000`).
 _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+# A key of more bytes than MAX_PROPERTY_KEY_LENGTH: a quote, that many bytes or more up to
+# the next quote, then `":`. Searched from every quote, it finds every such key unless an
+# escaped quote splits it (`shape_fits` does not vouch for an encoding holding any escape);
+# long values are followed by `,`, `]` or `}`, and do not match.
+_LONG_KEY = re.compile(rb'"[^"]{%d,}":' % (MAX_PROPERTY_KEY_LENGTH + 1))
 
 
 def properties_json(properties: dict[str, object]) -> bytes:
@@ -39,6 +44,20 @@ def properties_problem(encoded: bytes) -> str | None:
     if b"\\u0000" in encoded and _NUL_ESCAPE.search(encoded):
         return "NUL characters are not allowed."
     return None
+
+
+def shape_fits(encoded: bytes) -> bool:
+    """Whether properties, as `properties_json` encoded them, surely pass `shape_problem`:
+    a cheap test of the encoding, in C (False means "look closer", not "refused"). Each
+    object opens with a `{`, so no more of them than the depth limit bounds the depth; each
+    key is followed by a `:`, so no more of them than the key limit bounds the keys; a key
+    of more characters than the limit encodes to at least as many bytes, which
+    `_LONG_KEY` finds when no escape (an escaped quote) splits it. Braces and colons in
+    strings only make the test more cautious."""
+    return (encoded.count(b"{") <= MAX_PROPERTY_DEPTH
+            and encoded.count(b":") <= MAX_PROPERTY_KEYS
+            and (len(encoded) <= MAX_PROPERTY_KEY_LENGTH
+                 or (b"\\" not in encoded and not _LONG_KEY.search(encoded))))
 
 
 def shape_problem(value: object, depth: int = 1) -> tuple[str | None, int]:
