@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from flask import Flask
+from flask import Flask, Request, Response
+from flask.sessions import SessionInterface, SessionMixin
 from sqlalchemy import make_url
 
 from app import db, errors, observability, pipeline
@@ -17,6 +18,18 @@ from app.config import Settings
 from app.mail import Mailer
 from app.proxy import TrustedProxies
 from app.storage import Storage
+
+
+class NoCookieSession(SessionInterface):
+    """Flask's cookie session is not used (the OAuth browser session signs its own cookie,
+    app/api/oauth.py): none is opened, so no request builds its signing serializer and
+    parses cookies for it."""
+
+    def open_session(self, app: Flask, request: Request) -> None:
+        return None
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        return None
 
 
 def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
@@ -42,6 +55,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         OPENAPI_SWAGGER_UI_CONFIG={"oauth2RedirectUrl": settings.public_base_url.rstrip("/")
                                    + "/docs/assets/oauth2-redirect.html"},
     )
+    app.session_interface = NoCookieSession()
     app.extensions["settings"] = settings
 
     db.init_app(app, settings.database_url, settings.database_pool_size,
