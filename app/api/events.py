@@ -56,7 +56,7 @@ def _check_origin() -> None:
 
 def _store(site: Site, rows: list[tuple[Any, ...]]) -> int:
     """Store the rows and commit them before answering: what the answer reports accepted
-    is stored. On PostgreSQL the scope, the INSERT and COMMIT go in one round trip."""
+    is stored. On PostgreSQL the scope, the INSERT and its commit go in one round trip."""
     if not rows:
         return 0
     unit = db.current_unit()

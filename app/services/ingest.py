@@ -7,7 +7,7 @@ hypothesis test holds them to the same verdicts. A batch's types are checked at 
 Python; an event refused by either is validated again by hand, for the contract's
 messages, and a batch msgspec refuses is validated by hand throughout. A batch is written by one
 `INSERT ... SELECT FROM jsonb_to_recordset(...) ON CONFLICT DO NOTHING` on PostgreSQL,
-sent with the row-level security scope and COMMIT in one round trip; a retried event (same
+sent with the row-level security scope and committed in one round trip; a retried event (same
 site, event_id and timestamp) is stored once. COPY would be faster still but cannot skip
 duplicates.
 """
