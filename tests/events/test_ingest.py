@@ -436,6 +436,23 @@ def test_a_body_that_is_not_json_is_400(app, client, ingest_key, data):
 
 
 @portable
+@pytest.mark.parametrize("data", [
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"events": [{"properties": ' + b"[" * 100_000 + b"]" * 100_000 + b"}]}",
+    b"[" * 1025 + b"]" * 1025,  # one level past orjson's limit
+])
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+def test_a_body_nested_past_the_decoders_limit_is_400(app, client, ingest_key, data, encoding):
+    """orjson.loads refuses JSON nested deeper than 1,024 levels (a JSONDecodeError, its
+    `depth limit exceeded`): a 400, not a crash of the worker."""
+    if encoding == "gzip":
+        data = gzip.compress(data)
+    response = send(client, ingest_key, data=data, headers={"Content-Encoding": encoding})
+    assert_problem(response, 400)
+    assert total(app) == 0
+
+
+@portable
 @pytest.mark.parametrize(("body", "fields"), [
     ([event()], {"events"}),
     ("events", {"events"}),
