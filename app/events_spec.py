@@ -13,7 +13,11 @@ import orjson
 
 NAME = re.compile(r"[A-Za-z0-9$][A-Za-z0-9_.:$/ -]{0,127}")
 DISTINCT_ID_MAX = 200
-MAX_PROPERTY_DEPTH = 5  # properties itself is depth 1
+MAX_PROPERTY_DEPTH = 5  # objects in objects (lists do not count); properties itself is depth 1
+# Lists and objects together, properties itself level 1: lists may nest where objects may
+# not, and without a bound a batch orjson takes (1,024 levels) is one it cannot encode
+# again (254): the event would crash both validators instead of being refused.
+MAX_PROPERTY_NESTING = 32
 MAX_PROPERTY_KEYS = 100  # keys at all depths
 MAX_PROPERTY_KEY_LENGTH = 100
 EVENT_FIELDS = frozenset({"event_id", "name", "timestamp", "distinct_id", "properties"})
@@ -50,26 +54,32 @@ def shape_fits(encoded: bytes) -> bool:
     """Whether properties, as `properties_json` encoded them, surely pass `shape_problem`:
     a cheap test of the encoding, in C (False means "look closer", not "refused"). Each
     object opens with a `{`, so no more of them than the depth limit bounds the depth; each
+    list with a `[`, so no more of both than the nesting limit bounds the nesting; each
     key is followed by a `:`, so no more of them than the key limit bounds the keys; a key
     of more characters than the limit encodes to at least as many bytes, which
-    `_LONG_KEY` finds when no escape (an escaped quote) splits it. Braces and colons in
-    strings only make the test more cautious."""
-    return (encoded.count(b"{") <= MAX_PROPERTY_DEPTH
+    `_LONG_KEY` finds when no escape (an escaped quote) splits it. Braces, brackets and
+    colons in strings only make the test more cautious."""
+    objects = encoded.count(b"{")
+    return (objects <= MAX_PROPERTY_DEPTH
+            and objects + encoded.count(b"[") <= MAX_PROPERTY_NESTING
             and encoded.count(b":") <= MAX_PROPERTY_KEYS
             and (len(encoded) <= MAX_PROPERTY_KEY_LENGTH
                  or (b"\\" not in encoded and not _LONG_KEY.search(encoded))))
 
 
-def shape_problem(value: object, depth: int = 1) -> tuple[str | None, int]:
+def shape_problem(value: object, depth: int = 1, nesting: int = 1) -> tuple[str | None, int]:
     """(why the nesting is refused or None, number of keys at all depths).
 
-    Only containers are descended into: most values are scalars, and this runs for every
-    event ingested."""
+    `depth` counts objects, `nesting` lists and objects. Only containers are descended
+    into: most values are scalars, and this runs for every event ingested. The nesting
+    limit also bounds the recursion, however deep the value."""
+    if nesting > MAX_PROPERTY_NESTING:
+        return f"Lists and objects nested deeper than {MAX_PROPERTY_NESTING} levels.", 0
     if type(value) is list:
         total = 0
         for element in value:
             if type(element) is dict or type(element) is list:
-                problem, count = shape_problem(element, depth)
+                problem, count = shape_problem(element, depth, nesting + 1)
                 if problem:
                     return problem, 0
                 total += count
@@ -83,7 +93,7 @@ def shape_problem(value: object, depth: int = 1) -> tuple[str | None, int]:
         if len(key) > MAX_PROPERTY_KEY_LENGTH:
             return f"Keys are at most {MAX_PROPERTY_KEY_LENGTH} characters.", 0
         if type(item) is dict or type(item) is list:
-            problem, count = shape_problem(item, depth + 1)
+            problem, count = shape_problem(item, depth + 1, nesting + 1)
             if problem:
                 return problem, 0
             total += count

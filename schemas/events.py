@@ -25,7 +25,17 @@ class EventSchema(StrictSchema):
     distinct_id = fields.String(
         required=True, validate=validate.Length(min=1, max=spec.DISTINCT_ID_MAX)
     )
-    properties = fields.Dict(keys=fields.String(), load_default=dict)
+    properties = fields.Dict(
+        keys=fields.String(), load_default=dict,
+        metadata={"description": (
+            f"Any JSON object of at most {spec.MAX_PROPERTIES_BYTES} bytes (as compact JSON)"
+            f" and {spec.MAX_PROPERTY_KEYS} keys at all depths, each of at most"
+            f" {spec.MAX_PROPERTY_KEY_LENGTH} characters; objects nested at most"
+            f" {spec.MAX_PROPERTY_DEPTH} levels deep and lists and objects together at most"
+            f" {spec.MAX_PROPERTY_NESTING} (the properties object is level 1); no NUL"
+            " characters. An event past a limit is rejected, the rest of its batch stored."
+        )},
+    )
 
     @validates("timestamp")
     def _recent(self, value: datetime, **_: Any) -> None:

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import func, make_url, select, text
 
 from app import create_app
+from app import events_spec as spec
 from app.db import owner_sessionmaker
 from app.models import Event
 from tests.support import Tenant
@@ -251,6 +252,54 @@ def test_text_that_spells_a_nul_escape_is_stored_but_a_nul_is_not(app, client, i
         {"index": 1, "errors": {"properties": ["NUL characters are not allowed."]}}
     ]
     assert [r.properties for r in stored(app)] == [{"path": "C:\\u0000dir"}]
+
+
+def nested_properties(levels: int) -> dict[str, Any]:
+    """Properties nested `levels` deep, properties itself level 1: objects down to the
+    depth limit, then lists (an object cannot nest deeper, a list can)."""
+    value: Any = "leaf"
+    for level in range(levels - 1, 0, -1):
+        value = {f"o{level}": value} if level < spec.MAX_PROPERTY_DEPTH else [value]
+    return {"top": value}
+
+
+def batch_json(events: list[Any], deep: dict[str, int]) -> bytes:
+    """The batch's JSON with each string `deep` names replaced by lists that many deep:
+    orjson, like the clients' encoders, refuses to write more than 254 levels."""
+    data = orjson.dumps({"events": events})
+    for placeholder, levels in deep.items():
+        data = data.replace(orjson.dumps(placeholder), b"[" * levels + b"1" + b"]" * levels)
+    return data
+
+
+@portable
+def test_properties_are_nested_at_most_32_deep_and_the_rest_of_the_batch_is_kept(
+    app, client, ingest_key,
+):
+    """Found while benchmarking: lists nested past orjson's limit (254) crashed both
+    validators, a 500 for the whole batch. Now refused per event, like the other limits."""
+    assert spec.MAX_PROPERTY_NESTING == 32
+    too_deep = ["Lists and objects nested deeper than 32 levels."]
+    sent = [
+        event(),
+        event(properties=nested_properties(32)),
+        event(properties=nested_properties(33)),
+        event(properties={"path": "/", "deep": "DEEP-254"}),
+        event(properties={"deep": "DEEP-1000"}),
+        event(name="-bad", properties={"deep": "DEEP-255"}),
+        event(),
+    ]
+    body = ok(send(client, ingest_key, data=batch_json(sent, {"DEEP-254": 254, "DEEP-1000": 1000,
+                                                              "DEEP-255": 255})))
+    assert body["accepted"] == 3 and body["duplicates"] == 0
+    assert body["rejected"] == [
+        {"index": 2, "errors": {"properties": too_deep}},
+        {"index": 3, "errors": {"properties": too_deep}},
+        {"index": 4, "errors": {"properties": too_deep}},
+        {"index": 5, "errors": {"name": ["Not a valid event name."], "properties": too_deep}},
+    ]
+    rows = {str(r.id): r.properties for r in stored(app)}
+    assert rows == {sent[i]["event_id"]: sent[i]["properties"] for i in (0, 1, 6)}
 
 
 @portable

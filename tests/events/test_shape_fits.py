@@ -2,7 +2,7 @@
 encoding: whatever it vouches for, `shape_problem` accepts (never the other way round
 needed: a False only sends the properties to `shape_problem`). The validator parity test
 holds the whole fast path to the contract; this one aims at the test's own edges: the
-depth, key-count and key-length limits, and the strings that could hide them (braces,
+depth, nesting, key-count and key-length limits, and the strings that could hide them (braces,
 colons, quotes and escapes inside keys and values)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from app import events_spec as spec
 
-TRICKY = st.sampled_from(['"', "\\", "{", ":", "}", "\n", "\x00", "é", "🙂", "x"])
+TRICKY = st.sampled_from(['"', "\\", "{", ":", "}", "[", "]", "\n", "\x00", "é", "🙂", "x"])
 keys = st.one_of(
     st.text(max_size=6),
     st.builds(lambda n, c: c * n, st.sampled_from([33, 50, 99, 100, 101, 150]), TRICKY),
@@ -35,7 +35,24 @@ def deep(depth: int) -> dict[str, Any]:
     return value
 
 
-@given(st.dictionaries(keys, values, max_size=8))
+def containers(kinds: str, leaf: Any = 1) -> dict[str, Any]:
+    """Properties, then one container per letter, outermost first ("l" a list, "d" an
+    object): `len(kinds) + 1` levels."""
+    value: Any = leaf
+    for kind in reversed(kinds):
+        value = [value] if kind == "l" else {"n": value}
+    return {"n": value}
+
+
+nestings = st.builds(
+    containers,
+    st.text(st.sampled_from("llllld"), min_size=spec.MAX_PROPERTY_NESTING - 3,
+            max_size=spec.MAX_PROPERTY_NESTING + 2),
+    values,
+)
+
+
+@given(st.one_of(st.dictionaries(keys, values, max_size=8), nestings))
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @example(deep(5))
 @example(deep(6))
@@ -45,6 +62,10 @@ def deep(depth: int) -> dict[str, Any]:
 @example({"k" * 101: 1})
 @example({'k"' * 51: 1})
 @example({"\\" * 101: 1})
+@example(containers("l" * (spec.MAX_PROPERTY_NESTING - 1)))
+@example(containers("l" * spec.MAX_PROPERTY_NESTING))
+@example(containers("dddd" + "l" * (spec.MAX_PROPERTY_NESTING - 5)))
+@example(containers("dddd" + "l" * (spec.MAX_PROPERTY_NESTING - 4)))
 def test_what_shape_fits_vouches_for_shape_problem_accepts(properties: dict[str, Any]) -> None:
     if spec.shape_fits(spec.properties_json(properties)):
         assert spec.shape_problem(properties)[0] is None
@@ -57,7 +78,10 @@ def test_shape_fits_vouches_for_ordinary_properties_and_not_for_each_limit() -> 
     assert spec.shape_fits(spec.properties_json(ordinary))
     assert spec.shape_fits(spec.properties_json(deep(5)))
     assert spec.shape_fits(spec.properties_json({f"k{i}": i for i in range(100)}))
-    for refused in (deep(6), {f"k{i}": i for i in range(101)}, {"k" * 101: 1},
+    assert spec.shape_fits(spec.properties_json(containers("l" * (spec.MAX_PROPERTY_NESTING - 1))))
+    for refused in (deep(6), containers("l" * spec.MAX_PROPERTY_NESTING),
+                    containers("dddd" + "l" * (spec.MAX_PROPERTY_NESTING - 4)),
+                    {f"k{i}": i for i in range(101)}, {"k" * 101: 1},
                     {'"' * 101: 1}, {"x" * 60 + '"' + "x" * 60: 1}):
         assert spec.shape_problem(refused)[0] is not None
         assert not spec.shape_fits(spec.properties_json(refused)), refused

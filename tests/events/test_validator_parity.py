@@ -9,7 +9,8 @@ fields (with the same messages), and, when the event is valid, the same normaliz
 Events are drawn around every rule of app/events_spec.py: valid ones, and near-misses on
 each field (wrong types, missing or null, unknown keys, odd UUID spellings, names at the
 pattern's edges, timestamps naive/aware/too far ahead/too old/garbage, distinct_id length
-and NUL, properties at the depth, key-count, key-length and byte limits).
+and NUL, properties at the depth, nesting, key-count, key-length and byte limits; nesting
+around its limit and far past it, past what orjson can encode (254 levels) too).
 
 Both validators read the clock: the hand-written one takes `now`, the schema calls
 `datetime.now(UTC)`; the schema's clock is frozen at the same instant so that the time
@@ -263,6 +264,33 @@ def nested(depth: int, leaf: Any = 1, through_lists: bool = False) -> dict:
     return value
 
 
+def containers(kinds: str, leaf: Any = 1) -> dict:
+    """Properties nested `len(kinds) + 1` levels: properties itself, then one container per
+    letter, outermost first ("l" a list, "d" an object). Built in a loop: 1,000 levels
+    deep is no problem."""
+    value: Any = leaf
+    for kind in reversed(kinds):
+        value = [value] if kind == "l" else {"n": value}
+    return {"n": value}
+
+
+@st.composite
+def deep_properties(draw: st.DrawFn) -> dict:
+    """Lists and objects nested around the nesting limit and far past it, with up to one
+    object more than the depth limit among them, and sometimes ordinary keys beside."""
+    levels = draw(st.sampled_from([
+        spec.MAX_PROPERTY_NESTING - 2, spec.MAX_PROPERTY_NESTING - 1, spec.MAX_PROPERTY_NESTING,
+        spec.MAX_PROPERTY_NESTING + 1, spec.MAX_PROPERTY_NESTING + 2, 100, 254, 255, 256, 1000,
+    ]))
+    objects = draw(st.integers(0, min(spec.MAX_PROPERTY_DEPTH, levels - 1)))
+    where = draw(st.sets(st.integers(0, levels - 2), min_size=objects, max_size=objects))
+    props = containers("".join("d" if i in where else "l" for i in range(levels - 1)),
+                       draw(json_scalars))
+    if draw(st.booleans()):
+        props.update(draw(st.dictionaries(property_keys, json_values, max_size=3)))
+    return props
+
+
 def with_keys(total: int, long_key: int = 0) -> dict:
     """`total` keys at all depths: a third flat, a third one level down (under "inner"),
     the rest in a list of one-key dicts (under "listed"); optionally one key that long."""
@@ -287,6 +315,7 @@ def sized(total_bytes: int, char: str = "x") -> dict:
 
 
 special_properties = st.one_of(
+    deep_properties(),
     st.sampled_from([4, 5, 6, 7]).flatmap(
         lambda d: st.builds(nested, st.just(d), json_scalars, st.booleans())
     ),
@@ -394,6 +423,13 @@ EDGE_EVENTS = {
     "depth-5-through-lists": base_event(properties=nested(5, through_lists=True)),
     "depth-6": base_event(properties=nested(6)),
     "depth-6-through-lists": base_event(properties=nested(6, through_lists=True)),
+    "nesting-32-lists": base_event(properties=containers("l" * 31)),
+    "nesting-32-mixed": base_event(properties=containers("dldldl" + "l" * 25)),
+    "nesting-33-lists": base_event(properties=containers("l" * 32)),
+    "nesting-33-mixed": base_event(properties=containers("dldldl" + "l" * 26)),
+    "nesting-255": base_event(properties=containers("l" * 254)),  # orjson cannot encode it
+    "nesting-1000": base_event(properties=containers("l" * 999, {"a": 1})),
+    "nesting-1000-objects": base_event(properties=containers("d" * 999)),
     "keys-100": base_event(properties=with_keys(100)),
     "keys-101": base_event(properties=with_keys(101)),
     "key-100-chars": base_event(properties={"k" * 100: 1}),
@@ -421,6 +457,7 @@ def test_edge_cases_get_the_same_verdict(event):
 ACCEPTED_EDGES = {
     "valid", "minimal", "null-event-id", "empty-properties", "future-edge", "past-edge",
     "z-suffix", "name-128", "name-dollar", "distinct-200", "depth-5", "depth-5-through-lists",
+    "nesting-32-lists", "nesting-32-mixed",
     "keys-100", "key-100-chars", "bytes-32k", "list-of-dicts", "literal-backslash-u0000",
 }
 
@@ -439,8 +476,20 @@ def test_edge_cases_cover_both_verdicts():
 @given(events())
 @example(base_event(properties=sized(spec.MAX_PROPERTIES_BYTES, "🙂")))
 @example(base_event(event_id="{6F1C2D3E-4B5A-4C6D-8E7F-9A0B1C2D3E4F}"))
+@example(base_event(properties=containers("l" * 999)))
 def test_hand_written_validator_matches_the_schema(event):
     check_parity(event)
+
+
+def test_nesting_past_the_limit_is_refused_for_it_whatever_orjson_could_encode():
+    """Refused with the limit's own message: not the depth limit's (objects), nor an
+    encoding error (orjson writes 254 levels at most; a crash was a 500 for the batch)."""
+    message = f"Lists and objects nested deeper than {spec.MAX_PROPERTY_NESTING} levels."
+    for label in ("nesting-33-lists", "nesting-33-mixed", "nesting-255", "nesting-1000"):
+        event = EDGE_EVENTS[label]
+        assert ingest.validate(event, NOW) == (None, {"properties": [message]}), label
+        assert ingest.prepare([event], NOW).rejected == [
+            {"index": 0, "errors": {"properties": [message]}}], label
 
 
 @pytest.mark.parametrize("event", EDGE_EVENTS.values(), ids=EDGE_EVENTS.keys())
@@ -458,7 +507,8 @@ def test_the_msgspec_path_decides_the_well_typed_edge_cases():
             typed[label] = msgspec.convert(event, ingest._TypedEvent)
     assert {"valid", "minimal", "null-event-id", "future-edge+1us", "naive", "name-129",
             "distinct-201", "distinct-nul", "depth-6", "keys-101", "key-101-chars",
-            "bytes-32k+1", "nul-in-value"} <= set(typed)
+            "bytes-32k+1", "nul-in-value", "nesting-32-lists", "nesting-33-lists",
+            "nesting-255", "nesting-1000"} <= set(typed)
     assert not {"unknown-key", "everything-wrong", "empty", "not-a-dict", "properties-list",
                 "epoch-number"} & set(typed)
     accepted = {label for label, t in typed.items() if ingest._row(t, NOW) is not None}
@@ -475,6 +525,7 @@ def test_the_msgspec_path_decides_the_well_typed_edge_cases():
 @example(base_event(name="é" * 10, distinct_id="\U0001f642" * 200,
                     properties={"\u2028": "x" * 30000}))
 @example(base_event(properties={"a": {"b": {"c": {"d": {"e": 1}}}}, "z": [[[[[[{"k": 1}]]]]]]}))
+@example(base_event(properties=containers("l" * 999)))
 def test_the_msgspec_path_matches_the_schema(event):
     check_fast_path_parity(event)
 
