@@ -253,7 +253,7 @@ class Me(MethodView):
         if account is None or account.deleted_at is not None:
             # Gone since its actor was resolved (or cached): what authentication answers.
             raise Unauthorized("The session of this access token has ended.")
-        grants = identity.list_grants(session, account.id)
+        grants = identity.grants_of(actor())
         return {
             "id": account.id,
             "email": account.email,
