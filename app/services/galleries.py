@@ -143,17 +143,19 @@ def download_urls(
     if not ids:
         return {}
     return {
-        asset.id: storage.presign_get(asset.key, asset.filename, asset.content_type)[0]
-        for asset in session.scalars(readable_assets(ids, read_filter))
+        asset_id: storage.presign_get(key, filename, content_type)[0]
+        for asset_id, key, filename, content_type in session.execute(
+            readable_assets(read_filter), {"ids": list(ids)})
     }
 
 
-def readable_assets(
-    ids: set[uuid.UUID], read_filter: ColumnElement[bool]
-) -> Select[tuple[Asset]]:
-    """The ready, live assets among `ids` that pass `read_filter`."""
-    return select(Asset).where(
-        Asset.id.in_(ids), Asset.status == "ready", Asset.deleted_at.is_(None), read_filter
+@lru_cache(maxsize=1024)
+def readable_assets(read_filter: ColumnElement[bool]) -> Select[tuple[Any, ...]]:
+    """The ready, live assets among the bound `ids` that pass `read_filter`: what their
+    download URLs are made of. Built once per filter, as `_listing` is."""
+    return select(Asset.id, Asset.key, Asset.filename, Asset.content_type).where(
+        Asset.id.in_(bindparam("ids", expanding=True)), Asset.status == "ready",
+        Asset.deleted_at.is_(None), read_filter,
     )
 
 
