@@ -10,12 +10,13 @@ import uuid
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
-from app.errors import BadRequest, Conflict
+from app.errors import BadRequest, Conflict, Missing, NotFound
 from app.models import Asset, Gallery, GalleryItem, Site
+from app.services import tenancy
 from app.services.lookups import one_or_missing
 from app.storage import Storage
 
@@ -33,6 +34,26 @@ def get_gallery(
     stmt = scoped(site, deleted=deleted).where(Gallery.id == gallery_id)
     stmt = stmt.with_for_update() if lock else stmt
     return one_or_missing(session, stmt, Gallery, gallery_id, site.org_id)
+
+
+# A site's live gallery with its site, as tenancy.get_site then get_gallery find them.
+_GALLERY_OF_SITE = tenancy.site_of_org().add_columns(Gallery).outerjoin(Gallery, and_(
+    Gallery.id == bindparam("gallery_id"), Gallery.org_id == Site.org_id,
+    Gallery.site_id == Site.id, Gallery.deleted_at.is_(None),
+))
+
+
+def get_with_site(
+    session: Session, org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID
+) -> tuple[Site, Gallery]:
+    """`tenancy.get_site` and `get_gallery` in one query, with the same 404s: what reading
+    one gallery needs (a lock, `FOR UPDATE`, cannot take the outer joins: see get_gallery)."""
+    found = session.execute(_GALLERY_OF_SITE, {
+        "org_id": org_id, "site_id": site_id, "gallery_id": gallery_id}).first()
+    site = tenancy.site_found(found, org_id, site_id)
+    if found.Gallery is None:
+        raise NotFound(missing=Missing("Gallery", gallery_id, site.org_id))
+    return site, found.Gallery
 
 
 def etag(gallery: Gallery) -> dict[str, str]:

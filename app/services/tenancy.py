@@ -77,12 +77,23 @@ def get_site(session: Session, org_id: uuid.UUID, site_id: uuid.UUID) -> Site:
     """A live site of a live organization, or 404 naming the one that is missing. One
     query for both (every site route starts here), which loads the organization too."""
     found = session.execute(_SITE_OF_ORG, {"org_id": org_id, "site_id": site_id}).first()
+    return site_found(found, org_id, site_id)
+
+
+def site_found(found: Any, org_id: uuid.UUID, site_id: uuid.UUID) -> Site:
+    """The site of a row selecting (Organization, Site, ...) as `get_site` does, or 404
+    naming the one that is missing."""
     if found is None:
         raise NotFound(missing=Missing("Organization", org_id, org_id))
     if found.Site is None:
         raise NotFound(missing=Missing("Site", site_id, org_id))
     site: Site = found.Site
     return site
+
+
+def site_of_org() -> Select[tuple[Organization, Site]]:
+    """What `get_site` selects (bound: `org_id`, `site_id`), for lookups that start there."""
+    return _SITE_OF_ORG
 
 
 def live_sites(org_id: uuid.UUID) -> Select[tuple[Site]]:
