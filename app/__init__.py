@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from flask import Flask
+from flask import Flask, Request, Response
+from flask.sessions import SessionInterface, SessionMixin
 from sqlalchemy import make_url
 
 from app import db, errors, observability, pipeline
@@ -19,6 +20,19 @@ from app.proxy import TrustedProxies
 from app.storage import Storage
 
 
+class NoCookieSession(SessionInterface):
+    """The API keeps no Flask session (its callers send bearer credentials; the OAuth
+    consent page signs its own cookie: api/oauth.py). Flask's default would build a signing
+    serializer and read the cookie header on every request, for nothing; `flask.session`
+    is Flask's NullSession, which refuses writes."""
+
+    def open_session(self, app: Flask, request: Request) -> None:
+        return None  # Flask then uses make_null_session()
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        return None
+
+
 def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     """Build the app from the environment, optionally overridden by `config`."""
     settings = config if isinstance(config, Settings) else Settings.from_env()
@@ -28,6 +42,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     observability.configure_logging(settings.log_level)
 
     app = Flask(__name__, instance_path=settings.instance_path)
+    app.session_interface = NoCookieSession()
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_content_length,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Uuid, null, select, text, union_all
+from sqlalchemy import Row, Uuid, bindparam, null, select, text, union_all
 from sqlalchemy.orm import Session
 
 from app.auth.passwords import hash_password, needs_rehash, verify_password
@@ -107,6 +108,18 @@ def _actor(
         site_roles={g.site_id: g.role for g in grants if g.site_id is not None},
         site_orgs={g.site_id: g.org_id for g in grants if g.site_id is not None},
     )
+
+
+# Built once (a statement per request costs more than its SQL); what GET /v1/me shows.
+_PROFILE = select(User.id, User.email, User.display_name, User.created_at,
+                  User.email_verified_at).where(User.id == bindparam("user_id"),
+                                                User.deleted_at.is_(None))
+
+
+def profile(session: Session, user_id: uuid.UUID) -> Row[Any] | None:
+    """The live account's id, email, display_name, created_at and email_verified_at; None
+    when it is gone or deleted."""
+    return session.execute(_PROFILE, {"user_id": user_id}).first()
 
 
 def grants_of(actor: Principal) -> list[Grant]:
