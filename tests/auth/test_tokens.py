@@ -46,6 +46,22 @@ def test_a_remembered_token_expires_on_the_clock(service, clock):
         service.verify_access_token(token)
 
 
+def test_a_remembered_token_is_refused_while_it_is_from_the_future(service, clock):
+    """`iat` is the clock's too: a remembered token is refused at a time before it was
+    issued (beyond the leeway), as a token never seen is."""
+    leeway = service.settings.jwt_leeway_seconds
+    token, _ = service.issue_access_token(uuid.uuid4(), uuid.uuid4())
+    issued = service.verify_access_token(token).expires_at - service.settings.jwt_access_ttl_seconds
+    clock.at = issued
+    service.verify_access_token(token)
+    assert token in service._verified
+    clock.at = issued - leeway - 1
+    with pytest.raises(InvalidToken):
+        service.verify_access_token(token)
+    clock.at = issued - leeway
+    service.verify_access_token(token)
+
+
 def test_a_remembered_token_is_refused_once_its_key_left_the_ring(service):
     token, _ = service.issue_access_token(uuid.uuid4(), uuid.uuid4())
     service.verify_access_token(token)
