@@ -155,7 +155,7 @@ def _set_scope(connection: Connection, org_id: str, user_id: str) -> None:
     import psycopg  # PostgreSQL's driver: only imported where it is used
     from psycopg import pq
 
-    raw = connection.connection.driver_connection
+    raw: psycopg.Connection[Any] = connection.connection.driver_connection  # type: ignore[assignment]  # the PostgreSQL engine's driver
     pgconn = raw.pgconn
     if (raw.autocommit or pgconn.transaction_status != pq.TransactionStatus.IDLE
             or (raw.isolation_level, raw.read_only, raw.deferrable) != (None, None, None)):

@@ -202,8 +202,10 @@ class Storage:
         signed_at, signed = self._signed
         if signed_at != start:
             signed_at, signed = self._signed = (start, {})
-        url = signed.get(memo_key)
-        if url is None:
+        kept = signed.get(memo_key)
+        if kept is not None:
+            url = kept
+        else:
             url = sigv4.presign_get(target, key, _get_query(filename, content_type),
                                     credentials, signed_at=start, expires=ttl)
             if len(signed) < SIGNED_URLS_KEPT:

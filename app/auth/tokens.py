@@ -72,7 +72,7 @@ class TokenService:
             sid={"essential": True},
         )
         # token -> (kid, the key that verified it, its claims, what they say)
-        self._verified: dict[str, tuple[str, Any, dict[str, Any], AccessClaims]] = {}
+        self._verified: dict[str, tuple[Any, Any, dict[str, Any], AccessClaims]] = {}
         self._verified_lock = threading.Lock()
 
     def issue_access_token(

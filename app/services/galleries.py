@@ -51,9 +51,10 @@ def get_with_site(
     found = session.execute(_GALLERY_OF_SITE, {
         "org_id": org_id, "site_id": site_id, "gallery_id": gallery_id}).first()
     site = tenancy.site_found(found, org_id, site_id)
-    if found.Gallery is None:
+    gallery: Gallery | None = found.Gallery if found is not None else None
+    if gallery is None:
         raise NotFound(missing=Missing("Gallery", gallery_id, site.org_id))
-    return site, found.Gallery
+    return site, gallery
 
 
 def etag(gallery: Gallery) -> dict[str, str]:
