@@ -10,7 +10,8 @@ import uuid
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, select, update
+from sqlalchemy import ColumnElement, Select, Uuid, and_, any_, bindparam, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
@@ -164,20 +165,26 @@ def download_urls(
     pass `read_filter` (the policy's): one query for a whole page of galleries or items."""
     if not ids:
         return {}
+    postgresql = session.get_bind().dialect.name == "postgresql"
     return {
         asset_id: storage.presign_get(key, filename, content_type)[0]
         for asset_id, key, filename, content_type in session.execute(
-            readable_assets(read_filter), {"ids": list(ids)})
+            readable_assets(read_filter, postgresql), {"ids": list(ids)})
     }
 
 
 @lru_cache(maxsize=1024)
-def readable_assets(read_filter: ColumnElement[bool]) -> Select[tuple[Any, ...]]:
+def readable_assets(
+    read_filter: ColumnElement[bool], postgresql: bool = True
+) -> Select[tuple[Any, ...]]:
     """The ready, live assets among the bound `ids` that pass `read_filter`: what their
-    download URLs are made of. Built once per filter, as `_listing` is."""
+    download URLs are made of. Built once per filter, as `_listing` is. On PostgreSQL the
+    ids are one array (`= ANY(:ids)`): the same SQL for any number of them, which the
+    driver prepares once, where an IN list is rendered again for each count."""
+    wanted = (Asset.id == any_(bindparam("ids", type_=ARRAY(Uuid()))) if postgresql
+              else Asset.id.in_(bindparam("ids", expanding=True)))
     return select(Asset.id, Asset.key, Asset.filename, Asset.content_type).where(
-        Asset.id.in_(bindparam("ids", expanding=True)), Asset.status == "ready",
-        Asset.deleted_at.is_(None), read_filter,
+        wanted, Asset.status == "ready", Asset.deleted_at.is_(None), read_filter,
     )
 
 
