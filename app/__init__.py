@@ -21,12 +21,13 @@ from app.storage import Storage
 
 
 class NoCookieSession(SessionInterface):
-    """Flask's cookie session is not used (the OAuth browser session signs its own cookie,
-    app/api/oauth.py): none is opened, so no request builds its signing serializer and
-    parses cookies for it."""
+    """The API keeps no Flask session (its callers send bearer credentials; the OAuth
+    consent page signs its own cookie: api/oauth.py). Flask's default would build a signing
+    serializer and read the cookie header on every request, for nothing; `flask.session`
+    is Flask's NullSession, which refuses writes."""
 
     def open_session(self, app: Flask, request: Request) -> None:
-        return None
+        return None  # Flask then uses make_null_session()
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         return None
@@ -41,6 +42,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     observability.configure_logging(settings.log_level)
 
     app = Flask(__name__, instance_path=settings.instance_path)
+    app.session_interface = NoCookieSession()
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_content_length,

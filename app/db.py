@@ -19,7 +19,8 @@ through a named door of the unit:
 
 Row-level security (PostgreSQL) reads `app.org_id` and `app.user_id`: `scope()` sets
 them for the request, and every transaction any of its sessions begins gets them, with
-`set_config(..., true)`, so nothing outlives the transaction or leaks through the pool.
+`set_config(..., true)`, so nothing outlives the transaction or leaks through the pool; it
+travels with the transaction's BEGIN, in one round trip.
 """
 
 from __future__ import annotations
@@ -41,9 +42,8 @@ from sqlalchemy import (
     Result,
     create_engine,
     event,
-    text,
 )
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -132,11 +132,7 @@ def make_engine(url: str, pool_size: int = 5, statement_timeout_ms: int = 0) -> 
     )
 
 
-# Built once: SQLAlchemy then memoizes its cache key, as it runs in every transaction.
-_SET_SCOPE = text(
-    "SELECT set_config('app.org_id', :org_id, true), set_config('app.user_id', :user_id, true)"
-)
-# The same, for a psycopg connection of the pool (`UnitOfWork.pipelined`).
+# Sent on the psycopg connection itself (`_set_scope`, `UnitOfWork.pipelined`).
 _SET_SCOPE_PG = "SELECT set_config('app.org_id', %s, true), set_config('app.user_id', %s, true)"
 _SCOPE = "scope"  # Session.info key: the (org_id, user_id) its transactions run under
 
@@ -151,7 +147,44 @@ def scoped_sessions(maker: sessionmaker[Session]) -> sessionmaker[Session]:
 def _apply_scope(session: Session, _tx: object, connection: Connection) -> None:
     org_id, user_id = session.info.get(_SCOPE, (None, None))
     if org_id or user_id:
-        connection.execute(_SET_SCOPE, {"org_id": str(org_id or ""), "user_id": str(user_id or "")})
+        _set_scope(connection, str(org_id or ""), str(user_id or ""))
+
+
+def _set_scope(connection: Connection, org_id: str, user_id: str) -> None:
+    """The scope of the connection's transaction. At its start (every request's first
+    statement) the scope is sent with psycopg's BEGIN as one query, one round trip rather
+    than two; psycopg then sees the transaction open and sends no BEGIN of its own. A
+    failure is raised as SQLAlchemy raises one (a lost connection: OperationalError, a 503,
+    and the connection leaves the pool)."""
+    import psycopg  # PostgreSQL's driver: only imported where it is used
+    from psycopg import pq
+
+    raw: psycopg.Connection[Any] = connection.connection.driver_connection  # type: ignore[assignment]  # the PostgreSQL engine's driver
+    pgconn = raw.pgconn
+    if (raw.autocommit or pgconn.transaction_status != pq.TransactionStatus.IDLE
+            or (raw.isolation_level, raw.read_only, raw.deferrable) != (None, None, None)):
+        connection.exec_driver_sql(_SET_SCOPE_PG, (org_id, user_id))
+        return
+    # Inlined, since one simple query carries both statements: ids only (UUIDs or '').
+    query = _BEGIN_IN_SCOPE.format(org_id=_uuid_text(org_id), user_id=_uuid_text(user_id))
+    with raw.lock:
+        result = pgconn.exec_(query.encode())
+    if result.status != pq.ExecStatus.TUPLES_OK:
+        message = (result.error_message or pgconn.error_message).decode(errors="replace")
+        lost = pgconn.status != pq.ConnStatus.OK
+        exc = (psycopg.OperationalError if lost else psycopg.DatabaseError)(message)
+        if lost:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(query, None, exc, psycopg.Error,
+                                  connection_invalidated=lost)
+
+
+_BEGIN_IN_SCOPE = ("BEGIN; SELECT set_config('app.org_id', '{org_id}', true),"
+                   " set_config('app.user_id', '{user_id}', true)")
+
+
+def _uuid_text(value: str) -> str:
+    return str(uuid.UUID(value)) if value else ""
 
 
 class UnitOfWork:

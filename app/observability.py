@@ -106,6 +106,8 @@ def finish(response: Response, *, cors: bool) -> Response:
     seconds = time.perf_counter() - g.get("started", time.perf_counter())
     route = metrics.route_of()
     metrics.observe_request(request.method, route, response.status_code, seconds)
+    if not access_log.isEnabledFor(logging.INFO):
+        return response  # the line below is not logged: not built either
     # The path only: query strings may carry cursors or signed parameters.
     access_log.info(
         "request",

@@ -70,6 +70,8 @@ _PROBE_FILENAME, _PROBE_TYPE = "a b/ü \"q\".txt", "text/plain; charset=utf-8"
 _UNRESOLVED: Any = object()
 _NOT_IN_FALLBACK = re.compile(r'[^\x20-\x7e]|["\\]')
 MAX_WINDOW_SECONDS = 300
+# Download URLs kept per window (Storage.presign_get), per process: a bound on memory.
+SIGNED_URLS_KEPT = 10_000
 
 
 def signing_window(ttl: int) -> int:
@@ -93,6 +95,9 @@ class Storage:
         # The client's own credentials (the same object: refreshed credentials stay shared).
         self._credentials = session.get_credentials()
         self._direct_get: sigv4.PathStyle | None = _UNRESOLVED
+        # The download URLs signed in the current window (see presign_get): (window start,
+        # {(key, filename, type, credentials): url}).
+        self._signed: tuple[int, dict[tuple[Any, ...], str]] = (-1, {})
         self.client = self._client(session, settings.s3_connect_timeout_seconds,
                                    settings.s3_read_timeout_seconds, settings.s3_max_attempts)
         # Readiness asks once, briefly: a probe must answer before its own deadline.
@@ -190,9 +195,21 @@ class Storage:
             return url, datetime.now(UTC) + timedelta(seconds=ttl)
         window = signing_window(ttl)
         start = int(self.clock()) // window * window
-        url = sigv4.presign_get(target, key, _get_query(filename, content_type),
-                                self._credentials.get_frozen_credentials(),
-                                signed_at=start, expires=ttl)
+        credentials = self._credentials.get_frozen_credentials()
+        # Within a window the URL is a function of these: one signed is kept until the
+        # window ends (a page of galleries shows the same covers request after request).
+        memo_key = (key, filename, content_type, credentials)
+        signed_at, signed = self._signed
+        if signed_at != start:
+            signed_at, signed = self._signed = (start, {})
+        kept = signed.get(memo_key)
+        if kept is not None:
+            url = kept
+        else:
+            url = sigv4.presign_get(target, key, _get_query(filename, content_type),
+                                    credentials, signed_at=start, expires=ttl)
+            if len(signed) < SIGNED_URLS_KEPT:
+                signed[memo_key] = url
         return url, datetime.fromtimestamp(start + ttl, UTC)
 
     @property

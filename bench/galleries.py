@@ -174,13 +174,13 @@ def run(app, ids: dict) -> None:
                         limit=a["limit"], cursor=a["cursor"], secret=secret, scope=path,
                         params=values).items
 
-    def real_covers(s, rows: list[Gallery]) -> list[Asset]:
+    def real_covers(s, rows: list[Gallery]) -> list:
         """The view's cover query (galleries.download_urls), without presigning."""
         wanted = {g.cover_asset_id for g in rows if g.cover_asset_id}
         if not wanted:
             return []
         read = condition(actor, "read", Asset)
-        return list(s.scalars(galleries.readable_assets(wanted, read)))
+        return list(s.execute(galleries.readable_assets(read), {"ids": list(wanted)}))
 
     def hand_sql(a: dict) -> tuple[str, dict]:
         sort = a["sort"].name

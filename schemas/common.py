@@ -90,6 +90,9 @@ class Out:
         return getattr(object.__getattribute__(self, "_row"), name)
 
 
+_NO_EXTRA: dict[str, Any] = {}
+
+
 class StrictSchema(Schema):
     """Unknown fields are an error on input, and documented as forbidden on output.
 
@@ -108,13 +111,16 @@ class StrictSchema(Schema):
         if obj is None or hasattr(type(obj), "__getitem__"):
             return super()._serialize(obj, many=False)
         ret = self.dict_class()
+        source, extra = obj, _NO_EXTRA
+        if type(obj) is Out:  # what Out.__getattr__ reads, without its failed lookup first
+            source, extra = obj._row, obj._extra
         for key, attr, field in self._dump_plan():
             if attr is None:  # marshmallow's own path for this field
                 value = field.serialize(key[1], obj, accessor=self.get_attribute)
                 if value is not missing:
                     ret[key[0]] = value
                 continue
-            value = getattr(obj, attr, missing)
+            value = extra[attr] if attr in extra else getattr(source, attr, missing)
             if value is missing:
                 default = field.dump_default
                 value = default() if callable(default) else default

@@ -16,7 +16,7 @@ from app.auth.current import actor, tokens
 from app.auth.throttle import Throttle
 from app.authz import authorize
 from app.errors import Missing, NotFound, Unauthorized
-from app.models import AuthSession, User
+from app.models import AuthSession
 from app.needs import per_account, per_account_mail, per_ip, per_ip_mail
 from app.pagination import Page
 from app.services import accounts, identity, sessions
@@ -248,12 +248,11 @@ class Me(MethodView):
     def get(self) -> dict[str, Any]:
         """The signed-in user and every role it holds."""
         authorize(actor(), "read_profile", own_account())
-        session = db.session()
-        account = session.get(User, actor().id)
-        if account is None or account.deleted_at is not None:
+        account = identity.profile(db.session(), actor().id)
+        if account is None:
             # Gone since its actor was resolved (or cached): what authentication answers.
             raise Unauthorized("The session of this access token has ended.")
-        grants = identity.list_grants(session, account.id)
+        grants = identity.grants_of(actor())
         return {
             "id": account.id,
             "email": account.email,

@@ -63,6 +63,8 @@ def _site(org_id: uuid.UUID, site_id: uuid.UUID) -> Site:
 def _gallery(
     org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID, *, lock: bool = False,
 ) -> tuple[Site, Gallery]:
+    if not lock:
+        return galleries.get_with_site(db.session(), org_id, site_id, gallery_id)
     site = _site(org_id, site_id)
     return site, galleries.get_gallery(db.session(), site, gallery_id, lock=lock)
 

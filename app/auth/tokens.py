@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +27,10 @@ from app.config import Settings
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type, not a secret
 ALLOWED_HEADERS = {"alg", "kid", "typ"}
 MAX_TOKEN_LENGTH = 4096
+# Tokens whose signature was verified, per process: a client sends the same token with
+# every request until it expires, and the signature check is most of a request's
+# authentication (see TokenService.verify_access_token).
+VERIFIED_TOKENS = 4096
 
 
 class InvalidToken(Exception):
@@ -49,11 +55,14 @@ class AccessClaims:
 
 
 class TokenService:
-    def __init__(self, settings: Settings, keys: KeyStore) -> None:
+    def __init__(self, settings: Settings, keys: KeyStore,
+                 now: Callable[[], int] | None = None) -> None:
+        """`now`: the clock claims are validated on (seconds; the system's by default)."""
         self.settings = settings
         self.keys = keys
         self.algorithms = list(settings.jwt_algorithms)
         self.registry = JWTClaimsRegistry(
+            now=now,
             leeway=settings.jwt_leeway_seconds,
             iss={"essential": True, "value": settings.jwt_issuer},
             aud={"essential": True, "value": settings.jwt_audience},
@@ -62,6 +71,9 @@ class TokenService:
             sub={"essential": True},
             sid={"essential": True},
         )
+        # token -> (kid, the key that verified it, its claims, what they say)
+        self._verified: dict[str, tuple[Any, Any, dict[str, Any], AccessClaims]] = {}
+        self._verified_lock = threading.Lock()
 
     def issue_access_token(
         self, user_id: uuid.UUID, session_id: uuid.UUID, *,
@@ -89,8 +101,28 @@ class TokenService:
         return jwt.encode(header, claims, key, algorithms=self.algorithms), ttl
 
     def verify_access_token(self, token: str) -> AccessClaims:
+        """The claims of a valid token, else InvalidToken. A token verified before (the
+        very same string, signature included) is not decoded and its signature not checked
+        again, as long as the key that verified it is still the ring's key of that `kid`
+        (a key rotated out refuses it); its time claims (`exp`, `iat`, `nbf`) are validated
+        again, on today's clock."""
         if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
             raise InvalidToken("not a compact JWS")
+        known = self._verified.get(token)
+        if known is not None:
+            kid, key, claims, access = known
+            if self.keys.ring().by_kid.get(kid) is key:
+                try:  # the clock's claims: the others were checked and cannot change
+                    self.registry.validate_exp(claims["exp"])
+                    self.registry.validate_iat(claims["iat"])
+                    if "nbf" in claims:
+                        self.registry.validate_nbf(claims["nbf"])
+                except JoseError as exc:
+                    raise InvalidToken(type(exc).__name__) from exc
+                return access
+        return self._verify(token)
+
+    def _verify(self, token: str) -> AccessClaims:
         header = _header(token)
         unexpected = set(header) - ALLOWED_HEADERS
         if unexpected:
@@ -111,7 +143,7 @@ class TokenService:
             scope = claims.get("scope")
             if client_id is not None and not isinstance(scope, str):
                 raise InvalidToken("a client's token without its scope")
-            return AccessClaims(
+            access = AccessClaims(
                 user_id=uuid.UUID(str(claims["sub"])),
                 session_id=uuid.UUID(str(claims["sid"])),
                 expires_at=int(claims["exp"]),
@@ -120,6 +152,11 @@ class TokenService:
             )
         except (JoseError, ValueError, TypeError, KeyError) as exc:
             raise InvalidToken(type(exc).__name__) from exc
+        with self._verified_lock:
+            if len(self._verified) >= VERIFIED_TOKENS:
+                del self._verified[next(iter(self._verified))]  # the oldest
+            self._verified[token] = (kid, key, claims, access)
+        return access
 
 
 def _header(token: str) -> dict[str, Any]:

@@ -19,6 +19,9 @@ class User(Entity):
     __resource__ = Resource(
         fields=("id",), name="Account", tenant=False,
         sample=lambda place: User(email=f"{uuid.uuid4().hex}@sample.test", password_hash="-"),  # noqa: S106 - a sample, never stored as a credential
+        # The policy compares its id with the actor's: every request on one's own account
+        # (GET /v1/me, sessions) asks the same question, answered once per actor.
+        decided_by=("id",),
     )
 
     email: Mapped[str] = mapped_column(String(320), unique=True)

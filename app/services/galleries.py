@@ -10,12 +10,14 @@ import uuid
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, select, update
+from sqlalchemy import ColumnElement, Select, Uuid, and_, any_, bindparam, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
-from app.errors import BadRequest, Conflict
+from app.errors import BadRequest, Conflict, Missing, NotFound
 from app.models import Asset, Gallery, GalleryItem, Site
+from app.services import tenancy
 from app.services.lookups import one_or_missing
 from app.storage import Storage
 
@@ -33,6 +35,27 @@ def get_gallery(
     stmt = scoped(site, deleted=deleted).where(Gallery.id == gallery_id)
     stmt = stmt.with_for_update() if lock else stmt
     return one_or_missing(session, stmt, Gallery, gallery_id, site.org_id)
+
+
+# A site's live gallery with its site, as tenancy.get_site then get_gallery find them.
+_GALLERY_OF_SITE = tenancy.site_of_org().add_columns(Gallery).outerjoin(Gallery, and_(
+    Gallery.id == bindparam("gallery_id"), Gallery.org_id == Site.org_id,
+    Gallery.site_id == Site.id, Gallery.deleted_at.is_(None),
+))
+
+
+def get_with_site(
+    session: Session, org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID
+) -> tuple[Site, Gallery]:
+    """`tenancy.get_site` and `get_gallery` in one query, with the same 404s: what reading
+    one gallery needs (a lock, `FOR UPDATE`, cannot take the outer joins: see get_gallery)."""
+    found = session.execute(_GALLERY_OF_SITE, {
+        "org_id": org_id, "site_id": site_id, "gallery_id": gallery_id}).first()
+    site = tenancy.site_found(found, org_id, site_id)
+    gallery: Gallery | None = found.Gallery if found is not None else None
+    if gallery is None:
+        raise NotFound(missing=Missing("Gallery", gallery_id, site.org_id))
+    return site, gallery
 
 
 def etag(gallery: Gallery) -> dict[str, str]:
@@ -142,18 +165,26 @@ def download_urls(
     pass `read_filter` (the policy's): one query for a whole page of galleries or items."""
     if not ids:
         return {}
+    postgresql = session.get_bind().dialect.name == "postgresql"
     return {
-        asset.id: storage.presign_get(asset.key, asset.filename, asset.content_type)[0]
-        for asset in session.scalars(readable_assets(ids, read_filter))
+        asset_id: storage.presign_get(key, filename, content_type)[0]
+        for asset_id, key, filename, content_type in session.execute(
+            readable_assets(read_filter, postgresql), {"ids": list(ids)})
     }
 
 
+@lru_cache(maxsize=1024)
 def readable_assets(
-    ids: set[uuid.UUID], read_filter: ColumnElement[bool]
-) -> Select[tuple[Asset]]:
-    """The ready, live assets among `ids` that pass `read_filter`."""
-    return select(Asset).where(
-        Asset.id.in_(ids), Asset.status == "ready", Asset.deleted_at.is_(None), read_filter
+    read_filter: ColumnElement[bool], postgresql: bool = True
+) -> Select[tuple[Any, ...]]:
+    """The ready, live assets among the bound `ids` that pass `read_filter`: what their
+    download URLs are made of. Built once per filter, as `_listing` is. On PostgreSQL the
+    ids are one array (`= ANY(:ids)`): the same SQL for any number of them, which the
+    driver prepares once, where an IN list is rendered again for each count."""
+    wanted = (Asset.id == any_(bindparam("ids", type_=ARRAY(Uuid()))) if postgresql
+              else Asset.id.in_(bindparam("ids", expanding=True)))
+    return select(Asset.id, Asset.key, Asset.filename, Asset.content_type).where(
+        wanted, Asset.status == "ready", Asset.deleted_at.is_(None), read_filter,
     )
 
 

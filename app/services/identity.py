@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Uuid, null, select, text, union_all
+from sqlalchemy import Row, Uuid, bindparam, null, select, text, union_all
 from sqlalchemy.orm import Session
 
 from app.auth.passwords import hash_password, needs_rehash, verify_password
 from app.auth.throttle import Throttle
-from app.authz.actors import UserActor
+from app.authz.actors import Principal, UserActor
 from app.db import utcnow
 from app.errors import Unauthorized
 from app.models import AuthSession, Organization, OrgMembership, Site, SiteMembership, User
@@ -107,6 +108,28 @@ def _actor(
         site_roles={g.site_id: g.role for g in grants if g.site_id is not None},
         site_orgs={g.site_id: g.org_id for g in grants if g.site_id is not None},
     )
+
+
+# Built once (a statement per request costs more than its SQL); what GET /v1/me shows.
+_PROFILE = select(User.id, User.email, User.display_name, User.created_at,
+                  User.email_verified_at).where(User.id == bindparam("user_id"),
+                                                User.deleted_at.is_(None))
+
+
+def profile(session: Session, user_id: uuid.UUID) -> Row[Any] | None:
+    """The live account's id, email, display_name, created_at and email_verified_at; None
+    when it is gone or deleted."""
+    return session.execute(_PROFILE, {"user_id": user_id}).first()
+
+
+def grants_of(actor: Principal) -> list[Grant]:
+    """The grants `actor` was resolved with (`list_grants` when it was loaded; a change
+    drops the cached actor: app/auth/invalidation.py), in `list_grants`' order: those on
+    organizations, then those on sites. What the request's decisions were made on, with
+    no query."""
+    return [*(Grant(org_id, None, role) for org_id, role in actor.org_roles.items()),
+            *(Grant(actor.site_orgs[site_id], site_id, role)
+              for site_id, role in actor.site_roles.items())]
 
 
 def list_grants(session: Session, user_id: uuid.UUID) -> list[Grant]:

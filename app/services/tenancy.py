@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, and_, select
+from sqlalchemy import Select, and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from app.auth import invalidation
@@ -62,21 +62,38 @@ def create_site(session: Session, org: Organization, name: str, domain: str | No
     return site
 
 
+# Built once, with its values bound per call: every site route starts with it, and a
+# statement built per request costs more than its SQL (SQLAlchemy memoizes a statement's
+# cache key on the object).
+_SITE_OF_ORG = (
+    select(Organization, Site)
+    .outerjoin(Site, and_(Site.id == bindparam("site_id"), Site.org_id == Organization.id,
+                          Site.deleted_at.is_(None)))
+    .where(Organization.id == bindparam("org_id"), Organization.deleted_at.is_(None))
+)
+
+
 def get_site(session: Session, org_id: uuid.UUID, site_id: uuid.UUID) -> Site:
     """A live site of a live organization, or 404 naming the one that is missing. One
     query for both (every site route starts here), which loads the organization too."""
-    site_of_org = and_(Site.id == site_id, Site.org_id == Organization.id,
-                       Site.deleted_at.is_(None))
-    found = session.execute(
-        select(Organization, Site).outerjoin(Site, site_of_org)
-        .where(Organization.id == org_id, Organization.deleted_at.is_(None))
-    ).first()
+    found = session.execute(_SITE_OF_ORG, {"org_id": org_id, "site_id": site_id}).first()
+    return site_found(found, org_id, site_id)
+
+
+def site_found(found: Any, org_id: uuid.UUID, site_id: uuid.UUID) -> Site:
+    """The site of a row selecting (Organization, Site, ...) as `get_site` does, or 404
+    naming the one that is missing."""
     if found is None:
         raise NotFound(missing=Missing("Organization", org_id, org_id))
     if found.Site is None:
         raise NotFound(missing=Missing("Site", site_id, org_id))
     site: Site = found.Site
     return site
+
+
+def site_of_org() -> Select[tuple[Organization, Site]]:
+    """What `get_site` selects (bound: `org_id`, `site_id`), for lookups that start there."""
+    return _SITE_OF_ORG
 
 
 def live_sites(org_id: uuid.UUID) -> Select[tuple[Site]]:

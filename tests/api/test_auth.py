@@ -317,6 +317,29 @@ def test_me_returns_the_user_and_its_memberships(client, world):
     assert r.status_code == 200 and r.json["memberships"] == []
 
 
+def test_me_lists_the_grants_the_actor_was_resolved_with_in_the_stored_order(app, client, world):
+    """/v1/me answers the grants of the request's actor (no query of its own): every one
+    list_grants finds, organizations first then sites, each site with its organization."""
+    from app.services import identity
+
+    person = world.user()
+    orgs = [world.org(f"org {n}") for n in range(3)]
+    sites = [world.site(orgs[0], "a"), world.site(orgs[2], "b"), world.site(orgs[2], "c")]
+    world.grant_site(person, sites[1], "viewer")
+    world.grant_org(person, orgs[1], "org_admin")
+    world.grant_site(person, sites[0], "site_admin")
+    world.grant_org(person, orgs[0], "member")
+    world.grant_site(person, sites[2], "member")
+    r = client.get("/v1/me", headers=person.headers)
+    assert r.status_code == 200, r.json
+    with owner_sessionmaker(app)() as session:
+        stored = identity.list_grants(session, person.id)
+    expected = [{"org_id": str(g.org_id), "site_id": g.site_id and str(g.site_id),
+                 "role": g.role} for g in stored]
+    assert len(expected) == 5 and [g.site_id is None for g in stored] == [True] * 2 + [False] * 3
+    assert r.json["memberships"] == expected
+
+
 def test_me_never_shows_the_password_hash(client, world):
     person = world.user()
     text = client.get("/v1/me", headers=person.headers).get_data(as_text=True)

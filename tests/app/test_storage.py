@@ -105,6 +105,31 @@ def test_the_same_url_within_a_window_and_a_new_one_after(endpoint, ttl):
     assert later[1].timestamp() == first[1].timestamp() + window
 
 
+def _botocores(storage: Storage, key: str, filename: str, content_type: str, at: int) -> str:
+    with mock.patch("botocore.auth.get_current_datetime",
+                    return_value=datetime.fromtimestamp(at, UTC).replace(tzinfo=None)):
+        return storage.client.generate_presigned_url("get_object", Params={
+            "Bucket": BUCKET, "Key": key, "ResponseContentDisposition": _attachment(filename),
+            "ResponseContentType": content_type}, ExpiresIn=300)
+
+
+def test_urls_kept_within_a_window_are_each_their_own_and_follow_the_credentials(endpoint):
+    """A window's URLs are kept (Storage._signed): each answer is still botocore's for its
+    own key, name and type, asked again or not, and new credentials sign anew."""
+    storage = _at(Storage(_settings(endpoint)), NOW)
+    asked = [(k, f, t) for k in ("a", "b") for f in ("x.png", "y.png")
+             for t in ("image/png", "image/gif")]
+    for _ in range(2):
+        for key, filename, content_type in asked:
+            url, _ = storage.presign_get(key, filename, content_type)
+            assert url == _botocores(storage, key, filename, content_type, NOW)
+    before = storage.presign_get("a", "x.png", "image/png")[0]
+    storage._credentials.secret_key = "rotated-" + storage._credentials.secret_key
+    after = storage.presign_get("a", "x.png", "image/png")[0]
+    assert after != before
+    assert after == _botocores(storage, "a", "x.png", "image/png", NOW)
+
+
 @given(filename=st.text())
 def test_content_disposition_is_the_rfc_6266_pair(filename):
     """An ASCII fallback (printable ASCII but quote and backslash, `_` for the others) and

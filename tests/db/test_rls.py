@@ -279,3 +279,56 @@ def test_a_partition_granted_directly_still_shows_one_organization(owner, runtim
     finally:
         with owner.begin() as conn:
             conn.execute(text(f"REVOKE SELECT ON events_default FROM {APP_ROLE}"))
+
+
+# -- the scope travels with BEGIN (db._set_scope) ------------------------------------------------
+
+
+def test_the_scope_is_the_transactions_first_statement_and_follows_enter(runtime):
+    """The scope is set as the transaction begins (with its BEGIN, in one query), so the
+    first statement already runs in it, inside that transaction; moved inside an open
+    transaction (`enter`), it applies at once."""
+    unit = UnitOfWork(make_sessionmaker(runtime))
+    org, user, other = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    unit.scope(org_id=org, user_id=user)
+    shown = text("SELECT current_setting('app.org_id'), current_setting('app.user_id'), "
+                 "now() = statement_timestamp()")
+    seen_org, seen_user, first = unit.session.execute(shown).one()
+    assert (seen_org, seen_user) == (str(org), str(user))
+    assert not first, "the statement runs in the transaction the scope began"
+    unit.enter(other)
+    assert unit.session.execute(shown).one()[:2] == (str(other), str(user))
+    unit.close()
+    unit = UnitOfWork(make_sessionmaker(runtime))
+    unit.scope(org_id=None, user_id=user)  # a person outside any organization
+    assert unit.session.execute(shown).one()[:2] == ("", str(user))
+    unit.close()
+
+
+def test_a_connection_lost_before_the_scope_is_a_dbapi_error_and_leaves_the_pool(
+    runtime, app_role_url
+):
+    """The scope is the first thing a transaction sends: a connection that died in the pool
+    fails there as SQLAlchemy fails (OperationalError: a 503), and is not reused."""
+    unit = UnitOfWork(make_sessionmaker(runtime))
+    unit.scope(org_id=uuid.uuid4(), user_id=None)
+    pid = unit.session.execute(text("SELECT pg_backend_pid()")).scalar()
+    unit.close()
+    killer = create_engine(app_role_url)  # a role may end its own backends
+    with killer.connect() as conn:
+        assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+    killer.dispose()
+    unit = UnitOfWork(make_sessionmaker(runtime))
+    unit.scope(org_id=uuid.uuid4(), user_id=None)
+    with pytest.raises(DBAPIError) as raised:
+        for _ in range(50):  # until the server's termination has reached the socket
+            unit.session.execute(text("SELECT 1"))
+            unit.close()
+            unit.scope(org_id=uuid.uuid4(), user_id=None)
+    assert type(raised.value).__name__ == "OperationalError"
+    assert raised.value.connection_invalidated
+    unit.close()
+    unit = UnitOfWork(make_sessionmaker(runtime))
+    unit.scope(org_id=uuid.uuid4(), user_id=None)
+    assert unit.session.execute(text("SELECT pg_backend_pid()")).scalar() != pid
+    unit.close()
