@@ -57,7 +57,6 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         OPENAPI_SWAGGER_UI_CONFIG={"oauth2RedirectUrl": settings.public_base_url.rstrip("/")
                                    + "/docs/assets/oauth2-redirect.html"},
     )
-    app.session_interface = NoCookieSession()
     app.extensions["settings"] = settings
 
     db.init_app(app, settings.database_url, settings.database_pool_size,
