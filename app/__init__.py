@@ -96,7 +96,7 @@ def _listen_conninfo(database_url: str) -> str | None:
     url = make_url(database_url)
     if url.get_backend_name() != "postgresql":
         return None
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return db.conninfo(database_url)
 
 
 def _init_authz(app: Flask, settings: Settings) -> None:

@@ -42,6 +42,7 @@ from sqlalchemy import (
     Result,
     create_engine,
     event,
+    make_url,
 )
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -99,6 +100,11 @@ class Entity(Base):
 
 
 CONNECT_TIMEOUT_SECONDS = 5
+
+
+def conninfo(url: str) -> str:
+    """A SQLAlchemy URL as libpq's connection string, for psycopg's own connections."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def make_engine(url: str, pool_size: int = 5, statement_timeout_ms: int = 0) -> Engine:

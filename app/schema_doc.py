@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from app.db import conninfo
 from app.migrate import upgrade
 
 _NOISE = re.compile(
@@ -38,7 +39,7 @@ def normalize(dump: str) -> str:
 
 def dump(url: str) -> str:
     """The normalized schema of the database at `url` (a SQLAlchemy URL)."""
-    libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    libpq = conninfo(url)
     done = subprocess.run(  # noqa: S603 - pg_dump with our arguments
         ["pg_dump", "--schema-only", f"--exclude-table={DATED_PARTITIONS}", libpq],  # noqa: S607
         capture_output=True, text=True, check=False,

@@ -31,12 +31,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-from sqlalchemy import make_url, or_, select, text  # noqa: E402
+from sqlalchemy import or_, select, text  # noqa: E402
 
 from app import create_app  # noqa: E402
 from app.auth.keys import KeyRing  # noqa: E402
 from app.authz import AuthzEngine, authorized  # noqa: E402
 from app.authz.actors import UserActor  # noqa: E402
+from app.db import conninfo  # noqa: E402
 from app.models import ORG_ROLES, SITE_ROLES, Organization, Site  # noqa: E402
 from app.pagination import SortKey, paginate  # noqa: E402
 from app.services.identity import list_grants  # noqa: E402
@@ -72,8 +73,7 @@ def seed(url: str) -> uuid.UUID:
                    for org in orgs[3:13] for site in rnd.sample(sites[org], 3)]
     site_grants += [(org, rnd.choice(sites[org]), v, "viewer")
                     for v in viewers for org in [rnd.choice(orgs)]]
-    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
+    with psycopg.connect(conninfo(url)) as conn, conn.cursor() as cur:
         def copy(table: str, columns: str, rows) -> None:
             with cur.copy(f"COPY {table} ({columns}, created_at, updated_at) FROM STDIN") as cp:
                 for row in rows:

@@ -33,10 +33,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-from sqlalchemy import make_url  # noqa: E402
 
 from app import create_app  # noqa: E402
 from app.auth.keys import KeyRing  # noqa: E402
+from app.db import conninfo  # noqa: E402
 from tests.support import APP_ROLE, as_administrator, as_role, throwaway_database  # noqa: E402
 
 GALLERIES, ASSETS = 5_000, 1_000
@@ -49,7 +49,7 @@ def seed(url: str) -> dict:
     org, site, user, session = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     assets = [uuid.uuid4() for _ in range(ASSETS)]
     galleries = [uuid.uuid4() for _ in range(GALLERIES)]
-    with psycopg.connect(_conninfo(url)) as conn, conn.cursor() as cur:
+    with psycopg.connect(conninfo(url)) as conn, conn.cursor() as cur:
         def copy(table: str, columns: str, rows) -> None:
             with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as cp:
                 for row in rows:
@@ -76,10 +76,6 @@ def seed(url: str) -> dict:
         cur.execute("ANALYZE")
     return {"org": org, "site": site, "user": user, "session": session,
             "gallery": galleries[3]}  # one with a cover
-
-
-def _conninfo(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _port() -> int:
@@ -154,7 +150,7 @@ def main() -> None:
                 "SECRET_KEY": "bench-secret-key-bench-secret-key-0123456789"}, app_log),
              app_port, app_log),
             (_serve("bench._bare:app", bare_port,
-                    {"BARE_DATABASE_URL": _conninfo(as_administrator(url))}, bare_log),
+                    {"BARE_DATABASE_URL": conninfo(as_administrator(url))}, bare_log),
              bare_port, bare_log),
         ]
         try:

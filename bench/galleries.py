@@ -39,12 +39,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-from sqlalchemy import make_url, select, text  # noqa: E402
+from sqlalchemy import select, text  # noqa: E402
 
 from app import create_app  # noqa: E402
 from app.auth.keys import KeyRing  # noqa: E402
 from app.authz import condition  # noqa: E402
 from app.authz.actors import UserActor  # noqa: E402
+from app.db import conninfo  # noqa: E402
 from app.models import Asset, Gallery, Site  # noqa: E402
 from app.pagination import encode_cursor, paginate  # noqa: E402
 from app.services import galleries  # noqa: E402
@@ -80,8 +81,7 @@ def seed(url: str) -> dict:
     site, others = uuid.uuid4(), [uuid.uuid4() for _ in range(OTHER_SITES)]
     reader, creators = uuid.uuid4(), [uuid.uuid4() for _ in range(CREATORS)]
     assets = [uuid.uuid4() for _ in range(ASSETS)]
-    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
+    with psycopg.connect(conninfo(url)) as conn, conn.cursor() as cur:
         def copy(table: str, columns: str, rows) -> None:
             with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as cp:
                 for row in rows:

@@ -59,6 +59,7 @@ from sqlalchemy import create_engine, make_url, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from app.auth.keys import KeyRing  # noqa: E402
+from app.db import conninfo  # noqa: E402
 from app.models import Organization, Site  # noqa: E402
 from app.services import credentials  # noqa: E402
 from app.services.audit import Author  # noqa: E402
@@ -260,10 +261,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def runtime_url(owner_url: str) -> tuple[str, str]:
@@ -591,7 +588,7 @@ def http_phase(number: int, port: int, bodies: list[bytes], headers: dict[str, s
 def raw_phase(number: int, owner_url: str, rows: list[bytes], args: Any) -> dict[str, Any]:
     first = 0x80 + 0x10 * number  # event ids unique across rounds and apart from HTTP's
     results, _, _ = run_processes(
-        copy_writer, [(first + i, libpq(as_administrator(owner_url)), rows)
+        copy_writer, [(first + i, conninfo(as_administrator(owner_url)), rows)
                       for i in range(args.workers)],
         start_in=0.5, warmup=args.warmup, duration=args.duration,
     )

@@ -52,6 +52,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 
 from app.auth.keys import KeyRing  # noqa: E402
 from app.auth.passwords import hash_password  # noqa: E402
+from app.db import conninfo  # noqa: E402
 from app.models import Site  # noqa: E402
 from app.services import credentials  # noqa: E402
 from app.services.audit import Author  # noqa: E402
@@ -59,7 +60,6 @@ from tests.support import (  # noqa: E402
     APP_ROLE,
     as_administrator,
     as_role,
-    conninfo,
     throwaway_database,
 )
 

@@ -18,12 +18,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import event, make_url
+from sqlalchemy import event
 
 from app import create_app
 from app.auth import invalidation
 from app.auth.invalidation import ActorCache
-from app.db import utcnow
+from app.db import conninfo, utcnow
 from tests.support import Person, World
 
 AUTH_TABLES = ("auth_sessions", "users", "org_memberships", "site_memberships", "api_keys")
@@ -71,12 +71,6 @@ def wait_for(check: Callable[[], bool], timeout: float = 2.0) -> float:
         assert time.monotonic() - start < timeout, f"not within {timeout} s"
         time.sleep(0.02)
     return time.monotonic() - start
-
-
-def libpq(database_url: str) -> str:
-    return make_url(database_url).set(drivername="postgresql").render_as_string(
-        hide_password=False
-    )
 
 
 def sid_of(person: Person) -> str:
@@ -221,7 +215,7 @@ def test_a_notification_from_another_process_drops_the_cached_actor(app, isolate
         assert client.get("/v1/me", headers=person.headers).status_code == 200
 
     # Revoked behind the app's back, without a notification: the cache still answers...
-    with psycopg.connect(libpq(database_url), autocommit=True) as conn:
+    with psycopg.connect(conninfo(database_url), autocommit=True) as conn:
         conn.execute("UPDATE auth_sessions SET revoked_at = %s WHERE id = %s",
                      (utcnow(), sid_of(person)))
         with statements(isolated) as seen:
@@ -335,7 +329,7 @@ def test_me_answers_401_when_the_account_went_behind_a_cached_actor(
     wait_listening(app)
     for _ in range(2):
         assert client.get("/v1/me", headers=person.headers).status_code == 200
-    with psycopg.connect(libpq(database_url), autocommit=True) as conn:
+    with psycopg.connect(conninfo(database_url), autocommit=True) as conn:
         conn.execute(gone, (person.id,))
     with statements(app) as seen:
         r = client.get("/v1/me", headers=person.headers)

@@ -16,7 +16,7 @@ from psycopg import sql
 from sqlalchemy import URL, make_url
 
 from app.auth.passwords import hash_password
-from app.db import owner_sessionmaker, utcnow
+from app.db import conninfo, owner_sessionmaker, utcnow
 from app.models import (
     AuthSession,
     Base,
@@ -75,10 +75,6 @@ def throwaway_database(prefix: str, durable: bool = True) -> Iterator[str]:
                     sql.Identifier(make_url(url).database)))
         yield url
 
-
-def conninfo(url: str) -> str:
-    """A SQLAlchemy URL as a libpq conninfo, for psycopg itself."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 PASSWORD = "correct horse battery staple"
