@@ -1,10 +1,17 @@
-"""Timing helpers every benchmark uses (the database comes from tests.support)."""
+"""Timing helpers the benchmarks share (the database comes from tests.support)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+
+from app.db import conninfo
 
 
 def timed(fn: Callable[[], object], runs: int) -> list[float]:
@@ -20,3 +27,35 @@ def timed(fn: Callable[[], object], runs: int) -> list[float]:
 def pct(samples: list[float], q: int) -> float:
     """The q-th percentile of `samples`."""
     return statistics.quantiles(samples, n=100, method="inclusive")[q - 1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process, from /proc (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (a gunicorn master's workers), from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(stat[1]) == pid:
+                    found.append(int(entry.name))
+    return sorted(found)
+
+
+def postgres_pids(owner_url: str) -> tuple[list[int], list[int]]:
+    """(client backends of the bench database, the server's background processes)."""
+    with psycopg.connect(conninfo(owner_url)) as conn:
+        rows = conn.execute(
+            "SELECT pid, backend_type = 'client backend' AND datname = current_database()"
+            " AND pid <> pg_backend_pid() FROM pg_stat_activity"
+            " WHERE backend_type <> 'client backend' OR datname = current_database()"
+        ).fetchall()
+    return [p for p, ours in rows if ours], [p for p, ours in rows if not ours]

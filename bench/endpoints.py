@@ -9,7 +9,9 @@ galleries (30% with a cover) and 1,000 ready assets, and a member of the organiz
 reads and creates galleries. The app runs as production does (its runtime role, under
 row-level security, rate limits off); the bare app as the administrator. Each endpoint is
 loaded by CLIENTS processes, one connection per request (sync workers close them), for
-SECONDS, alternating app and bare, ROUNDS times; the medians are printed.
+SECONDS, alternating app and bare, ROUNDS times; the medians are printed, with the CPU
+each request cost the gunicorn workers and PostgreSQL (its backends and background
+processes), from /proc.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -37,6 +40,7 @@ import psycopg  # noqa: E402
 from app import create_app  # noqa: E402
 from app.auth.keys import KeyRing  # noqa: E402
 from app.db import conninfo  # noqa: E402
+from bench._common import children, cpu_seconds, postgres_pids  # noqa: E402
 from tests.support import APP_ROLE, as_administrator, as_role, throwaway_database  # noqa: E402
 
 GALLERIES, ASSETS = 5_000, 1_000
@@ -125,11 +129,27 @@ def _client(args: tuple) -> int:
     return done
 
 
-def _rate(pool, port: int, method: str, path: str, headers: dict, body: bytes | None) -> float:
+def _rate(pool, server: Server, method: str, path: str, headers: dict,
+          body: bytes | None) -> tuple[float, float, float]:
+    """(requests/s, worker CPU ms per request, PostgreSQL CPU ms per request)."""
+    workers = children(server.master)
+    backends, background = postgres_pids(server.owner_url)
+    postgres = backends + background
+    cpu_before = [sum(map(cpu_seconds, pids)) for pids in (workers, postgres)]
     start = time.monotonic()
     until = start + SECONDS
-    counts = pool.map(_client, [(port, method, path, headers, body, until)] * CLIENTS)
-    return sum(counts) / (time.monotonic() - start)
+    done = sum(pool.map(_client, [(server.port, method, path, headers, body, until)] * CLIENTS))
+    elapsed = time.monotonic() - start
+    worker_cpu, pg_cpu = (sum(map(cpu_seconds, pids)) - before
+                          for pids, before in zip((workers, postgres), cpu_before, strict=True))
+    return done / elapsed, worker_cpu / done * 1000, pg_cpu / done * 1000
+
+
+@dataclass(frozen=True)
+class Server:
+    master: int  # the gunicorn master's pid
+    port: int
+    owner_url: str  # the database's, to find PostgreSQL's processes
 
 
 def main() -> None:
@@ -156,7 +176,9 @@ def main() -> None:
         try:
             for proc, port, log in servers:
                 _wait(port, proc, log)
-            run(ids, token, app_port, bare_port)
+            owner = as_administrator(url)
+            run(ids, token, Server(servers[0][0].pid, app_port, owner),
+                Server(servers[1][0].pid, bare_port, owner))
         finally:
             for proc, _, _ in servers:
                 proc.terminate()
@@ -165,7 +187,7 @@ def main() -> None:
     print(f"\ntotal {time.perf_counter() - started:.0f}s")
 
 
-def run(ids: dict, token: str, app_port: int, bare_port: int) -> None:
+def run(ids: dict, token: str, app: Server, bare: Server) -> None:
     site = f"/orgs/{ids['org']}/sites/{ids['site']}/galleries"
     auth = {"Authorization": f"Bearer {token}"}
     me = {"X-User": str(ids["user"])}
@@ -180,10 +202,10 @@ def run(ids: dict, token: str, app_port: int, bare_port: int) -> None:
         ("GET /v1/me", "GET", "/v1/me", "/me", auth, me, None),
     ]
     for label, method, app_path, bare_path, app_headers, bare_headers, body in cases:
-        ours = _request(app_port, method, app_path, app_headers, body)
-        bare = _request(bare_port, method, bare_path, bare_headers, body)
-        assert ours[0] == bare[0] and ours[0] in (200, 201), (label, ours, bare)
-        ours_json, bare_json = json.loads(ours[1]), json.loads(bare[1])
+        ours = _request(app.port, method, app_path, app_headers, body)
+        theirs = _request(bare.port, method, bare_path, bare_headers, body)
+        assert ours[0] == theirs[0] and ours[0] in (200, 201), (label, ours, theirs)
+        ours_json, bare_json = json.loads(ours[1]), json.loads(theirs[1])
         if method == "GET":  # the same answer (URLs and cursors are signed differently)
             assert _shape(ours_json) == _shape(bare_json), label
         else:
@@ -192,17 +214,20 @@ def run(ids: dict, token: str, app_port: int, bare_port: int) -> None:
     results = []
     with multiprocessing.get_context("fork").Pool(CLIENTS) as pool:
         for label, method, app_path, bare_path, app_headers, bare_headers, body in cases:
-            ours, bare = [], []
+            ours, baseline = [], []
             for _ in range(ROUNDS):
-                ours.append(_rate(pool, app_port, method, app_path, app_headers, body))
-                bare.append(_rate(pool, bare_port, method, bare_path, bare_headers, body))
-            results.append((label, statistics.median(ours), statistics.median(bare)))
+                ours.append(_rate(pool, app, method, app_path, app_headers, body))
+                baseline.append(_rate(pool, bare, method, bare_path, bare_headers, body))
+            results.append((label, [statistics.median(r) for r in zip(*ours, strict=True)],
+                            [statistics.median(r) for r in zip(*baseline, strict=True)]))
 
     print(f"\ngunicorn, 2 sync workers each, {CLIENTS} client processes, {ROUNDS} rounds of "
           f"{SECONDS:.0f}s per endpoint and app (medians)\n")
-    print(f"{'endpoint':<30} {'app req/s':>10} {'bare req/s':>11} {'app / bare':>11}")
-    for label, ours_rate, bare_rate in results:
-        print(f"{label:<30} {ours_rate:10.0f} {bare_rate:11.0f} {ours_rate / bare_rate:10.0%}")
+    print(f"{'endpoint':<30} {'app req/s':>10} {'bare req/s':>11} {'app / bare':>11}"
+          f"   CPU ms per request: workers app / bare, PostgreSQL app / bare")
+    for label, (rate, workers, pg), (bare_rate, bare_workers, bare_pg) in results:
+        print(f"{label:<30} {rate:10.0f} {bare_rate:11.0f} {rate / bare_rate:10.0%}"
+              f"   {workers:5.2f} / {bare_workers:4.2f}, {pg:4.2f} / {bare_pg:4.2f}")
     print("goal: every endpoint at >= 50% of the bare Flask app's requests per second")
 
 

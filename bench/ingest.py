@@ -63,6 +63,7 @@ from app.db import conninfo  # noqa: E402
 from app.models import Organization, Site  # noqa: E402
 from app.services import credentials  # noqa: E402
 from app.services.audit import Author  # noqa: E402
+from bench._common import children, cpu_seconds, postgres_pids  # noqa: E402
 from tests.support import as_administrator, throwaway_database  # noqa: E402
 
 BATCH = 100
@@ -194,41 +195,6 @@ def copy_writer(index: int, conninfo: str, rows: list[bytes], warm_from: float, 
 def _own_cpu() -> float:
     t = os.times()
     return t.user + t.system
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of one process, from /proc."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def postgres_pids(owner_url: str) -> tuple[list[int], list[int]]:
-    """(client backends of the bench database, the server's background processes)."""
-    engine = create_engine(owner_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(text(
-                "SELECT pid, backend_type = 'client backend' AND datname = current_database()"
-                " AND pid <> pg_backend_pid() FROM pg_stat_activity"
-                " WHERE backend_type <> 'client backend' OR datname = current_database()"
-            )).all()
-    finally:
-        engine.dispose()
-    return [p for p, ours in rows if ours], [p for p, ours in rows if not ours]
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(stat[1]) == pid:
-                    found.append(int(entry.name))
-    return found
 
 
 def run_processes(target: Any, args_for: list[tuple], start_in: float, warmup: float,

@@ -56,6 +56,7 @@ from app.db import conninfo  # noqa: E402
 from app.models import Site  # noqa: E402
 from app.services import credentials  # noqa: E402
 from app.services.audit import Author  # noqa: E402
+from bench._common import children  # noqa: E402
 from tests.support import (  # noqa: E402
     APP_ROLE,
     as_administrator,
@@ -128,7 +129,7 @@ def serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
         with contextlib.suppress(OSError, http.client.HTTPException):
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200 and len(workers(proc.pid)) == 2:
+            if conn.getresponse().status == 200 and len(children(proc.pid)) == 2:
                 conn.close()
                 return proc
         time.sleep(0.2)  # a server starting: no expiry is being waited on
@@ -145,18 +146,6 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=5)
-
-
-def workers(master: int) -> list[int]:
-    """The gunicorn master's children (its workers), from /proc."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(stat[1]) == master:
-                    found.append(int(entry.name))
-    return sorted(found)
 
 
 def rss_mib(pid: int) -> float:
@@ -298,7 +287,7 @@ def run(port: int, master: int, ids: dict[str, object], args: argparse.Namespace
     kinds = [kind for kind, weight in MIX for _ in range(weight)]
     schedule = random.Random(5)
     interval = 1 / args.rate
-    pids = workers(master)
+    pids = children(master)
     print(f"gunicorn master {master}, workers {pids}; {args.rate} requests/s for "
           f"{args.minutes} min, mix {dict(MIX)} (%)", flush=True)
     p99s: list[float] = []
@@ -326,8 +315,8 @@ def run(port: int, master: int, ids: dict[str, object], args: argparse.Namespace
             n += 1
     printer.join()
     errors = [e for minute in sorted(results.errors) for e in results.errors[minute]]
-    if workers(master) != pids:
-        errors.append(f"workers changed: {pids} -> {workers(master)} (a worker died?)")
+    if children(master) != pids:
+        errors.append(f"workers changed: {pids} -> {children(master)} (a worker died?)")
     if len(rss_by_minute) > 1:
         growth = [(last - first) / first * 100 for first, last in
                   zip(rss_by_minute[0], rss_by_minute[-1], strict=True)]
