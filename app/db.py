@@ -150,6 +150,12 @@ def scoped_sessions(maker: sessionmaker[Session]) -> sessionmaker[Session]:
     return maker
 
 
+def scoped_org(session: Session) -> uuid.UUID | None:
+    """The organization row-level security scopes `session`'s transactions to, if any."""
+    org_id: uuid.UUID | None = session.info.get(_SCOPE, (None, None))[0]
+    return org_id
+
+
 def _apply_scope(session: Session, _tx: object, connection: Connection) -> None:
     org_id, user_id = session.info.get(_SCOPE, (None, None))
     if org_id or user_id:

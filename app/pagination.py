@@ -121,11 +121,14 @@ def paginate(
     secret: str,
     scope: str,
     params: dict[str, Any] | None = None,
-) -> Page[Item]:
+    whole_rows: bool = False,
+) -> Page[Any]:
     """Run `stmt` for one page in `sort` order, ties broken by id.
 
     `params` are the values of the named bind parameters of `stmt`, when it is a statement
     built once and reused (see `galleries.listing`): its page statement is then reused too.
+    The items are the model's objects; with `whole_rows`, the rows themselves: the model's
+    object first, then the columns `stmt` adds (a gallery's cover, say).
     """
     column = sort.column
     values = {**(params or {}), "page_size": limit + 1}
@@ -133,11 +136,12 @@ def paginate(
         raw_value, values["after_id"] = decode_cursor(secret, scope, sort.label, cursor)
         values["after_value"] = _parse_value(column, raw_value)
     page_stmt = _page_statement(stmt, column, sort.id_column, sort.descending, bool(cursor))
-    rows = list(session.scalars(page_stmt, values))
+    result = session.execute(page_stmt, values)
+    rows: list[Any] = list(result if whole_rows else result.scalars())
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        last: Any = rows[-1]  # a mapped row: its sort value and id are read by name
+        last: Any = rows[-1][0] if whole_rows else rows[-1]  # its sort value and id, by name
         next_cursor = encode_cursor(
             secret, scope, sort.label, getattr(last, column.key), last.id
         )

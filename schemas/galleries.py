@@ -107,11 +107,10 @@ GalleryPageSchema = page_of(GallerySchema, "GalleryPage")
 ItemPageSchema = page_of(ItemSchema, "ItemPage")
 
 
-def gallery_out(gallery: Gallery, urls: Mapping[uuid.UUID, str]) -> Out:
+def gallery_out(gallery: Gallery, cover_url: str | None) -> Out:
     """A gallery as GallerySchema dumps it: with its cover's download URL, when the caller
-    may read the cover (`urls`: asset id -> URL)."""
-    return Out(gallery, cover_url=urls.get(gallery.cover_asset_id) if gallery.cover_asset_id
-               else None)
+    may read the cover."""
+    return Out(gallery, cover_url=cover_url)
 
 
 def item_out(item: GalleryItem, urls: Mapping[uuid.UUID, str]) -> Out:

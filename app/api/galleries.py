@@ -10,7 +10,7 @@ from flask.views import MethodView
 from app import db
 from app.api import Blueprint
 from app.api.helpers import Created, created, page, storage
-from app.auth.current import actor
+from app.auth.current import actor, actor_cache
 from app.authz import authorize, authorized, condition
 from app.models import Asset, Gallery, GalleryItem, Site
 from app.pagination import Page
@@ -46,9 +46,9 @@ def _urls(asset_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
     return galleries.download_urls(db.session(), storage(), asset_ids, read)
 
 
-def _galleries_out(rows: list[Gallery]) -> list[Out]:
-    urls = _urls({g.cover_asset_id for g in rows if g.cover_asset_id})
-    return [gallery_out(g, urls) for g in rows]
+def _gallery_out(gallery: Gallery) -> Out:
+    cover = gallery.cover_asset_id
+    return gallery_out(gallery, _urls({cover}).get(cover) if cover else None)
 
 
 def _items_out(rows: list[GalleryItem]) -> list[Out]:
@@ -57,14 +57,12 @@ def _items_out(rows: list[GalleryItem]) -> list[Out]:
 
 
 def _site(org_id: uuid.UUID, site_id: uuid.UUID) -> Site:
-    return tenancy.get_site(db.session(), org_id, site_id)
+    return tenancy.site_ref(db.session(), actor_cache(), org_id, site_id)
 
 
 def _gallery(
     org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID, *, lock: bool = False,
 ) -> tuple[Site, Gallery]:
-    if not lock:
-        return galleries.get_with_site(db.session(), org_id, site_id, gallery_id)
     site = _site(org_id, site_id)
     return site, galleries.get_gallery(db.session(), site, gallery_id, lock=lock)
 
@@ -79,8 +77,10 @@ class Galleries(MethodView):
         site = _site(org_id, site_id)
         authorize(actor(), "read", site)
         stmt, values = galleries.listing(site, args, condition(actor(), "read", Gallery))
-        result = page(stmt, args, values)
-        return Page(_galleries_out(result.items), result.next_cursor)
+        stmt = galleries.with_covers(stmt, condition(actor(), "read", Asset))
+        result = page(stmt, args, values, whole_rows=True)
+        items = galleries.covered(storage(), result.items)
+        return Page([gallery_out(g, url) for g, url in items], result.next_cursor)
 
     @blp.needs(checks=("create_gallery Site",), lists=("read Asset",))
     @blp.arguments(GalleryCreateSchema)
@@ -90,7 +90,7 @@ class Galleries(MethodView):
         site = _site(org_id, site_id)
         authorize(actor(), "create_gallery", site)
         gallery = galleries.create_gallery(db.session(), site, data, actor().id)
-        return created(_galleries_out([gallery])[0], ".GalleryResource", org_id=org_id,
+        return created(_gallery_out(gallery), ".GalleryResource", org_id=org_id,
                        site_id=site_id, gallery_id=gallery.id)
 
 
@@ -101,10 +101,12 @@ class GalleryResource(MethodView):
     @blp.response(200, GallerySchema)
     def get(self, org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID) -> Out:
         """Read a gallery (viewer); its `ETag` serves `If-Match` on update."""
-        _, gallery = _gallery(org_id, site_id, gallery_id)
+        gallery, cover_url = galleries.get_covered(
+            db.session(), storage(), _site(org_id, site_id), gallery_id,
+            condition(actor(), "read", Asset))
         authorize(actor(), "read", gallery)
         blp.set_etag(galleries.etag(gallery))
-        return _galleries_out([gallery])[0]
+        return gallery_out(gallery, cover_url)
 
     @blp.needs(checks=("update Gallery",), lists=("read Asset",))
     @blp.etag
@@ -119,7 +121,7 @@ class GalleryResource(MethodView):
         blp.check_etag(galleries.etag(gallery))
         galleries.update_gallery(db.session(), site, gallery, data)
         blp.set_etag(galleries.etag(gallery))
-        return _galleries_out([gallery])[0]
+        return _gallery_out(gallery)
 
     @blp.needs(checks=("delete Gallery",))
     @blp.etag
@@ -143,7 +145,7 @@ class Restore(MethodView):
         authorize(actor(), "restore", gallery)
         galleries.restore(gallery)
         db.session().flush()
-        return _galleries_out([gallery])[0]
+        return _gallery_out(gallery)
 
 
 @blp.route("/<uuid:gallery_id>/items")

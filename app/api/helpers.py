@@ -34,10 +34,12 @@ def storage() -> Storage:
 
 
 def page(
-    stmt: Select[tuple[Item]], args: dict[str, Any], values: dict[str, Any] | None = None
+    stmt: Select[tuple[Item]], args: dict[str, Any], values: dict[str, Any] | None = None,
+    *, whole_rows: bool = False,
 ) -> Page[Item]:
     """One page of `stmt` in the order `args` chose (a SortKey: see `list_args`), with
-    `values` for its named bind parameters; cursors are bound to this list (its path)."""
+    `values` for its named bind parameters; cursors are bound to this list (its path).
+    `whole_rows`: see `paginate`."""
     return paginate(
         db.session(),
         stmt,
@@ -47,6 +49,7 @@ def page(
         secret=settings().secret_key,
         scope=request.path,
         params=values,
+        whole_rows=whole_rows,
     )
 
 

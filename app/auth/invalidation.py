@@ -1,4 +1,4 @@
-"""Cached actors, and telling every process when they change.
+"""Cached actors and live sites, and telling every process when they change.
 
 Resolving an actor (session still live? which roles?) costs queries; doing it on every
 request is what a cache avoids. Correctness comes from invalidation, not expiry: whatever
@@ -7,6 +7,10 @@ the same transaction. On PostgreSQL that is a `NOTIFY`, delivered at commit to a
 listener thread in every process, which drops the entries. The process that made the
 change drops them at once. A process whose listener is not connected does not cache.
 SQLite has no such channel, so there the cache stays off.
+
+The same cache remembers which sites were found live (of a live organization): every site
+route starts by checking that. A site or organization is only ever deleted, never brought
+back, and deleting one calls `everyone_changed()`, which forgets them all.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ class ActorCache:
         self.ttl = ttl
         self.max_entries = max_entries
         self.entries: dict[str, dict[object, tuple[Principal, float]]] = {}
+        self.live_sites: dict[tuple[object, object], float] = {}  # (org id, site id) -> expiry
         self.size = 0
         self.generation = 0
         self.lock = threading.Lock()
@@ -96,11 +101,31 @@ class ActorCache:
             )
             self.size += 1
 
+    def site_is_live(self, org_id: object, site_id: object) -> bool:
+        """Whether the site was found live (`note_live_site`) since the last deletion."""
+        if not self.enabled:
+            return False
+        self._ensure_listener()
+        expiry = self.live_sites.get((org_id, site_id))
+        return self.listening and expiry is not None and expiry >= time.monotonic()
+
+    def note_live_site(self, org_id: object, site_id: object, generation: int) -> None:
+        """Remember the site live unless an invalidation happened since `generation`."""
+        if not self.enabled:
+            return
+        with self.lock:
+            if not self.listening or generation != self.generation:
+                return
+            if len(self.live_sites) >= self.max_entries:
+                self.live_sites.clear()
+            self.live_sites[org_id, site_id] = time.monotonic() + self.ttl
+
     def invalidate(self, payload: str) -> None:
         with self.lock:
             self.generation += 1
             if payload == EVERYONE:
                 self.entries.clear()
+                self.live_sites.clear()
                 self.size = 0
             else:
                 self.size -= len(self.entries.pop(payload, {}))

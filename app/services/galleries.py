@@ -7,6 +7,7 @@ no aggregate), and bump the gallery's `updated_at`, which is its ETag.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -17,7 +18,6 @@ from sqlalchemy.orm import Session
 from app.db import utcnow
 from app.errors import BadRequest, Conflict, Missing, NotFound
 from app.models import Asset, Gallery, GalleryItem, Site
-from app.services import tenancy
 from app.services.lookups import one_or_missing
 from app.storage import Storage
 
@@ -37,25 +37,26 @@ def get_gallery(
     return one_or_missing(session, stmt, Gallery, gallery_id, site.org_id)
 
 
-# A site's live gallery with its site, as tenancy.get_site then get_gallery find them.
-_GALLERY_OF_SITE = tenancy.site_of_org().add_columns(Gallery).outerjoin(Gallery, and_(
-    Gallery.id == bindparam("gallery_id"), Gallery.org_id == Site.org_id,
-    Gallery.site_id == Site.id, Gallery.deleted_at.is_(None),
-))
+# One live gallery of a site, its values bound per call (built once, as `_listing` is).
+_ONE_GALLERY = select(Gallery).where(
+    Gallery.org_id == bindparam("org_id"), Gallery.site_id == bindparam("site_id"),
+    Gallery.id == bindparam("gallery_id"), Gallery.deleted_at.is_(None),
+)
 
 
-def get_with_site(
-    session: Session, org_id: uuid.UUID, site_id: uuid.UUID, gallery_id: uuid.UUID
-) -> tuple[Site, Gallery]:
-    """`tenancy.get_site` and `get_gallery` in one query, with the same 404s: what reading
-    one gallery needs (a lock, `FOR UPDATE`, cannot take the outer joins: see get_gallery)."""
-    found = session.execute(_GALLERY_OF_SITE, {
-        "org_id": org_id, "site_id": site_id, "gallery_id": gallery_id}).first()
-    site = tenancy.site_found(found, org_id, site_id)
-    gallery: Gallery | None = found.Gallery if found is not None else None
-    if gallery is None:
+def get_covered(
+    session: Session, storage: Storage, site: Site, gallery_id: uuid.UUID,
+    read_filter: ColumnElement[bool],
+) -> tuple[Gallery, str | None]:
+    """A live gallery of the site and its cover's download URL (None unless the cover is a
+    ready asset that passes `read_filter`, the policy's), in one query; 404 as
+    `get_gallery`. What reading one gallery needs (`FOR UPDATE` cannot take the outer
+    join: changes lock through `get_gallery`)."""
+    found = session.execute(with_covers(_ONE_GALLERY, read_filter), {
+        "org_id": site.org_id, "site_id": site.id, "gallery_id": gallery_id}).first()
+    if found is None:
         raise NotFound(missing=Missing("Gallery", gallery_id, site.org_id))
-    return site, gallery
+    return covered(storage, [found])[0]
 
 
 def etag(gallery: Gallery) -> dict[str, str]:
@@ -152,6 +153,29 @@ def _listing(
         read_filter,
         *(LIST_FILTERS[name] for name in filters),
     )
+
+
+@lru_cache(maxsize=1024)
+def with_covers(
+    stmt: Select[tuple[Gallery]], read_filter: ColumnElement[bool]
+) -> Select[tuple[Any, ...]]:
+    """`stmt` (galleries) with each one's cover, in the same query: the key, file name and
+    type of a ready, live asset that passes `read_filter` (the policy's), else NULLs. One
+    query for a page of galleries and its covers (`covered` signs their URLs). Built once
+    per statement and filter, as `_listing` is."""
+    return stmt.add_columns(*_COVER).outerjoin(Asset, and_(
+        Asset.id == Gallery.cover_asset_id, Asset.org_id == Gallery.org_id,
+        Asset.status == "ready", Asset.deleted_at.is_(None), read_filter,
+    ))
+
+
+_COVER = (Asset.key, Asset.filename, Asset.content_type)
+
+
+def covered(storage: Storage, rows: Iterable[Any]) -> list[tuple[Gallery, str | None]]:
+    """(gallery, its cover's download URL or None) for rows of a `with_covers` statement."""
+    return [(gallery, None if key is None else storage.presign_get(key, filename, type_)[0])
+            for gallery, key, filename, type_ in rows]
 
 
 def _escape_like(text: str) -> str:

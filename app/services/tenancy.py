@@ -9,7 +9,8 @@ from sqlalchemy import Select, and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from app.auth import invalidation
-from app.db import utcnow
+from app.auth.invalidation import ActorCache
+from app.db import scoped_org, utcnow
 from app.errors import Missing, NotFound
 from app.models import Organization, OrgMembership, Site
 from app.services import audit
@@ -77,12 +78,6 @@ def get_site(session: Session, org_id: uuid.UUID, site_id: uuid.UUID) -> Site:
     """A live site of a live organization, or 404 naming the one that is missing. One
     query for both (every site route starts here), which loads the organization too."""
     found = session.execute(_SITE_OF_ORG, {"org_id": org_id, "site_id": site_id}).first()
-    return site_found(found, org_id, site_id)
-
-
-def site_found(found: Any, org_id: uuid.UUID, site_id: uuid.UUID) -> Site:
-    """The site of a row selecting (Organization, Site, ...) as `get_site` does, or 404
-    naming the one that is missing."""
     if found is None:
         raise NotFound(missing=Missing("Organization", org_id, org_id))
     if found.Site is None:
@@ -91,9 +86,19 @@ def site_found(found: Any, org_id: uuid.UUID, site_id: uuid.UUID) -> Site:
     return site
 
 
-def site_of_org() -> Select[tuple[Organization, Site]]:
-    """What `get_site` selects (bound: `org_id`, `site_id`), for lookups that start there."""
-    return _SITE_OF_ORG
+def site_ref(
+    session: Session, cache: ActorCache, org_id: uuid.UUID, site_id: uuid.UUID
+) -> Site:
+    """A live site of a live organization as its ids only (a Site in no session), or 404
+    as `get_site`: for routes that need nothing else of it. Read once per process, then
+    remembered live by `cache` until a deletion (see app/auth/invalidation.py). What is
+    remembered counts only in a session scoped to the site's own organization: row-level
+    security, the second wall, still decides whether a request may see the site."""
+    if scoped_org(session) != org_id or not cache.site_is_live(org_id, site_id):
+        generation = cache.generation
+        get_site(session, org_id, site_id)
+        cache.note_live_site(org_id, site_id, generation)
+    return Site(id=site_id, org_id=org_id)
 
 
 def live_sites(org_id: uuid.UUID) -> Select[tuple[Site]]:

@@ -131,6 +131,27 @@ def test_an_unchanged_session_costs_no_query(app, client, world):
     assert any("organizations" in s for s in second)
 
 
+def test_a_site_found_live_is_not_read_again_until_one_is_deleted(app, client, world):
+    tenant = world.tenant()
+    member, admin = tenant["member"].headers, tenant["org_admin"].headers
+    galleries = f"{tenant.site_path}/galleries"
+    wait_listening(app)
+    for _ in range(2):
+        with statements(app) as seen:
+            assert client.get(galleries, headers=member).status_code == 200
+    assert touching(seen, ("FROM organizations", "FROM sites")) == [], seen
+    other = world.site(tenant.org, "another site")  # deleting another site forgets them all
+    etag = client.get(f"{tenant.org_path}/sites/{other.id}", headers=admin).headers["ETag"]
+    assert client.delete(f"{tenant.org_path}/sites/{other.id}",
+                         headers={**admin, "If-Match": etag}).status_code == 204
+    with statements(app) as seen:
+        assert client.get(galleries, headers=member).status_code == 200
+    assert touching(seen, ("FROM organizations",)), "read again after a deletion"
+    etag = client.get(tenant.site_path, headers=admin).headers["ETag"]
+    assert client.delete(tenant.site_path, headers={**admin, "If-Match": etag}).status_code == 204
+    assert client.get(galleries, headers=member).status_code == 404
+
+
 def test_an_unchanged_api_key_costs_no_query(app, client, world):
     tenant = world.tenant()
     r = client.post(f"{tenant.org_path}/api-keys", json={"name": "k", "role": "viewer"},
@@ -261,6 +282,13 @@ def _lower_role(app: Any, client: Any, tenant: Any, person: Person) -> None:
     assert r.status_code == 200
 
 
+def _delete_site(app: Any, client: Any, tenant: Any, person: Person) -> None:
+    admin = tenant["org_admin"].headers
+    etag = client.get(tenant.site_path, headers=admin).headers["ETag"]
+    r = client.delete(tenant.site_path, headers={**admin, "If-Match": etag})
+    assert r.status_code == 204
+
+
 CHANGES = {
     # change made through the first app -> (request to the second app, status after)
     "logout": (_logout, "me", 401),
@@ -268,6 +296,7 @@ CHANGES = {
     "delete-session": (_delete_session, "me", 401),
     "remove-member": (_remove_member, "org", 404),
     "lower-role": (_lower_role, "api-keys", 403),
+    "delete-site": (_delete_site, "galleries", 404),  # the site was remembered live
 }
 
 
@@ -287,6 +316,9 @@ def test_a_change_through_one_app_reaches_the_other_within_seconds(app, isolated
             return client.get("/v1/me", headers=person.headers).status_code
         if probe == "org":
             return client.get(tenant.org_path, headers=person.headers).status_code
+        if probe == "galleries":
+            return client.get(f"{tenant.site_path}/galleries",
+                              headers=person.headers).status_code
         return client.get(f"{tenant.org_path}/api-keys", headers=person.headers).status_code
 
     before = request()
@@ -296,6 +328,8 @@ def test_a_change_through_one_app_reaches_the_other_within_seconds(app, isolated
     # The endpoints may read users, grants or keys themselves: resolving a user's actor is
     # what reads auth_sessions.
     assert touching(seen, ("auth_sessions",)) == [], "the second app serves it from its cache"
+    if probe == "galleries":
+        assert touching(seen, ("FROM organizations", "FROM sites")) == [], "the live site too"
 
     make_change(app, app.test_client(), tenant, person)
     assert wait_for(lambda: request() == status) < 2.0
