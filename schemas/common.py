@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, missing, post_load, validate
+from marshmallow.utils import ensure_text_type
 
 from app.pagination import SortKey
 
@@ -100,7 +102,8 @@ class StrictSchema(Schema):
     `_serialize`, as marshmallow does, without its per-value accessor machinery (a third
     of a 20-gallery page's cost); objects read by key (mappings, rows), fields that read
     no attribute or a dotted path, and schemas with their own `get_attribute` take
-    marshmallow's path."""
+    marshmallow's path. Strings, UUIDs and datetimes are converted as their fields'
+    `_serialize` converts them, without its call layers (see `_conversion`)."""
 
     class Meta:
         ordered = True
@@ -114,7 +117,7 @@ class StrictSchema(Schema):
         source, extra = obj, _NO_EXTRA
         if type(obj) is Out:  # what Out.__getattr__ reads, without its failed lookup first
             source, extra = obj._row, obj._extra
-        for key, attr, field in self._dump_plan():
+        for key, attr, field, convert in self._dump_plan():
             if attr is None:  # marshmallow's own path for this field
                 value = field.serialize(key[1], obj, accessor=self.get_attribute)
                 if value is not missing:
@@ -126,12 +129,14 @@ class StrictSchema(Schema):
                 value = default() if callable(default) else default
                 if value is missing:
                     continue
-            ret[key] = field._serialize(value, attr, obj)
+            ret[key] = (convert(value) if convert is not None
+                        else field._serialize(value, attr, obj))
         return ret
 
-    def _dump_plan(self) -> list[tuple[Any, str | None, fields.Field]]:
-        """(output key, attribute read, field) per dumped field; attribute None (and the key
-        a pair with the field's name) where marshmallow's accessor must read it."""
+    def _dump_plan(self) -> list[tuple[Any, str | None, fields.Field, Any]]:
+        """(output key, attribute read, field, its conversion or None) per dumped field;
+        attribute None (and the key a pair with the field's name) where marshmallow's
+        accessor must read it."""
         plan = self.__dict__.get("_plan")
         if plan is None:
             own_accessor = type(self).get_attribute is not Schema.get_attribute
@@ -140,11 +145,37 @@ class StrictSchema(Schema):
                 key = field.data_key if field.data_key is not None else name
                 attr = field.attribute if field.attribute is not None else name
                 if own_accessor or not field._CHECK_ATTRIBUTE or "." in attr:
-                    plan.append(((key, name), None, field))
+                    plan.append(((key, name), None, field, None))
                 else:
-                    plan.append((key, attr, field))
+                    plan.append((key, attr, field, _conversion(field)))
             self.__dict__["_plan"] = plan
         return plan
+
+
+def _conversion(field: fields.Field) -> Callable[[Any], Any] | None:
+    """What `field._serialize` does to a value, for the plain fields whose `_serialize` is
+    marshmallow's own (UUID, String, DateTime in a named format): the same conversion,
+    called directly. None for any other field."""
+    serialize = type(field)._serialize
+    if serialize is fields.UUID._serialize:
+        return _uuid_text
+    if serialize is fields.String._serialize:
+        return _text
+    if serialize is fields.DateTime._serialize and isinstance(field, fields.DateTime):
+        named = field.SERIALIZATION_FUNCS.get(field.format or field.DEFAULT_FORMAT)
+        if named is not None:
+            return lambda value: None if value is None else named(value)
+    return None
+
+
+def _uuid_text(value: Any) -> str | None:  # fields.UUID._serialize
+    return None if value is None else str(value)
+
+
+def _text(value: Any) -> str | None:  # fields.String._serialize
+    if type(value) is str or value is None:
+        return value
+    return ensure_text_type(value)
 
 
 class Text(fields.String):
