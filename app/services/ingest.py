@@ -221,10 +221,15 @@ def _bad() -> Any:
     raise TypeError
 
 
-class _TypedEvent(msgspec.Struct, forbid_unknown_fields=True):
+class _TypedEvent(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """An event whose fields have the contract's types (no rule beyond types: those are
     `_row`'s). msgspec takes fewer UUID spellings than `uuid.UUID` (the canonical and the
-    bare hex ones); an event it refuses is validated by hand, so the verdict is the same."""
+    bare hex ones); an event it refuses is validated by hand, so the verdict is the same.
+
+    Untracked by the garbage collector (`gc=False`): decoded JSON holds no reference
+    cycle, and a hundred tracked objects more per batch set off a collection of the young
+    generation nearly every request (~0.06 ms of CPU per request in all; untracked, one
+    every five)."""
 
     name: str
     timestamp: str
@@ -236,8 +241,9 @@ class _TypedEvent(msgspec.Struct, forbid_unknown_fields=True):
 _TYPED_EVENTS = list[_TypedEvent]
 
 
-class _TypedBatch(msgspec.Struct, forbid_unknown_fields=True):
-    """A body of the contract's types (an empty or oversized list is `events_of`'s)."""
+class _TypedBatch(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A body of the contract's types (an empty or oversized list is `events_of`'s);
+    untracked by the garbage collector, as its events are."""
 
     events: list[_TypedEvent]
     key: str | None = None

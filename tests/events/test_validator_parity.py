@@ -24,6 +24,7 @@ limits can be probed to the microsecond.
 
 from __future__ import annotations
 
+import gc
 import string
 import uuid
 from contextlib import contextmanager, suppress
@@ -712,3 +713,12 @@ def test_a_valid_body_is_decoded_once():
         assert body.key == "ik_x"
     assert len(batch.rows) == 2 and batch.rejected == []
     assert all(isinstance(e, ingest._TypedEvent) for e in ingest.events_of(body, 10))
+
+
+def test_typed_events_hold_no_cycle_and_are_left_to_reference_counting():
+    """`gc=False`: the collector does not track them (see `_TypedEvent`); what they hold is
+    decoded JSON, which cannot refer back to them."""
+    body = ingest.decode_body(orjson.dumps({"events": [base_event()]}), "", 1 << 20)
+    assert body.typed is not None
+    assert not gc.is_tracked(body.typed)
+    assert not gc.is_tracked(body.typed.events[0])
