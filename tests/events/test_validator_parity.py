@@ -722,3 +722,40 @@ def test_typed_events_hold_no_cycle_and_are_left_to_reference_counting():
     assert body.typed is not None
     assert not gc.is_tracked(body.typed)
     assert not gc.is_tracked(body.typed.events[0])
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+          database=None)
+@given(st.lists(events().filter(_typable), max_size=12))
+@example([base_event()] * 3)
+@example([base_event(), base_event(event_id=MISSING, properties=MISSING)])
+def test_a_batch_at_once_keeps_what_each_event_alone_keeps(batch):
+    """`_all_rows` (every rule over the whole batch) says yes only when `_typed_row` keeps
+    every event, and then gives the same rows in order."""
+    typed = [msgspec.convert(e, ingest._TypedEvent) for e in batch]
+    oldest, latest = NOW - ingest._MAX_AGE, NOW + ingest._MAX_FUTURE
+    at_once = ingest._all_rows(typed, oldest, latest)
+    each = [ingest._typed_row(t, oldest, latest) for t in typed]
+    if at_once is None:
+        return
+    assert None not in each
+    for row, alone, event in zip(at_once, each, batch, strict=True):
+        assert row[1:] == alone[1:]
+        assert row[2].utcoffset() == alone[2].utcoffset()
+        assert row[0] == alone[0] or event.get("event_id") is None
+
+
+def test_a_batch_at_once_decides_valid_batches_and_no_other():
+    """Not vacuous: a valid batch is kept at once; one event refused by any rule sends the
+    batch to the events one by one, which keep the others."""
+    oldest, latest = NOW - ingest._MAX_AGE, NOW + ingest._MAX_FUTURE
+    valid = [base_event(), base_event(event_id=MISSING, properties=MISSING)]
+    typed = [msgspec.convert(e, ingest._TypedEvent) for e in valid]
+    assert ingest._all_rows(typed, oldest, latest) is not None
+    assert ingest._all_rows([], oldest, latest) == []
+    for label in ("future-edge+1us", "past-edge-1us", "naive", "name-129", "distinct-201",
+                  "distinct-empty", "distinct-nul", "depth-6", "keys-101", "key-101-chars",
+                  "bytes-32k+1", "nul-in-value", "nesting-33-lists", "nesting-255"):
+        odd = msgspec.convert(EDGE_EVENTS[label], ingest._TypedEvent)
+        assert ingest._all_rows([*typed, odd], oldest, latest) is None, label
+        assert len(ingest.prepare([*valid, EDGE_EVENTS[label]], NOW).rows) == 2, label
