@@ -374,11 +374,10 @@ def _timed(func: Any, total: list[float]) -> Any:
 
 
 def properties_rules(events: list[dict[str, Any]]) -> None:
+    """The properties' part of a valid batch's validation: each encoded, all tested at once."""
     from app import events_spec as spec
 
-    for e in events:
-        spec.shape_problem(e["properties"])
-        spec.properties_problem(spec.properties_json(e["properties"]))
+    spec.all_fit([spec.properties_json(e["properties"]) for e in events])
 
 
 def per_call_us(func: Any, rounds: int) -> tuple[float, float]:
@@ -449,7 +448,7 @@ def in_process(owner_url: str, url: str, instance: str, jwt_keys: str, org_id: u
             raw, "", 1 << 20), rounds)),
         ("validate 100 events (prepare)", per_call_us(lambda: ingest.prepare(typed, now, body),
                                                       rounds)),
-        ("  of which properties: shape + JSON + NUL", per_call_us(
+        ("  of which properties: JSON + all_fit", per_call_us(
             lambda: properties_rules(events), rounds)),
         ("store: scope + INSERT + COMMIT, one trip", write_us),
     ]
