@@ -8,6 +8,8 @@ test (tests/events/test_validator_parity.py) proves the two accept and reject th
 from __future__ import annotations
 
 import re
+from itertools import repeat
+from operator import add
 
 import orjson
 
@@ -65,6 +67,24 @@ def shape_fits(encoded: bytes) -> bool:
             and encoded.count(b":") <= MAX_PROPERTY_KEYS
             and (len(encoded) <= MAX_PROPERTY_KEY_LENGTH
                  or (b"\\" not in encoded and not _LONG_KEY.search(encoded))))
+
+
+def all_fit(encodings: list[bytes]) -> bool:
+    """Whether every one of these encodings (a batch's properties, `properties_json`'s)
+    surely passes `shape_fits` and `properties_problem`: their tests, each run once over
+    all of them, in C (False means "test each", not "refused"). The encodings hold no
+    backslash (so no escape at all: no NUL, no escaped quote), and the long-key search
+    runs over them joined: a match in one is a match in the whole, and none straddles two
+    (it ends at a quote followed by `:`, and the first quote of an encoding opens a key)."""
+    joined = b"".join(encodings)
+    objects = list(map(bytes.count, encodings, repeat(b"{")))
+    return (max(objects, default=0) <= MAX_PROPERTY_DEPTH
+            and max(map(add, objects, map(bytes.count, encodings, repeat(b"["))),
+                    default=0) <= MAX_PROPERTY_NESTING
+            and max(map(bytes.count, encodings, repeat(b":")), default=0) <= MAX_PROPERTY_KEYS
+            and max(map(len, encodings), default=0) <= MAX_PROPERTIES_BYTES
+            and b"\\" not in joined
+            and not _LONG_KEY.search(joined))
 
 
 def shape_problem(value: object, depth: int = 1, nesting: int = 1) -> tuple[str | None, int]:

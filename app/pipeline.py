@@ -27,13 +27,13 @@ hooks: this list is the whole story.
 
 Per request, on `flask.g`: `request_id`, `needs`, `actor` (None when public), `unit` (the
 unit of work), `denials` (audit rows to write), `claim` (the Idempotency-Key held),
-`batch_body` (an events batch's decoded JSON).
+`batch_body` (an events batch's decoded JSON: `ingest.Body`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import NotFound
@@ -88,8 +88,7 @@ def beacon_key() -> str | None:
         )
     if request.method not in BODY_METHODS or not takes_media_type(request.mimetype):
         return None
-    body = batch_body()
-    key = body.get("key") if isinstance(body, dict) else None
+    key = batch_body().key
     if key is not None and not isinstance(key, str):
         raise errors.BadRequest("`key` is a string.", errors={"key": ["Not a valid string."]})
     return key
@@ -117,7 +116,7 @@ def scope_tenant() -> None:
     current_unit().scope(org_id=org_id, user_id=actor.person_id)
 
 
-def batch_body() -> Any:
+def batch_body() -> ingest.Body:
     """An events batch's JSON (gunzipped, size-checked), decoded once per request: the
     pipeline reads a beacon's key from it, the view its events."""
     if "batch_body" not in g:

@@ -100,7 +100,8 @@ class EventBatch(MethodView):
         site = _target_site()
         _check_origin()
         config = settings()
-        received = ingest.events_of(batch_body(), config.ingest_max_events)
+        body = batch_body()
+        received = ingest.events_of(body, config.ingest_max_events)
         # Every event received costs, valid or not: rejected ones cost validation too, and
         # a key must not be able to send them for free. Spent before validating them.
         # Without the counters it fails open: losing analytics is worse than a key sending
@@ -110,7 +111,7 @@ class EventBatch(MethodView):
         if wait is not None:
             raise ApiError.of(429, "The event budget of this key is spent.",
                               headers={"Retry-After": str(wait)})
-        batch = ingest.prepare(received, datetime.now(UTC))
+        batch = ingest.prepare(received, datetime.now(UTC), body)
         stored = _store(site, batch.rows)
         result = {
             "accepted": stored,

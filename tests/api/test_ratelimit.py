@@ -96,6 +96,20 @@ def login(client: Any, email: str, n: int = 1, password: str = "wrong password!"
     return client.post("/v1/auth/login", json={"email": email, "password": password}, **ip(n))
 
 
+def test_the_limiter_adds_no_request_hook(limited: Any):
+    """With limits on, flask-limiter serves the pipeline's counters and adds no request hook
+    of its own (its hooks check limits declared to it, and none are): the pipeline's
+    hooks are the app's only ones, and every request skips flask-limiter's work."""
+    hooks = [
+        *limited.before_request_funcs.get(None, []),
+        *limited.after_request_funcs.get(None, []),
+        *limited.teardown_request_funcs.get(None, []),
+    ]
+    assert {f"{getattr(f, '__module__', '')}.{getattr(f, '__qualname__', f)}" for f in hooks} == {
+        "app.pipeline.before", "app.pipeline.after"}
+    assert limited.extensions["ratelimit"].enabled
+
+
 # -- login ---------------------------------------------------------------------------------
 
 

@@ -1,9 +1,10 @@
 """`events_spec.shape_fits`, the hot path's cheap test of the properties' shape on their
 encoding: whatever it vouches for, `shape_problem` accepts (never the other way round
-needed: a False only sends the properties to `shape_problem`). The validator parity test
-holds the whole fast path to the contract; this one aims at the test's own edges: the
-depth, nesting, key-count and key-length limits, and the strings that could hide them (braces,
-colons, quotes and escapes inside keys and values)."""
+needed: a False only sends the properties to `shape_problem`); and `all_fit`, the same
+for a batch's properties at once, which also vouches for `properties_problem`. The
+validator parity test holds the whole fast path to the contract; this one aims at the
+tests' own edges: the depth, nesting, key-count and key-length limits, and the strings
+that could hide them (braces, colons, quotes and escapes inside keys and values)."""
 
 from __future__ import annotations
 
@@ -85,3 +86,35 @@ def test_shape_fits_vouches_for_ordinary_properties_and_not_for_each_limit() -> 
                     {'"' * 101: 1}, {"x" * 60 + '"' + "x" * 60: 1}):
         assert spec.shape_problem(refused)[0] is not None
         assert not spec.shape_fits(spec.properties_json(refused)), refused
+
+
+def _accepted(properties: dict[str, Any]) -> bool:
+    return (spec.shape_problem(properties)[0] is None
+            and spec.properties_problem(spec.properties_json(properties)) is None)
+
+
+@given(st.lists(st.one_of(st.dictionaries(keys, values, max_size=8), nestings), max_size=6))
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example([{"a": [1] * 60}, {"": 1}])  # 101 bytes between quotes, across two encodings
+@example([{"k": "x" * 200}, {"k" * 101: 1}])
+@example([{"text": "a\x00b"}, {}])
+@example([{"blob": "x" * spec.MAX_PROPERTIES_BYTES}])
+@example([{"n": 1}, deep(6)])
+def test_what_all_fit_vouches_for_each_event_passes(batch: list[dict[str, Any]]) -> None:
+    if spec.all_fit([spec.properties_json(p) for p in batch]):
+        assert all(_accepted(p) for p in batch)
+
+
+def test_all_fit_vouches_for_ordinary_batches_and_not_for_each_limit() -> None:
+    """Not vacuous: a batch of what analytics send passes at once; one event at any limit
+    (or holding any escape) sends the batch to the tests of each."""
+    ordinary = [{"path": f"/products/{i}", "screen": {"w": 1920, "h": 1080}, "k" * 100: "v" * 500,
+                 "items": [{"sku": "SKU-1", "qty": 2}], "price": 9.5} for i in range(100)]
+    ordinary.append({f"k{i}": i for i in range(100)})
+    ordinary.append(deep(5))
+    assert spec.all_fit([spec.properties_json(p) for p in ordinary])
+    assert spec.all_fit([])
+    for odd in (deep(6), containers("l" * spec.MAX_PROPERTY_NESTING), {"k" * 101: 1},
+                {f"k{i}": i for i in range(101)}, {"blob": "x" * spec.MAX_PROPERTIES_BYTES},
+                {"text": "a\x00b"}, {"path": "C:\\dir"}, {"quote": '"'}):
+        assert not spec.all_fit([spec.properties_json(p) for p in [*ordinary, odd]]), odd

@@ -12,6 +12,11 @@ pattern's edges, timestamps naive/aware/too far ahead/too old/garbage, distinct_
 and NUL, properties at the depth, nesting, key-count, key-length and byte limits; nesting
 around its limit and far past it, past what orjson can encode (254 levels) too).
 
+The view reads a body's bytes with msgspec, typed (`ingest.Body`), and judges an event
+from orjson's reading of them only when a rule refuses it: the last tests hold that path
+to the one from orjson's reading (`prepare` of the decoded events), body by body,
+including bodies the two decoders read differently.
+
 Both validators read the clock: the hand-written one takes `now`, the schema calls
 `datetime.now(UTC)`; the schema's clock is frozen at the same instant so that the time
 limits can be probed to the microsecond.
@@ -19,6 +24,7 @@ limits can be probed to the microsecond.
 
 from __future__ import annotations
 
+import gc
 import string
 import uuid
 from contextlib import contextmanager, suppress
@@ -35,6 +41,7 @@ from marshmallow import ValidationError
 
 import schemas.events
 from app import events_spec as spec
+from app.errors import BadRequest
 from app.services import ingest
 from schemas.events import EventSchema
 
@@ -572,3 +579,183 @@ def test_the_nul_rule_refuses_nul_characters_and_nothing_else(props):
     problem = spec.properties_problem(spec.properties_json(props))
     refused_for_nul = problem == "NUL characters are not allowed."
     assert refused_for_nul == _has_nul(props)
+
+
+# -- the body read from bytes (`ingest.Body`) -----------------------------------------------
+
+
+def from_bytes(raw: bytes) -> ingest.Batch:
+    """What the view does with a body: msgspec types it when it can (`ingest.Body`)."""
+    body = ingest.decode_body(raw, "", 1 << 24)
+    return ingest.prepare(ingest.events_of(body, 10_000), NOW, body)
+
+
+def from_orjson(raw: bytes) -> ingest.Batch:
+    """The reference: the events as orjson reads them, through `prepare`."""
+    return ingest.prepare(orjson.loads(raw)["events"], NOW)
+
+
+def assert_same_batch(raw: bytes) -> ingest.Batch:
+    """Same rejections (and messages), same rows in order; generated event ids aside."""
+    got, expected = from_bytes(raw), from_orjson(raw)
+    assert got.rejected == expected.rejected
+    assert len(got.rows) == len(expected.rows)
+    sent_ids = [e.get("event_id") if isinstance(e, dict) else None
+                for e in orjson.loads(raw)["events"]]
+    rejected = {r["index"] for r in got.rejected}
+    kept_ids = [i for index, i in enumerate(sent_ids) if index not in rejected]
+    for row, reference, sent_id in zip(got.rows, expected.rows, kept_ids, strict=True):
+        assert row[1:] == reference[1:]
+        assert row[2].utcoffset() == reference[2].utcoffset()
+        if sent_id is None:  # generated on both paths
+            assert isinstance(row[0], uuid.UUID) and row[0].version == 4
+        else:
+            assert row[0] == reference[0]
+    return got
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+          database=None)
+@given(st.lists(events(), min_size=1, max_size=20))
+def test_a_body_read_from_bytes_is_split_as_orjson_read_it(batch):
+    try:
+        raw = orjson.dumps({"events": batch})
+    except orjson.JSONEncodeError:  # nested past what orjson writes: the table's bodies below
+        return
+    assert_same_batch(raw)
+
+
+def _typable(event: Any) -> bool:
+    try:
+        msgspec.convert(event, ingest._TypedEvent)
+    except msgspec.ValidationError:
+        return False
+    return True
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+          database=None)
+@given(st.lists(events().filter(_typable), min_size=1, max_size=20))
+def test_a_body_msgspec_types_is_split_as_orjson_read_it(batch):
+    """Bodies of the right types only (most generated bodies above hold an event of another
+    type, which sends the whole body down the hand path): the rules decide here."""
+    try:
+        raw = orjson.dumps({"events": batch})
+    except orjson.JSONEncodeError:
+        return
+    assert ingest.decode_body(raw, "", 1 << 24).typed is not None
+    assert_same_batch(raw)
+
+
+def body_with(properties: bytes, **fields: Any) -> bytes:
+    """A one-event body whose properties are the JSON text `properties`, as sent."""
+    event = orjson.dumps(base_event(properties=MISSING, **fields))
+    return b'{"events": [' + event[:-1] + b', "properties": ' + properties + b"}]}"
+
+
+BYTE_BODIES = {
+    # msgspec reads an integer past 64 bits exactly, orjson as a float: orjson's is stored.
+    "int-2**64": body_with(b'{"n": 18446744073709551616}'),
+    "int-below-i64": body_with(b'{"n": -9223372036854775809}'),
+    "int-u64-max": body_with(b'{"n": 18446744073709551615}'),
+    "int-huge-and-too-new": body_with(b'{"n": 1' + b"0" * 40 + b"}",
+                                      timestamp=(FUTURE_EDGE + TICK).isoformat()),
+    "floats": body_with(b'{"a": 1E+2, "b": -0.0, "c": 5e-324, "d": 1e-400, "e": -0}'),
+    "duplicate-keys": body_with(b'{"a": 1, "b": 2, "a": 3}'),
+    "duplicate-field": b'{"events": [' + orjson.dumps(base_event(name="first"))[:-1]
+    + b', "name": "second"}]}',
+    "duplicate-events": b'{"events": [{"name": 5}], "events": ['
+    + orjson.dumps(base_event()) + b"]}",
+    "escapes": body_with(b'{"\\u00e9": "\\u00e9\\/\\ud83d\\ude00\\u0041"}'),
+    "whitespace": b' \n{ "events" :\t[ ' + orjson.dumps(base_event()) + b" ] } \r\n",
+    "key-and-events": b'{"key": null, "events": [' + orjson.dumps(base_event()) + b"]}",
+    # Deeper than orjson writes (254): refused by the nesting rule, read or not by msgspec.
+    "nesting-300": body_with(b"[" * 300 + b"]" * 300),
+    "nesting-900": body_with(b"[" * 900 + b"]" * 900),
+    "nesting-1000-objects": body_with(b'{"n": ' * 999 + b"1" + b"}" * 999),
+}
+
+
+@pytest.mark.parametrize("raw", BYTE_BODIES.values(), ids=BYTE_BODIES.keys())
+def test_bodies_the_decoders_read_differently_get_orjsons_verdict(raw):
+    assert_same_batch(raw)
+
+
+def test_a_huge_integer_is_stored_as_orjson_reads_it():
+    """Not vacuous: msgspec typed the body, and the event was judged on orjson's float."""
+    raw = BYTE_BODIES["int-2**64"]
+    assert ingest.decode_body(raw, "", 1 << 20).typed is not None
+    (row,) = assert_same_batch(raw).rows
+    assert row[4] == '{"n":1.8446744073709552e+19}'
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"events": [{"name": "a", "properties": {"x": 1e400}}]}',
+    b'{"events": [{"name": "\\ud800"}]}',
+    b'{"events": [' + b"[" * 1100 + b"]" * 1100 + b"]}",
+    b'\xef\xbb\xbf{"events": []}',
+    b'{"events": []} x',
+    b"",
+], ids=["infinity", "lone-surrogate", "nesting-1100", "bom", "trailing", "empty"])
+def test_what_orjson_cannot_read_is_not_json_whatever_msgspec_says(raw):
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(raw)
+    with pytest.raises(BadRequest, match="not valid JSON"):
+        ingest.decode_body(raw, "", 1 << 20)
+
+
+def test_a_valid_body_is_decoded_once():
+    """The common case: msgspec's reading is the only one (orjson's is read on demand)."""
+    raw = orjson.dumps({"events": [base_event(), base_event(event_id=MISSING)], "key": "ik_x"})
+    body = ingest.decode_body(raw, "", 1 << 20)
+    with mock.patch.object(ingest.orjson, "loads", side_effect=AssertionError("read twice")):
+        batch = ingest.prepare(ingest.events_of(body, 10), NOW, body)
+        assert body.key == "ik_x"
+    assert len(batch.rows) == 2 and batch.rejected == []
+    assert all(isinstance(e, ingest._TypedEvent) for e in ingest.events_of(body, 10))
+
+
+def test_typed_events_hold_no_cycle_and_are_left_to_reference_counting():
+    """`gc=False`: the collector does not track them (see `_TypedEvent`); what they hold is
+    decoded JSON, which cannot refer back to them."""
+    body = ingest.decode_body(orjson.dumps({"events": [base_event()]}), "", 1 << 20)
+    assert body.typed is not None
+    assert not gc.is_tracked(body.typed)
+    assert not gc.is_tracked(body.typed.events[0])
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+          database=None)
+@given(st.lists(events().filter(_typable), max_size=12))
+@example([base_event()] * 3)
+@example([base_event(), base_event(event_id=MISSING, properties=MISSING)])
+def test_a_batch_at_once_keeps_what_each_event_alone_keeps(batch):
+    """`_all_rows` (every rule over the whole batch) says yes only when `_typed_row` keeps
+    every event, and then gives the same rows in order."""
+    typed = [msgspec.convert(e, ingest._TypedEvent) for e in batch]
+    oldest, latest = NOW - ingest._MAX_AGE, NOW + ingest._MAX_FUTURE
+    at_once = ingest._all_rows(typed, oldest, latest)
+    each = [ingest._typed_row(t, oldest, latest) for t in typed]
+    if at_once is None:
+        return
+    assert None not in each
+    for row, alone, event in zip(at_once, each, batch, strict=True):
+        assert row[1:] == alone[1:]
+        assert row[2].utcoffset() == alone[2].utcoffset()
+        assert row[0] == alone[0] or event.get("event_id") is None
+
+
+def test_a_batch_at_once_decides_valid_batches_and_no_other():
+    """Not vacuous: a valid batch is kept at once; one event refused by any rule sends the
+    batch to the events one by one, which keep the others."""
+    oldest, latest = NOW - ingest._MAX_AGE, NOW + ingest._MAX_FUTURE
+    valid = [base_event(), base_event(event_id=MISSING, properties=MISSING)]
+    typed = [msgspec.convert(e, ingest._TypedEvent) for e in valid]
+    assert ingest._all_rows(typed, oldest, latest) is not None
+    assert ingest._all_rows([], oldest, latest) == []
+    for label in ("future-edge+1us", "past-edge-1us", "naive", "name-129", "distinct-201",
+                  "distinct-empty", "distinct-nul", "depth-6", "keys-101", "key-101-chars",
+                  "bytes-32k+1", "nul-in-value", "nesting-33-lists", "nesting-255"):
+        odd = msgspec.convert(EDGE_EVENTS[label], ingest._TypedEvent)
+        assert ingest._all_rows([*typed, odd], oldest, latest) is None, label
+        assert len(ingest.prepare([*valid, EDGE_EVENTS[label]], NOW).rows) == 2, label
