@@ -18,13 +18,34 @@ from pathlib import Path
 import pytest
 
 from app import create_app
+from app.auth import passwords
 from app.auth.keys import KeyRing
 from app.db import owner_sessionmaker
 from app.migrate import upgrade
 from app.models import Base
 from app.observability import JsonFormatter
-from tests.support import APP_ROLE, Tenant, World, as_role, mail, throwaway_database
+from tests.support import (
+    APP_ROLE,
+    CHEAP_HASHER,
+    Tenant,
+    World,
+    as_role,
+    mail,
+    throwaway_database,
+)
 from tests.support.mail import Inbox
+
+_CHEAP_DUMMY_HASH = CHEAP_HASHER.hash("not-a-real-password")
+
+
+@pytest.fixture(autouse=True)
+def password_cost(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2 at its cheapest cost in this process (see tests.support.CHEAP_HASHER), unless
+    the test is marked `production_passwords`: what a test asserts of passwords does not
+    depend on the cost, except timing and the stored parameters, which those tests check."""
+    if request.node.get_closest_marker("production_passwords") is None:
+        monkeypatch.setattr(passwords, "_hasher", CHEAP_HASHER)
+        monkeypatch.setattr(passwords, "_DUMMY_HASH", _CHEAP_DUMMY_HASH)
 
 
 @pytest.fixture(scope="session")

@@ -40,16 +40,13 @@ from typing import Any
 import pytest
 import requests
 import schemathesis
-from argon2 import PasswordHasher
 from hypothesis import strategies as st
 from schemathesis.engine import events, from_schema
 from schemathesis.transport.wsgi import WSGITransport
 from schemathesis.wfc.escalation import restore_identity_assignments
-from sqlalchemy import update
 
-from app.auth import passwords
 from app.db import owner_sessionmaker, utcnow
-from app.models import Asset, User
+from app.models import Asset
 from tests.support import PASSWORD, Person, Tenant, World
 from tests.support.http import assert_problem
 
@@ -200,17 +197,6 @@ def _seed(app: Any, world: World, tenant: Tenant) -> Seed:
 
 
 @pytest.fixture
-def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> PasswordHasher:
-    """argon2 with its cheapest parameters, for this run only: logins, registrations and
-    password changes are a large share of the requests, and at the production cost (about
-    0.1 to 0.2 s each on this machine) they would take most of the time budget."""
-    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-    monkeypatch.setattr(passwords, "_hasher", cheap)
-    monkeypatch.setattr(passwords, "_DUMMY_HASH", cheap.hash("not-a-real-password"))
-    return cheap
-
-
-@pytest.fixture
 def wsgi_probes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Work around a schemathesis bug (4.32): the probes of `ignored_auth` and of
     `object_level_authorization` go through the WSGI transport without a `requests.Session`,
@@ -249,14 +235,8 @@ def _login(name: str, person: Person) -> dict[str, Any]:
 
 
 @pytest.fixture
-def fuzzed(app: Any, world: World, tmp_path: Path, cheap_passwords: PasswordHasher,
-           wsgi_probes: None) -> Any:
+def fuzzed(app: Any, world: World, tmp_path: Path, wsgi_probes: None) -> Any:
     alpha, beta = world.tenant("Alpha"), world.tenant("Beta")
-    people = [p.id for t in (alpha, beta) for p in t.people.values()]
-    with owner_sessionmaker(app)() as session, session.begin():
-        session.execute(update(User).where(User.id.in_(people))
-                        .values(password_hash=cheap_passwords.hash(PASSWORD)))
-    app.extensions["actor_cache"].invalidate("*")
     a = _seed(app, world, alpha)
     _seed(app, world, beta)  # bob's own rows: what object_level_authorization compares
     decoy_org = world.org("Decoy")

@@ -169,6 +169,7 @@ def test_a_verification_token_does_not_reset_a_password(client, inbox):
 
 
 @pytest.mark.slow
+@pytest.mark.production_passwords
 def test_register_takes_the_same_time_for_new_and_taken_addresses(client, world):
     taken = world.user()
     n = iter(range(1000))
