@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 
 from app.db import conninfo
+from tests.support import as_administrator
 
 
 def timed(fn: Callable[[], object], runs: int) -> list[float]:
@@ -51,8 +52,12 @@ def children(pid: int) -> list[int]:
 
 
 def postgres_pids(owner_url: str) -> tuple[list[int], list[int]]:
-    """(client backends of the bench database, the server's background processes)."""
-    with psycopg.connect(conninfo(owner_url)) as conn:
+    """(client backends of the bench database, the server's background processes).
+
+    Asked as the server's administrator: to any other role, `pg_stat_activity` shows the
+    sessions of other roles (the app's) with a NULL `backend_type`, so they were taken
+    for background processes and left out of a phase in which they were born."""
+    with psycopg.connect(conninfo(as_administrator(owner_url))) as conn:
         rows = conn.execute(
             "SELECT pid, backend_type = 'client backend' AND datname = current_database()"
             " AND pid <> pg_backend_pid() FROM pg_stat_activity"
