@@ -567,7 +567,8 @@ def raw_phase(number: int, owner_url: str, rows: list[bytes], args: Any) -> dict
     }
 
 
-def report(rounds: list[tuple[dict[str, Any] | None, dict[str, Any]]], args: Any) -> None:
+def report(rounds: list[tuple[dict[str, Any] | None, dict[str, Any]]], args: Any,
+           floor_cpu: float) -> None:
     raws = [raw for _, raw in rounds]
     raw_rate = statistics.median(r["rate"] for r in raws)
     batches = sum(r["batches"] for r in raws)
@@ -602,6 +603,10 @@ def report(rounds: list[tuple[dict[str, Any] | None, dict[str, Any]]], args: Any
           f"{cores} idle cores that caps end to end at {cores * 1e3 / e2e_cpu * BATCH:,.0f} "
           f"events/s and raw at {cores * 1e3 / raw_cpu * BATCH:,.0f} events/s (ratio "
           f"{raw_cpu / e2e_cpu:.0%}; load average now {os.getloadavg()[0]:.1f})")
+    # The same bound for workers that spent on a batch no more than on the floor's no-op:
+    # what is left is PostgreSQL's and the clients' share, which the app does not set.
+    print(f"with workers as cheap per batch as per /healthz ({floor_cpu * 1e3:.2f} ms), the "
+          f"CPU would cap the ratio at {raw_cpu / (floor_cpu * 1e3 + pg + clients):.0%}")
 
 
 # -- main ---------------------------------------------------------------------------------------
@@ -644,20 +649,26 @@ def main() -> None:
             headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
             rows = [copy_rows(b, org_id, site_id) for b in batches]
             port = free_port()
+            floor_cpu = 0.0  # the workers' CPU per /healthz request
             if not args.skip_http:
                 env = app_env(owner_url, url, instance, jwt_keys, port, args)
                 gunicorn = start_gunicorn(env, port)
+                workers = children(gunicorn.pid)
+                floor_before = {p: cpu_seconds(p) for p in workers}
                 floor, _, _ = run_processes(
                     http_client, [(i, port, [], {}) for i in range(args.clients)],
                     start_in=0.5, warmup=1.0, duration=args.floor_seconds,
                 )
+                floor_cpu = sum(cpu_seconds(p) - before for p, before in floor_before.items()
+                                ) / sum(r["requests"] + r["warm_requests"] for r in floor)
                 print(f"\nHTTP: gunicorn {args.workers} x {args.worker_class} worker(s)"
                       f"{f' x {args.threads} threads' if args.threads > 1 else ''}, "
                       f"{args.clients} client processes, app connects as {role}, rate limits "
                       f"in {env['RATELIMIT_STORAGE_URI']}, LOG_LEVEL=WARNING")
                 floor_rate = sum(r["requests"] for r in floor) / args.floor_seconds
                 print(f"  floor: GET /healthz (public, no database) at {floor_rate:,.0f} "
-                      f"requests/s: {floor_rate * BATCH:,.0f} events/s if each carried {BATCH}")
+                      f"requests/s: {floor_rate * BATCH:,.0f} events/s if each carried {BATCH}; "
+                      f"workers' CPU {floor_cpu * 1e3:.2f} ms per request")
             print(f"raw: COPY by {args.workers} processes as the server's administrator (COPY "
                   f"refuses the owner, whom row-level security applies to), one transaction "
                   f"per batch of {BATCH}, no HTTP, no validation")
@@ -673,7 +684,7 @@ def main() -> None:
                 print(f"  round {number + 1}: {e2e}raw {raw['rate']:,.0f} events/s{ratio}")
             stop(gunicorn)
             gunicorn = None
-            report(rounds, args)
+            report(rounds, args, floor_cpu)
             truncate_events(owner_url)
             if args.profile_rounds > 0:
                 in_process(owner_url, url, instance, jwt_keys, org_id, site_id, secret, batches,
