@@ -132,6 +132,10 @@ def app(
     application.extensions["db.engine"].dispose()
 
 
+_CHILDREN_FIRST = list(reversed(Base.metadata.sorted_tables))
+_DELETE_ALL = "; ".join(f'DELETE FROM "{table.name}"' for table in _CHILDREN_FIRST)
+
+
 @pytest.fixture(autouse=True)
 def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
@@ -140,10 +144,15 @@ def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     app = request.getfixturevalue("app")
     app.extensions["actor_cache"].invalidate("*")
     # DELETE, not TRUNCATE: on tables this small it takes a millisecond, TRUNCATE ~100 ms.
+    # On PostgreSQL all of them in one statement string, one round trip (~2 ms of CPU less
+    # per test than a statement per table); SQLite's driver takes one statement at a time.
     with owner_sessionmaker(app)() as session, session.begin():
         conn = session.connection()
-        for table in reversed(Base.metadata.sorted_tables):
-            conn.execute(table.delete())
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(_DELETE_ALL)
+        else:
+            for table in _CHILDREN_FIRST:
+                conn.execute(table.delete())
 
 
 @pytest.fixture
