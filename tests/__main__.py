@@ -2,7 +2,8 @@
 
 0. Debian's chromium, which the browser tests drive, is installed when missing,
 1. side by side: ruff and mypy over the code; the whole suite against PostgreSQL on two
-   pytest-xdist workers (a throwaway database each), a file's tests on one worker; and
+   pytest-xdist workers (a throwaway database each), a file's tests on one worker, the
+   longest files first (tests/conftest.py LONGEST_FIRST, not xdist's most-tests-first); and
    the tests whose outcome depends on the database dialect (`portable`) again against
    SQLite, the embedded default, but for the slow ones (timing, gunicorn starts).
    Each run's output is printed whole when it ends.
@@ -54,7 +55,8 @@ def main() -> int:
         ("ruff", [python, "-m", "ruff", "check", "--quiet", "."], {}),
         ("mypy", [python, "-m", "mypy"], {}),
         ("pytest on PostgreSQL (whole suite)",
-         [python, "-m", "pytest", "-n", "2", "--dist", "loadfile", *extra], {}),
+         [python, "-m", "pytest", "-n", "2", "--dist", "loadfile", "--no-loadscope-reorder",
+          *extra], {}),
         ("pytest on SQLite (dialect-dependent part)",
          [python, "-m", "pytest", "-m", "portable and not slow", *extra],
          {"TEST_DATABASE_URL": "sqlite"}),
