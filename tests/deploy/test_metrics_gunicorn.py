@@ -65,10 +65,21 @@ def workers(master: int) -> set[int]:
     return {int(pid) for pid in children}
 
 
+def both_apps_started(base: str) -> None:
+    """The node answers once one worker has started the app; a worker sets its pool's size
+    as it starts, so the sum reaches both pools once the other has too (a few seconds on a
+    busy machine, during which the first could serve every request below)."""
+    deadline = time.monotonic() + 30
+    while (size := value(scrape(base), "tenant_api_db_pool_size")) < 2 * POOL_SIZE:
+        assert time.monotonic() < deadline, f"pool size {size}: a worker never started"
+        time.sleep(0.1)
+
+
 def test_a_scrape_adds_up_both_workers(node: Node, world: Any) -> None:
     tenant: Tenant = world.tenant("Metered")
     headers = tenant["viewer"].headers
     assert len(workers(node.process.pid)) == 2
+    both_apps_started(node.url)
     before = scrape(node.url)
     sent = 60
 
