@@ -557,15 +557,20 @@ def http_phase(number: int, port: int, bodies: list[bytes], headers: dict[str, s
 
 def raw_phase(number: int, owner_url: str, rows: list[bytes], args: Any) -> dict[str, Any]:
     first = 0x80 + 0x10 * number  # event ids unique across rounds and apart from HTTP's
+    # The server's own processes (WAL writer, checkpointer, autovacuum) work for both
+    # phases: counted in both, as http_phase does.
+    _, background = postgres_pids(owner_url)
+    bg_before = {p: cpu_seconds(p) for p in background}
     results, _, _ = run_processes(
         copy_writer, [(first + i, conninfo(as_administrator(owner_url)), rows)
                       for i in range(args.workers)],
         start_in=0.5, warmup=args.warmup, duration=args.duration,
     )
+    bg_cpu = sum(cpu_seconds(p) - before for p, before in bg_before.items())
     return {
         "rate": sum(r["written"] for r in results) / args.duration,
         "batches": sum(r["batches"] for r in results),
-        "pg_cpu": sum(r["pg_cpu"] for r in results),
+        "pg_cpu": sum(r["pg_cpu"] for r in results) + bg_cpu,
         "writers_cpu": sum(r["cpu"] for r in results),
     }
 
