@@ -6,7 +6,7 @@ import contextlib
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import psycopg
@@ -37,6 +37,16 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_of(pids: Iterable[int]) -> dict[int, float]:
+    """Each process's CPU seconds so far; `cpu_since` of it later: what they spent since."""
+    return {pid: cpu_seconds(pid) for pid in pids}
+
+
+def cpu_since(before: dict[int, float]) -> float:
+    """The CPU seconds the processes of `before` (`cpu_of`'s) spent since it was read."""
+    return sum(cpu_seconds(pid) - spent for pid, spent in before.items())
 
 
 def children(pid: int) -> list[int]:

@@ -40,7 +40,7 @@ import psycopg  # noqa: E402
 from app import create_app  # noqa: E402
 from app.auth.keys import KeyRing  # noqa: E402
 from app.db import conninfo  # noqa: E402
-from bench._common import children, cpu_seconds, postgres_pids  # noqa: E402
+from bench._common import children, cpu_of, cpu_since, postgres_pids  # noqa: E402
 from tests.support import APP_ROLE, as_administrator, as_role, throwaway_database  # noqa: E402
 
 GALLERIES, ASSETS = 5_000, 1_000
@@ -132,16 +132,13 @@ def _client(args: tuple) -> int:
 def _rate(pool, server: Server, method: str, path: str, headers: dict,
           body: bytes | None) -> tuple[float, float, float]:
     """(requests/s, worker CPU ms per request, PostgreSQL CPU ms per request)."""
-    workers = children(server.master)
     backends, background = postgres_pids(server.owner_url)
-    postgres = backends + background
-    cpu_before = [sum(map(cpu_seconds, pids)) for pids in (workers, postgres)]
+    workers, postgres = cpu_of(children(server.master)), cpu_of(backends + background)
     start = time.monotonic()
     until = start + SECONDS
     done = sum(pool.map(_client, [(server.port, method, path, headers, body, until)] * CLIENTS))
     elapsed = time.monotonic() - start
-    worker_cpu, pg_cpu = (sum(map(cpu_seconds, pids)) - before
-                          for pids, before in zip((workers, postgres), cpu_before, strict=True))
+    worker_cpu, pg_cpu = cpu_since(workers), cpu_since(postgres)
     return done / elapsed, worker_cpu / done * 1000, pg_cpu / done * 1000
 
 

@@ -63,7 +63,7 @@ from app.db import conninfo  # noqa: E402
 from app.models import Organization, Site  # noqa: E402
 from app.services import credentials  # noqa: E402
 from app.services.audit import Author  # noqa: E402
-from bench._common import children, cpu_seconds, postgres_pids  # noqa: E402
+from bench._common import children, cpu_of, cpu_seconds, cpu_since, postgres_pids  # noqa: E402
 from tests.support import as_administrator, throwaway_database  # noqa: E402
 
 BATCH = 100
@@ -524,9 +524,7 @@ def http_phase(number: int, port: int, bodies: list[bytes], headers: dict[str, s
     """Clients POST batches through gunicorn; every accepted event must be stored once."""
     workers = children(gunicorn.pid)
     backends_before, background = postgres_pids(owner_url)
-    bg_before = {p: cpu_seconds(p) for p in background}
-    be_before = {p: cpu_seconds(p) for p in backends_before}
-    gu_before = {p: cpu_seconds(p) for p in workers}
+    bg_before, be_before, gu_before = cpu_of(background), cpu_of(backends_before), cpu_of(workers)
     stored_before = count_events(owner_url)
     first = 0x10 * (number + 1)  # event ids unique across rounds (see stamp)
     results, _, _ = run_processes(
@@ -534,8 +532,8 @@ def http_phase(number: int, port: int, bodies: list[bytes], headers: dict[str, s
         start_in=1.0, warmup=args.warmup, duration=args.duration,
     )
     backends, _ = postgres_pids(owner_url)
-    pg_cpu = sum(cpu_seconds(p) - be_before.get(p, 0.0) for p in backends) + sum(
-        cpu_seconds(p) - before for p, before in bg_before.items())
+    # Backends born during the phase count from 0: all their CPU was spent in it.
+    pg_cpu = cpu_since({p: be_before.get(p, 0.0) for p in backends}) + cpu_since(bg_before)
     requests = sum(r["requests"] for r in results)
     # CPU is read over warm-up + window: divide by the requests of both.
     all_requests = requests + sum(r["warm_requests"] for r in results)
@@ -549,7 +547,7 @@ def http_phase(number: int, port: int, bodies: list[bytes], headers: dict[str, s
         "latencies": [x for r in results for x in r["latencies"]],
         "sent": accepted + sum(r["warm_accepted"] for r in results),
         "stored": count_events(owner_url) - stored_before,
-        "workers_cpu": sum(cpu_seconds(p) - gu_before[p] for p in workers),
+        "workers_cpu": cpu_since(gu_before),
         "pg_cpu": pg_cpu,
         "clients_cpu": sum(r["cpu"] for r in results),
     }
@@ -559,14 +557,13 @@ def raw_phase(number: int, owner_url: str, rows: list[bytes], args: Any) -> dict
     first = 0x80 + 0x10 * number  # event ids unique across rounds and apart from HTTP's
     # The server's own processes (WAL writer, checkpointer, autovacuum) work for both
     # phases: counted in both, as http_phase does.
-    _, background = postgres_pids(owner_url)
-    bg_before = {p: cpu_seconds(p) for p in background}
+    bg_before = cpu_of(postgres_pids(owner_url)[1])
     results, _, _ = run_processes(
         copy_writer, [(first + i, conninfo(as_administrator(owner_url)), rows)
                       for i in range(args.workers)],
         start_in=0.5, warmup=args.warmup, duration=args.duration,
     )
-    bg_cpu = sum(cpu_seconds(p) - before for p, before in bg_before.items())
+    bg_cpu = cpu_since(bg_before)
     return {
         "rate": sum(r["written"] for r in results) / args.duration,
         "batches": sum(r["batches"] for r in results),
@@ -661,14 +658,13 @@ def main() -> None:
             if not args.skip_http:
                 env = app_env(owner_url, url, instance, jwt_keys, port, args)
                 gunicorn = start_gunicorn(env, port)
-                workers = children(gunicorn.pid)
-                floor_before = {p: cpu_seconds(p) for p in workers}
+                floor_before = cpu_of(children(gunicorn.pid))
                 floor, _, _ = run_processes(
                     http_client, [(i, port, [], {}) for i in range(args.clients)],
                     start_in=0.5, warmup=1.0, duration=args.floor_seconds,
                 )
-                floor_cpu = sum(cpu_seconds(p) - before for p, before in floor_before.items()
-                                ) / sum(r["requests"] + r["warm_requests"] for r in floor)
+                floor_cpu = cpu_since(floor_before) / sum(
+                    r["requests"] + r["warm_requests"] for r in floor)
                 print(f"\nHTTP: gunicorn {args.workers} x {args.worker_class} worker(s)"
                       f"{f' x {args.threads} threads' if args.threads > 1 else ''}, "
                       f"{args.clients} client processes, app connects as {role}, rate limits "
