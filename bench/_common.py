@@ -45,8 +45,10 @@ def cpu_of(pids: Iterable[int]) -> dict[int, float]:
 
 
 def cpu_since(before: dict[int, float]) -> float:
-    """The CPU seconds the processes of `before` (`cpu_of`'s) spent since it was read."""
-    return sum(cpu_seconds(pid) - spent for pid, spent in before.items())
+    """The CPU seconds the processes of `before` (`cpu_of`'s) spent since it was read. A
+    process gone since (an autovacuum worker that ended) counts 0, not minus its past:
+    what it spent before it went is lost to /proc."""
+    return sum(max(cpu_seconds(pid) - spent, 0.0) for pid, spent in before.items())
 
 
 def children(pid: int) -> list[int]:
