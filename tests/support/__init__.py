@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Iterator
@@ -85,15 +86,16 @@ PASSWORD = "correct horse battery staple"
 # cheapest cost instead (tests/conftest.py `password_cost`); the hashes verify the same way,
 # only faster. Tests marked `production_passwords` keep the production cost.
 CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-_password_hashes: dict[int, str] = {}
 
 
 def password_hash() -> str:
     """PASSWORD's hash at the cost the test runs with: hashed once per cost."""
-    hasher = passwords._hasher
-    if id(hasher) not in _password_hashes:
-        _password_hashes[id(hasher)] = hasher.hash(PASSWORD)
-    return _password_hashes[id(hasher)]
+    return _hashed_by(passwords._hasher)
+
+
+@functools.cache
+def _hashed_by(hasher: PasswordHasher) -> str:
+    return hasher.hash(PASSWORD)
 
 
 @dataclass
