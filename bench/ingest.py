@@ -553,6 +553,12 @@ def http_phase(number: int, port: int, bodies: list[bytes], headers: dict[str, s
     }
 
 
+def writers(args: Any) -> int:
+    """The raw phase's COPY processes: as many as the requests gunicorn serves at once, so
+    that a worker class with threads is not compared with a baseline of fewer writers."""
+    return int(args.workers * args.threads)
+
+
 def raw_phase(number: int, owner_url: str, rows: list[bytes], args: Any) -> dict[str, Any]:
     first = 0x80 + 0x10 * number  # event ids unique across rounds and apart from HTTP's
     # The server's own processes (WAL writer, checkpointer, autovacuum) work for both
@@ -560,7 +566,7 @@ def raw_phase(number: int, owner_url: str, rows: list[bytes], args: Any) -> dict
     bg_before = cpu_of(postgres_pids(owner_url)[1])
     results, _, _ = run_processes(
         copy_writer, [(first + i, conninfo(as_administrator(owner_url)), rows)
-                      for i in range(args.workers)],
+                      for i in range(writers(args))],
         start_in=0.5, warmup=args.warmup, duration=args.duration,
     )
     bg_cpu = cpu_since(bg_before)
@@ -673,7 +679,7 @@ def main() -> None:
                 print(f"  floor: GET /healthz (public, no database) at {floor_rate:,.0f} "
                       f"requests/s: {floor_rate * BATCH:,.0f} events/s if each carried {BATCH}; "
                       f"workers' CPU {floor_cpu * 1e3:.2f} ms per request")
-            print(f"raw: COPY by {args.workers} processes as the server's administrator (COPY "
+            print(f"raw: COPY by {writers(args)} processes as the server's administrator (COPY "
                   f"refuses the owner, whom row-level security applies to), one transaction "
                   f"per batch of {BATCH}, no HTTP, no validation")
             # Rounds alternate the two phases, so that drift on a shared machine hits both.
