@@ -1,7 +1,8 @@
-"""The baseline of bench/endpoints.py: a bare Flask app answering what the API's endpoints
-answer (the same JSON) with hand-written SQL over one psycopg connection per worker, as
-the database's administrator (no row-level security, no authentication, no validation, no
-policy): what the endpoints would cost written by hand with none of the framework.
+"""The baseline of bench/endpoints.py and bench/ingest.py: a bare Flask app answering what
+the API's endpoints answer (the same JSON) with hand-written SQL over one psycopg
+connection per worker, as the database's administrator (no row-level security, no
+authentication, no validation, no policy): what the endpoints would cost written by hand
+with none of the framework.
 
     gunicorn -c gunicorn.conf.py bench._bare:app    (BARE_DATABASE_URL: a libpq conninfo)
 """
@@ -106,6 +107,32 @@ def create(org_id: uuid.UUID, site_id: uuid.UUID) -> Any:
              uuid.UUID(request.headers["X-User"]), now, now)).fetchone()
     assert row is not None
     return jsonify(_gallery(row, {})), 201
+
+
+# The event batch's INSERT, fed the body as it came: PostgreSQL reads the events itself.
+EVENTS = """
+INSERT INTO events (org_id, site_id, event_id, name, ts, received_at, distinct_id, properties)
+SELECT %s, %s, e.event_id, e.name, e."timestamp", %s, e.distinct_id, e.properties
+FROM jsonb_to_recordset(%s::jsonb -> 'events')
+     AS e(event_id uuid, name text, "timestamp" timestamptz, distinct_id text, properties jsonb)
+ON CONFLICT DO NOTHING
+"""
+
+
+@app.post("/v1/events/batch")
+def events_batch() -> Any:
+    """The API's event batch with none of its work: no key, no limit, no validation."""
+    with conn().transaction(), conn().cursor() as cur:
+        cur.execute(EVENTS, (uuid.UUID(request.headers["X-Org"]),
+                             uuid.UUID(request.headers["X-Site"]), datetime.now(UTC),
+                             request.get_data(as_text=True)))
+        accepted = cur.rowcount
+    return jsonify({"accepted": accepted})
+
+
+@app.get("/healthz")
+def healthz() -> Any:
+    return jsonify({"status": "ok"})
 
 
 @app.get("/me")

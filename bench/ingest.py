@@ -5,10 +5,14 @@ One run, one throwaway database:
 1. seed an organization, a site and an ingest key;
 2. start gunicorn (gunicorn.conf.py, `wsgi:app`) on a free loopback port, rate limits in
    Redis as in production (memory:// when no Redis answers);
-3. in each of `--rounds` rounds, two phases of `--duration` seconds, alternated so that
-   drift on a shared machine hits both:
+3. in each of `--rounds` rounds, three phases of `--duration` seconds, alternated so that
+   drift on a shared machine hits each:
    - end to end: client processes POST pre-built 100-event batches over HTTP/1.1
      (http.client, keep-alive when the worker class allows it): events/s;
+   - a bare Flask endpoint (bench/_bare.py) under the same gunicorn settings, sent batches
+     of the same kind: it passes each body to the same INSERT as the administrator, with
+     no key, limit, validation or row-level security: what any Flask app under gunicorn
+     would reach, doing nothing but storing;
    - the raw limit: the same batches written straight to PostgreSQL with COPY (one
      transaction per batch, no HTTP, no validation) by as many processes as gunicorn has
      workers: events/s;
@@ -311,10 +315,11 @@ def default_limiter_storage() -> str:
     return "redis://127.0.0.1:6379/15"
 
 
-def start_gunicorn(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+def start_gunicorn(env: dict[str, str], port: int,
+                   target: str = "wsgi:app") -> subprocess.Popen[bytes]:
     gunicorn = Path(sys.executable).with_name("gunicorn")
     proc = subprocess.Popen(
-        [str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=env,
+        [str(gunicorn), "-c", "gunicorn.conf.py", target], cwd=ROOT, env=env,
         start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     deadline = time.time() + 60
@@ -578,14 +583,16 @@ def raw_phase(number: int, owner_url: str, rows: list[bytes], args: Any) -> dict
     }
 
 
-def report(rounds: list[tuple[dict[str, Any] | None, dict[str, Any]]], args: Any,
-           floor_cpu: float) -> None:
-    raws = [raw for _, raw in rounds]
+Phases = tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, Any]]  # http, bare, raw
+
+
+def report(rounds: list[Phases], args: Any, floor_cpu: float) -> None:
+    raws = [raw for _, _, raw in rounds]
     raw_rate = statistics.median(r["rate"] for r in raws)
     batches = sum(r["batches"] for r in raws)
     raw_pg = sum(r["pg_cpu"] for r in raws) / batches * 1e3
     raw_own = sum(r["writers_cpu"] for r in raws) / batches * 1e3
-    https = [http for http, _ in rounds if http is not None]
+    https = [http for http, _, _ in rounds if http is not None]
     print(f"\nraw (median of {len(raws)} rounds): {raw_rate:,.0f} events/s; CPU per batch: "
           f"PostgreSQL {raw_pg:.2f} ms, writers {raw_own:.2f} ms")
     if not https:
@@ -605,9 +612,21 @@ def report(rounds: list[tuple[dict[str, Any] | None, dict[str, Any]]], args: Any
     print(f"  stored rows {stored:,} == accepted {sent:,}: {stored == sent}")
     print(f"  CPU per request: gunicorn workers {workers:.2f} ms, PostgreSQL {pg:.2f} ms, "
           f"clients {clients:.2f} ms (goal: workers <= PostgreSQL)")
-    ratios = sorted(h["rate"] / r["rate"] for h, r in rounds if h is not None)
+    bares = [bare for _, bare, _ in rounds if bare is not None]
+    bare_requests = sum(b["all_requests"] for b in bares)
+    bare_workers, bare_pg = (sum(b[k] for b in bares) / bare_requests * 1e3
+                             for k in ("workers_cpu", "pg_cpu"))
+    print(f"bare Flask endpoint (median of {len(bares)} rounds): "
+          f"{statistics.median(b['rate'] for b in bares):,.0f} events/s; CPU per request: "
+          f"gunicorn workers {bare_workers:.2f} ms, PostgreSQL {bare_pg:.2f} ms")
+    ratios = sorted(h["rate"] / r["rate"] for h, _, r in rounds if h is not None)
     print(f"\nend to end / raw = {statistics.median(ratios):.0%} (per round: "
           f"{', '.join(f'{x:.0%}' for x in ratios)}; goal: >= 65% over >= 2 rounds)")
+    for label, pairs in (("bare / raw", [(b, r) for _, b, r in rounds]),
+                         ("end to end / bare", [(h, b) for h, b, _ in rounds])):
+        share = sorted(x["rate"] / y["rate"] for x, y in pairs if x is not None and y)
+        print(f"{label} = {statistics.median(share):.0%} (per round: "
+              f"{', '.join(f'{x:.0%}' for x in share)})")
     cores = os.cpu_count() or 1
     e2e_cpu, raw_cpu = workers + pg + clients, raw_pg + raw_own
     print(f"CPU per {BATCH} events: end to end {e2e_cpu:.2f} ms, raw {raw_cpu:.2f} ms; on "
@@ -650,7 +669,7 @@ def main() -> None:
     print(f"cores: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.2f}; "
           f"batches of {BATCH} events, {statistics.mean(map(len, bodies)) / BATCH:.0f} "
           f"bytes/event of JSON")
-    gunicorn = None
+    gunicorn = bare = None
     with throwaway_database("bench_ingest") as owner_url, \
             tempfile.TemporaryDirectory() as instance:
         try:
@@ -659,11 +678,20 @@ def main() -> None:
             jwt_keys = json.dumps({"keys": [KeyRing.generate_key()]})
             headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
             rows = [copy_rows(b, org_id, site_id) for b in batches]
-            port = free_port()
+            # The bare phase's batches: more of the same kind, with event ids of their own
+            # (the template number is part of each id).
+            bare_bodies = [orjson.dumps({"events": build_events(rng, t)})
+                           for t in range(TEMPLATES, 2 * TEMPLATES)]
+            bare_headers = {"X-Org": str(org_id), "X-Site": str(site_id),
+                            "Content-Type": "application/json"}
+            port, bare_port = free_port(), free_port()
             floor_cpu = 0.0  # the workers' CPU per /healthz request
             if not args.skip_http:
                 env = app_env(owner_url, url, instance, jwt_keys, port, args)
                 gunicorn = start_gunicorn(env, port)
+                bare = start_gunicorn({**env, "BIND": f"127.0.0.1:{bare_port}",
+                                       "BARE_DATABASE_URL": conninfo(as_administrator(
+                                           owner_url))}, bare_port, "bench._bare:app")
                 floor_before = cpu_of(children(gunicorn.pid))
                 floor, _, _ = run_processes(
                     http_client, [(i, port, [], {}) for i in range(args.clients)],
@@ -682,18 +710,24 @@ def main() -> None:
             print(f"raw: COPY by {writers(args)} processes as the server's administrator (COPY "
                   f"refuses the owner, whom row-level security applies to), one transaction "
                   f"per batch of {BATCH}, no HTTP, no validation")
-            # Rounds alternate the two phases, so that drift on a shared machine hits both.
-            rounds = []
+            # Rounds alternate the phases, so that drift on a shared machine hits each.
+            rounds: list[Phases] = []
             for number in range(args.rounds):
-                http = None if args.skip_http else http_phase(
-                    number, port, bodies, headers, owner_url, gunicorn, args)
+                http = bare_http = None
+                if gunicorn is not None and bare is not None:
+                    http = http_phase(number, port, bodies, headers, owner_url, gunicorn, args)
+                    bare_http = http_phase(number, bare_port, bare_bodies, bare_headers,
+                                           owner_url, bare, args)
                 raw = raw_phase(number, owner_url, rows, args)
-                rounds.append((http, raw))
+                rounds.append((http, bare_http, raw))
+                e2e = "" if http is None or bare_http is None else (
+                    f"end to end {http['rate']:,.0f} events/s, bare "
+                    f"{bare_http['rate']:,.0f} events/s, ")
                 ratio = f", ratio {http['rate'] / raw['rate']:.0%}" if http else ""
-                e2e = f"end to end {http['rate']:,.0f} events/s, " if http else ""
                 print(f"  round {number + 1}: {e2e}raw {raw['rate']:,.0f} events/s{ratio}")
-            stop(gunicorn)
-            gunicorn = None
+            for server in (gunicorn, bare):
+                stop(server)
+            gunicorn = bare = None
             report(rounds, args, floor_cpu)
             truncate_events(owner_url)
             if args.profile_rounds > 0:
@@ -701,6 +735,7 @@ def main() -> None:
                            bodies, args.profile_rounds)
         finally:
             stop(gunicorn)
+            stop(bare)
 
 
 if __name__ == "__main__":
