@@ -38,7 +38,9 @@ workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2)
 # questions) was measured no cheaper per event batch in the workers (bench/ingest.py,
 # issue 17: 4.19 vs 4.16 ms of worker CPU per request, and 3.3-3.6 vs 2.9-3.6 ms one
 # client at a time); what it saves is the clients' connection setup (the /healthz floor
-# rose ~50%), which the reverse proxy in front (README) bears for browsers.
+# rose ~50%), which the reverse proxy in front (README) bears for browsers. Nor were two
+# workers of two threads faster: 45% of the raw COPY's event rate against sync's 50%, back
+# to back, each against as many COPY writers as requests served at once.
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
