@@ -23,7 +23,7 @@ from app.config import Settings
 from app.storage import _get_query, signing_window
 
 app = Flask(__name__)
-_conn: psycopg.Connection[Any] | None = None
+_conns: dict[bool, psycopg.Connection[Any]] = {}  # by autocommit
 _settings = Settings.from_env()
 _target = sigv4.PathStyle(base=_settings.s3_endpoint_url, bucket=_settings.s3_bucket,
                           region=_settings.s3_region)
@@ -41,11 +41,11 @@ COVERS = ("SELECT id, key, filename, content_type FROM assets WHERE id = ANY(%s)
           " AND status = 'ready' AND deleted_at IS NULL")
 
 
-def conn() -> psycopg.Connection[Any]:
-    global _conn
-    if _conn is None or _conn.closed:
-        _conn = psycopg.connect(os.environ["BARE_DATABASE_URL"])
-    return _conn
+def conn(autocommit: bool = False) -> psycopg.Connection[Any]:
+    if autocommit not in _conns or _conns[autocommit].closed:
+        _conns[autocommit] = psycopg.connect(os.environ["BARE_DATABASE_URL"],
+                                             autocommit=autocommit)
+    return _conns[autocommit]
 
 
 def _urls(cur: psycopg.Cursor[Any], ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
@@ -121,13 +121,12 @@ ON CONFLICT DO NOTHING
 
 @app.post("/v1/events/batch")
 def events_batch() -> Any:
-    """The API's event batch with none of its work: no key, no limit, no validation."""
-    with conn().transaction(), conn().cursor() as cur:
-        cur.execute(EVENTS, (uuid.UUID(request.headers["X-Org"]),
-                             uuid.UUID(request.headers["X-Site"]), datetime.now(UTC),
-                             request.get_data(as_text=True)))
-        accepted = cur.rowcount
-    return jsonify({"accepted": accepted})
+    """The API's event batch with none of its work: no key, no limit, no validation. One
+    statement in autocommit, its own transaction: one round trip, as the API's."""
+    cur = conn(autocommit=True).execute(EVENTS, (
+        uuid.UUID(request.headers["X-Org"]), uuid.UUID(request.headers["X-Site"]),
+        datetime.now(UTC), request.get_data(as_text=True)))
+    return jsonify({"accepted": cur.rowcount})
 
 
 @app.get("/healthz")
