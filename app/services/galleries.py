@@ -163,13 +163,19 @@ def with_covers(
     type of a ready, live asset that passes `read_filter` (the policy's), else NULLs. One
     query for a page of galleries and its covers (`covered` signs their URLs). Built once
     per statement and filter, as `_listing` is."""
-    return stmt.add_columns(*_COVER).outerjoin(Asset, and_(
+    return stmt.add_columns(*_DOWNLOAD).outerjoin(Asset, and_(
         Asset.id == Gallery.cover_asset_id, Asset.org_id == Gallery.org_id,
-        Asset.status == "ready", Asset.deleted_at.is_(None), read_filter,
+        *_downloadable(read_filter),
     ))
 
 
-_COVER = (Asset.key, Asset.filename, Asset.content_type)
+_DOWNLOAD = (Asset.key, Asset.filename, Asset.content_type)  # what a download URL is made of
+
+
+def _downloadable(read_filter: ColumnElement[bool]) -> tuple[ColumnElement[bool], ...]:
+    """The assets a download URL is given for: ready, live, and passing `read_filter`
+    (the policy's): one rule for `with_covers` and `readable_assets`."""
+    return Asset.status == "ready", Asset.deleted_at.is_(None), read_filter
 
 
 def covered(storage: Storage, rows: Iterable[Any]) -> list[tuple[Gallery, str | None]]:
@@ -207,9 +213,7 @@ def readable_assets(
     driver prepares once, where an IN list is rendered again for each count."""
     wanted = (Asset.id == any_(bindparam("ids", type_=ARRAY(Uuid()))) if postgresql
               else Asset.id.in_(bindparam("ids", expanding=True)))
-    return select(Asset.id, Asset.key, Asset.filename, Asset.content_type).where(
-        wanted, Asset.status == "ready", Asset.deleted_at.is_(None), read_filter,
-    )
+    return select(Asset.id, *_DOWNLOAD).where(wanted, *_downloadable(read_filter))
 
 
 # -- items --------------------------------------------------------------------------------------
